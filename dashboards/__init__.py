@@ -1,0 +1,1 @@
+"""mevwatch dashboards: Grafana dashboards as code (see issue 8)."""

@@ -1,0 +1,1 @@
+"""mevwatch models: transaction graphs and the GNN scorer (see issue 5)."""

@@ -1,0 +1,98 @@
+"""The alert record: the JSONL contract between mevwatch and everything downstream.
+
+See docs/alerts.md for every field. ``alert_id`` is the keccak-256 of
+``"{chain_id}|{kind}|{hash,hash,...}"`` over the sorted hashes of the transactions
+that define the alert: every transaction except victims, or the victims when an
+alert has only those (``exposed_swap``). So the same attack gets the same id in
+every run and every sink, and can move from stage to stage without duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from eth_hash.auto import keccak
+
+KINDS = ("sandwich", "jit_sandwich", "frontrun_displacement", "backrun", "arbitrage", "sandwich_attempt", "exposed_swap")
+STAGES = ("pending", "included", "final", "retracted")
+ROLES = ("frontrun", "backrun", "victim", "arbitrage", "liquidity_add", "liquidity_remove", "displaced", "displacer")
+DETECTORS = ("rules", "gnn", "both")
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class AlertTx:
+    hash: str
+    position: int | None
+    role: str
+
+
+@dataclass(slots=True)
+class Amount:
+    token: str
+    amount: int
+    eth: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.token, "amount": str(self.amount), "eth": self.eth}
+
+
+@dataclass(slots=True)
+class Alert:
+    kind: str
+    stage: str
+    chain_id: int
+    block_number: int | None
+    block_hash: str | None
+    txs: list[AlertTx]
+    attackers: list[str]
+    victims: list[str]
+    pools: list[str]
+    tokens: list[str]
+    profit: Amount | None
+    victim_loss: Amount | None
+    gas_cost_wei: int | None
+    evidence: dict[str, Any]
+    detector: str = "rules"
+    score: float = 1.0
+    model_hash: str | None = None
+    alert_id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.alert_id:
+            self.alert_id = compute_alert_id(self.chain_id, self.kind, self.txs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.kind,
+            "stage": self.stage,
+            "chain_id": self.chain_id,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "txs": [{"hash": t.hash, "position": t.position, "role": t.role} for t in self.txs],
+            "attackers": self.attackers,
+            "victims": self.victims,
+            "pools": self.pools,
+            "tokens": self.tokens,
+            "profit": self.profit.to_json() if self.profit else None,
+            "victim_loss": self.victim_loss.to_json() if self.victim_loss else None,
+            "gas_cost_wei": str(self.gas_cost_wei) if self.gas_cost_wei is not None else None,
+            "detector": self.detector,
+            "score": self.score,
+            "model_hash": self.model_hash,
+            "evidence": self.evidence,
+        }
+
+    def to_jsonl(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def compute_alert_id(chain_id: int, kind: str, txs: list[AlertTx]) -> str:
+    defining = sorted({t.hash.lower() for t in txs if t.role != "victim"})
+    if not defining:
+        defining = sorted({t.hash.lower() for t in txs})
+    return "0x" + keccak(f"{chain_id}|{kind}|{','.join(defining)}".encode()).hex()

@@ -1,0 +1,152 @@
+"""The ``mevwatch`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from monitor import __version__
+from monitor.config import Settings, load_settings
+from monitor.errors import MevwatchError
+from monitor.log import configure_logging
+
+app = typer.Typer(
+    name="mevwatch",
+    help="MEV and transaction-threat monitor for Ethereum: decode swaps, detect sandwiches, "
+    "front-runs, back-runs, JIT liquidity and arbitrage, live or from recorded history.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+class State:
+    settings: Settings
+
+
+state = State()
+
+
+@app.callback()
+def main(
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML settings file (MEVWATCH_* variables override it).")] = None,
+    log_level: Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_format: Annotated[Optional[str], typer.Option("--log-format", help="json (default) or console.")] = None,
+    chain_id: Annotated[Optional[int], typer.Option("--chain-id", help="Chain id stamped on messages and alerts (default 1).")] = None,
+) -> None:
+    try:
+        state.settings = load_settings(config, log_level=log_level.upper() if log_level else None,
+                                       log_format=log_format, chain_id=chain_id)
+    except MevwatchError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(state.settings.log_level, state.settings.log_format)
+
+
+@app.command()
+def version() -> None:
+    """Print the mevwatch version."""
+    typer.echo(f"mevwatch {__version__}")
+
+
+def fail(exc: Exception, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code)
+
+
+@app.command()
+def replay(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: mev-inspect .json/.json.gz blocks, or mevwatch .jsonl/.jsonl.gz recordings.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto (by file name), mev-inspect or jsonl.")] = "auto",
+    out: Annotated[str, typer.Option("--out", "-o", help="Where alerts go, one JSON object per line; '-' for stdout.")] = "-",
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="Replay from a node instead of files (http(s):// or ws(s)://).")] = None,
+    from_block: Annotated[Optional[int], typer.Option("--from", help="First block to fetch with --rpc.")] = None,
+    to_block: Annotated[Optional[int], typer.Option("--to", help="Last block to fetch with --rpc (inclusive).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8).")] = None,
+    dead_letter: Annotated[Optional[Path], typer.Option("--dead-letter", help="Write every rejected input (file, position, reason) here as JSONL.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+) -> None:
+    """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
+
+    Exits 1 when some input was rejected (the rest is still processed and reported).
+    """
+    from monitor.replay import replay_files
+
+    if rpc is not None:
+        from monitor.replay_rpc import replay_rpc
+
+        if from_block is None or to_block is None:
+            raise fail(MevwatchError("--rpc needs --from and --to"), 2)
+        run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=state.settings.chain_id)  # noqa: E731
+        total = to_block - from_block + 1
+    else:
+        if not paths:
+            raise fail(MevwatchError("give files or folders to replay, or --rpc with --from/--to"), 2)
+        from streams.files import discover
+
+        try:
+            found = discover(paths, fmt)
+        except MevwatchError as exc:
+            raise fail(exc, 2) from None
+        total = sum(1 for _, f in found if f == "mev-inspect") or None
+        run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb, chain_id=state.settings.chain_id)  # noqa: E731
+
+    sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    show = not quiet and err.is_terminal
+    try:
+        with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not show, transient=True) as bar:
+            task = bar.add_task("replay", total=total)
+            summary = run(sink, lambda _n: bar.advance(task))
+    except MevwatchError as exc:
+        raise fail(exc, 2) from None
+    finally:
+        if sink is not sys.stdout.buffer:
+            sink.close()
+        else:
+            sink.flush()
+    if dead_letter is not None:
+        import orjson
+
+        with open(dead_letter, "wb") as fh:
+            for p in summary.problems:
+                fh.write(orjson.dumps({"source": p.source, "position": p.position, "reason": p.reason,
+                                       "raw": p.raw.decode("utf-8", "replace") if p.raw else None}) + b"\n")
+    if not quiet:
+        print_summary(summary, None if out == "-" else out)
+    if summary.problems:
+        raise typer.Exit(1)
+
+
+def print_summary(summary, out_path: str | None) -> None:
+    s = summary
+    rate = s.blocks / s.elapsed_s if s.elapsed_s else 0.0
+    t = Table(title="mevwatch replay", show_header=False, title_justify="left")
+    t.add_row("blocks", f"{s.blocks}" + (f" ({s.first_block}..{s.last_block})" if s.blocks else ""))
+    t.add_row("transactions", str(s.transactions))
+    if s.pending or s.reverts:
+        t.add_row("pending / reverts", f"{s.pending} / {s.reverts}")
+    t.add_row("swaps by protocol", ", ".join(f"{k} {v}" for k, v in sorted(s.stats.swaps_by_protocol.items())) or "none")
+    t.add_row("alerts by kind", ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none")
+    t.add_row("undecoded swap-like calls", ", ".join(f"{k} {v}" for k, v in s.stats.undecoded_by_selector.most_common(10)) or "none")
+    t.add_row("malformed known calls", ", ".join(f"{k} {v}" for k, v in s.stats.malformed_by_selector.most_common(10)) or "none")
+    t.add_row("reverted calls skipped", str(s.stats.reverted_calls))
+    t.add_row("time", f"{s.elapsed_s:.2f} s ({rate:,.0f} blocks/s)")
+    if out_path:
+        t.add_row("alerts written to", out_path)
+    err.print(t)
+    for p in s.problems[:10]:
+        err.print(f"[yellow]rejected:[/yellow] {p.source}" + (f" at {p.position}" if p.position else "") + f": {p.reason}")
+    if len(s.problems) > 10:
+        err.print(f"[yellow]... and {len(s.problems) - 10} more rejected inputs (see --dead-letter)[/yellow]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,124 @@
+"""One settings object for mevwatch.
+
+Sources, later ones winning: built-in defaults, a YAML file (``--config``), then
+``MEVWATCH_*`` environment variables (nested fields with ``__``, e.g.
+``MEVWATCH_KAFKA__BOOTSTRAP=127.0.0.1:9092``). Secrets are ``SecretStr``: they print
+as ``**********`` and are never logged; read them with ``.get_secret_value()``.
+A secret may also be given as a path through the matching ``*_FILE`` variable
+(``MEVWATCH_ATTEST__PRIVATE_KEY_FILE=/run/secrets/key``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str | None = Field(None, description="host:port of a Kafka broker; None = in-process bus")
+    client_id: str = "mevwatch"
+    group_id: str = "mevwatch"
+    partitions: int = Field(6, ge=1, description="partitions when mevwatch creates a topic")
+    replication_factor: int = Field(1, ge=1)
+
+
+class NodeSettings(BaseModel):
+    rpc: str | None = Field(None, description="ws:// or http:// URL of an Ethereum node")
+    confirmations: int = Field(12, ge=0, description="blocks behind head before a block is final")
+    max_reorg_depth: int = Field(64, ge=1, description="deeper reorganisations are an error")
+    traces: str = Field("auto", pattern="^(auto|none|parity|geth)$")
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class ClickHouseSettings(BaseModel):
+    url: str | None = Field(None, description="clickhouse://host:port/db; None = embedded chDB")
+    data_dir: Path = Path(".mevwatch/chdb")
+    password: SecretStr | None = None
+
+
+class AttestSettings(BaseModel):
+    rpc: str | None = None
+    contract: str | None = None
+    private_key: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """All of mevwatch's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="MEVWATCH_", env_nested_delimiter="__", extra="forbid")
+
+    chain_id: int = 1
+    data_dir: Path = Path(".mevwatch")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field("json", pattern="^(json|console)$")
+    kafka: KafkaSettings = KafkaSettings()
+    node: NodeSettings = NodeSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    attest: AttestSettings = AttestSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # env beats the YAML file (passed as init kwargs) which beats defaults.
+        return (env_settings, init_settings, file_secret_settings)
+
+
+_SECRET_FILE_VARS = {
+    "MEVWATCH_ATTEST__PRIVATE_KEY_FILE": ("attest", "private_key"),
+    "MEVWATCH_CLICKHOUSE__PASSWORD_FILE": ("clickhouse", "password"),
+}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from a YAML file, the environment and explicit overrides.
+
+    Raises :class:`ConfigError` naming the file or field at fault.
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping at top level")
+        data = loaded or {}
+    for var, (section, field) in _SECRET_FILE_VARS.items():
+        path = os.environ.get(var)
+        if path:
+            try:
+                secret = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read secret file named by {var}: {exc.strerror}") from None
+            data.setdefault(section, {})[field] = secret
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        if field:
+            data.setdefault(section, {})[field] = value
+        else:
+            data[key] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        origin = f" (from {config_file} and the environment)" if config_file else ""
+        raise ConfigError(f"invalid settings{origin}: {problems}") from None

@@ -1,0 +1,121 @@
+"""Per-transaction decoding state shared by the protocol decoders.
+
+A trace handler gets the context and the index of the trace it handles; it may
+look at the trace's subtree (``children``/``subtree``), the transfers the
+transaction made (``transfers_between``), and append decoded objects.
+A log handler gets the context and the index of the log.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from monitor.types import (
+    ORDER_STRIDE,
+    DecodeStats,
+    LiquidityChange,
+    Log,
+    Swap,
+    Trace,
+    Transaction,
+    Transfer,
+)
+
+
+class PoolRegistry:
+    """What the decoders have learnt about pools across blocks: their two tokens."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, tuple[str, str]] = {}
+
+    def learn(self, pool: str, token0: str, token1: str) -> None:
+        if token0 and token1 and token0 != token1:
+            self.tokens[pool] = (token0, token1)
+
+
+class TxContext:
+    __slots__ = (
+        "tx", "traces", "ends", "parents", "logs", "transfers", "_transfer_idx",
+        "swaps", "liquidity", "stats", "pools", "handled", "miner",
+    )
+
+    def __init__(self, tx: Transaction, stats: DecodeStats, pools: PoolRegistry, miner: str | None):
+        self.tx = tx
+        self.traces: list[Trace] = []
+        self.ends: list[int] = []
+        self.parents: list[int] = []
+        self.logs: list[Log] = tx.logs
+        self.transfers: list[Transfer] = []
+        self._transfer_idx: list[int] = []
+        self.swaps: list[Swap] = []
+        self.liquidity: list[LiquidityChange] = []
+        self.stats = stats
+        self.pools = pools
+        self.handled: set[int] = set()
+        self.miner = miner
+
+    # --- trace tree -------------------------------------------------------------
+    def set_traces(self, traces: list[Trace]) -> None:
+        """Keep ``traces`` (DFS order, reverted subtrees already removed); index the tree."""
+        n = len(traces)
+        ends = [n] * n
+        parents = [-1] * n
+        stack: list[int] = []
+        for j, t in enumerate(traces):
+            depth = len(t.trace_address)
+            while stack and len(traces[stack[-1]].trace_address) >= depth:
+                ends[stack.pop()] = j
+            parents[j] = stack[-1] if stack else -1
+            stack.append(j)
+        self.traces, self.ends, self.parents = traces, ends, parents
+
+    def children(self, i: int) -> list[int]:
+        depth = len(self.traces[i].trace_address) + 1
+        traces = self.traces
+        return [j for j in range(i + 1, self.ends[i]) if len(traces[j].trace_address) == depth]
+
+    def order(self, index: int) -> int:
+        return self.tx.position * ORDER_STRIDE + index
+
+    # --- transfers --------------------------------------------------------------
+    def add_transfer(self, transfer: Transfer) -> None:
+        self.transfers.append(transfer)
+        self._transfer_idx.append(transfer.trace_index if transfer.trace_index >= 0 else transfer.order)
+
+    def transfers_between(self, start: int, end: int) -> list[Transfer]:
+        """Transfers made by traces (or logs) with index in ``[start, end)``."""
+        idx = self._transfer_idx
+        lo = bisect_left(idx, start)
+        hi = bisect_left(idx, end, lo)
+        return self.transfers[lo:hi]
+
+    # --- output -----------------------------------------------------------------
+    def add_swap(self, swap: Swap) -> None:
+        self.swaps.append(swap)
+        self.stats.swaps_by_protocol[swap.protocol] += 1
+
+    def last_swap_index(self, pool: str, before: int) -> int:
+        """Index (trace or log) just after the previous swap on ``pool`` before ``before``; 0 if none."""
+        for s in reversed(self.swaps):
+            idx = s.order - self.tx.position * ORDER_STRIDE
+            if s.pool == pool and idx < before:
+                return idx + 1
+        return 0
+
+    def input_from_transfers(self, pool: str, start: int, end: int, exclude_token: str | None) -> tuple[str, int, str | None] | None:
+        """Token, amount and payer of what reached ``pool`` from others in ``[start, end)``.
+
+        Several transfers of one token add up; the token with the largest total wins.
+        """
+        totals: dict[str, int] = {}
+        payer: dict[str, str] = {}
+        for tr in self.transfers_between(start, end):
+            if tr.to_address == pool and tr.from_address != pool and tr.token != exclude_token:
+                totals[tr.token] = totals.get(tr.token, 0) + tr.amount
+                payer.setdefault(tr.token, tr.from_address)
+        if not totals:
+            return None
+        token = max(totals, key=totals.__getitem__)
+        return token, totals[token], payer[token]

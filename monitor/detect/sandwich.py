@@ -1,0 +1,158 @@
+"""Sandwiches: an attacker buys before one or more victims in a pool and sells after.
+
+Rule, per pool in execution order: a front-run swap X->Y, the nearest later swap
+Y->X in another transaction by the *same attacker*, and at least one swap X->Y in
+between by someone else. Two legs have the same attacker when one account signed
+both, or when the account that ended up holding the front-run's output (following
+its onward transfers) is the one whose tokens paid the back-run, directly or through
+one transfer inside the block (an attacker split over several accounts or a bot
+contract). Routers, aggregators and pools are never taken as the attacker.
+Candidates sharing a back-run transaction merge into one alert: several front-runs,
+several pools, several victims; each attack is reported once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from monitor.alerts import Alert, AlertTx, Amount
+from monitor.detect.common import BlockView
+from monitor.money import gas_cost, pro_rata_profit, v2_victim_losses
+from monitor.types import Swap
+
+
+def _linked(view: BlockView, f: Swap, b: Swap, hops: dict[str, set[str]]) -> bool:
+    if f.tx_from == b.tx_from:
+        return True
+    h, s = view.holder(f), view.source(b)
+    if view.is_infrastructure(h) or view.is_infrastructure(s):
+        return False
+    return h == s or s in hops.get(h, ())
+
+
+def _hops(view: BlockView) -> dict[str, set[str]]:
+    """Direct token transfers between non-infrastructure accounts in the block."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for tr in view.db.transfers:
+        if not view.is_infrastructure(tr.from_address) and not view.is_infrastructure(tr.to_address):
+            out[tr.from_address].add(tr.to_address)
+    return out
+
+
+def detect(view: BlockView) -> list[Alert]:
+    hops = _hops(view)
+    # (back tx) -> list of (front swap, back swap, victims, pool swaps window)
+    groups: dict[str, list[tuple[Swap, Swap, list[Swap], list[Swap]]]] = defaultdict(list)
+    for pool, ss in view.swaps_by_pool.items():
+        if len(ss) < 3:
+            continue
+        for i, f in enumerate(ss):
+            for k in range(i + 1, len(ss)):
+                b = ss[k]
+                if b.transaction_hash == f.transaction_hash:
+                    continue
+                if b.token_in != f.token_out or b.token_out != f.token_in or not _linked(view, f, b, hops):
+                    continue
+                victims = [
+                    v for v in ss[i + 1 : k]
+                    if v.token_in == f.token_in and v.token_out == f.token_out
+                    and v.transaction_hash not in (f.transaction_hash, b.transaction_hash)
+                    and v.tx_from not in (f.tx_from, b.tx_from)
+                    and not _linked(view, f, v, hops)
+                ]
+                if victims:
+                    groups[b.transaction_hash].append((f, b, victims, ss[i : k + 1]))
+                break
+    return [_alert(view, legs) for legs in groups.values()]
+
+
+def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]]) -> Alert:
+    block = view.block
+    fronts = {f.order: f for f, _, _, _ in legs}
+    backs = {b.order: b for _, b, _, _ in legs}
+    victims = {v.order: v for _, _, vs, _ in legs for v in vs}
+    attackers: list[str] = []
+    for f, b, _, _ in legs:
+        for a in (f.tx_from, view.holder(f), view.source(b), b.tx_from):
+            if a not in attackers and not view.is_infrastructure(a):
+                attackers.append(a)
+
+    # profit per pool by the pro-rata rule, summed per start token
+    per_token: dict[str, int] = defaultdict(int)
+    for pool in {f.pool for f in fronts.values()}:
+        pf = [f for f in fronts.values() if f.pool == pool]
+        pb = [b for b in backs.values() if b.pool == pool]
+        cost, bought = sum(f.amount_in for f in pf), sum(f.amount_out for f in pf)
+        sold, received = sum(b.amount_in for b in pb), sum(b.amount_out for b in pb)
+        per_token[pf[0].token_in] += pro_rata_profit(cost, bought, sold, received)
+    profit_token = max(per_token, key=lambda t: view.prices.eth(t, per_token[t]) or 0)
+    profit = Amount(profit_token, per_token[profit_token], view.prices.eth(profit_token, per_token[profit_token]))
+
+    # victim loss: constant-product pools reconstructed from the block
+    loss_by_order: dict[int, int] = {}
+    methods: dict[str, str] = {}
+    for f, _, vs, window in legs:
+        if f.protocol == "uniswap_v2":
+            front_orders = {x.order for x in window if x.order in fronts}
+            got = v2_victim_losses(window, front_orders, {v.order for v in vs})
+            if got is not None:
+                loss_by_order.update(got)
+                methods[f.pool] = "constant_product_replay"
+                continue
+        methods[f.pool] = "unavailable"
+    victim_loss = None
+    if loss_by_order:
+        by_token: dict[str, int] = defaultdict(int)
+        for o, loss in loss_by_order.items():
+            by_token[victims[o].token_out] += loss
+        tok = max(by_token, key=lambda t: view.prices.eth(t, by_token[t]) or by_token[t])
+        eth_total = 0.0
+        priced = True
+        for t, amt in by_token.items():
+            e = view.prices.eth(t, amt)
+            if e is None:
+                priced = False
+            else:
+                eth_total += e
+        victim_loss = Amount(tok, by_token[tok], eth_total if priced else view.prices.eth(tok, by_token[tok]))
+
+    front_txs = sorted({f.transaction_hash: f.transaction_position for f in fronts.values()}.items(), key=lambda x: x[1])
+    back_txs = sorted({b.transaction_hash: b.transaction_position for b in backs.values()}.items(), key=lambda x: x[1])
+    victim_txs = sorted({v.transaction_hash: v.transaction_position for v in victims.values()}.items(), key=lambda x: x[1])
+    txs = [AlertTx(h, p, "frontrun") for h, p in front_txs]
+    txs += [AlertTx(h, p, "victim") for h, p in victim_txs]
+    txs += [AlertTx(h, p, "backrun") for h, p in back_txs]
+    attack_hashes = [h for h, _ in front_txs + back_txs]
+    pools = sorted({f.pool for f in fronts.values()})
+    tokens = sorted({t for f in fronts.values() for t in (f.token_in, f.token_out)})
+    victim_accounts = []
+    for v in sorted(victims.values(), key=lambda s: s.order):
+        if v.tx_from not in victim_accounts:
+            victim_accounts.append(v.tx_from)
+    miner_paid = sum(view.db.miner_payments.get(h, 0) for h in attack_hashes)
+    return Alert(
+        kind="sandwich",
+        stage="included",
+        chain_id=block.chain_id,
+        block_number=block.number,
+        block_hash=block.hash,
+        txs=txs,
+        attackers=attackers,
+        victims=victim_accounts,
+        pools=pools,
+        tokens=tokens,
+        profit=profit,
+        victim_loss=victim_loss,
+        gas_cost_wei=gas_cost(view.db, attack_hashes),
+        evidence={
+            "frontrun_swaps": [f.as_evidence() for f in sorted(fronts.values(), key=lambda s: s.order)],
+            "backrun_swaps": [b.as_evidence() for b in sorted(backs.values(), key=lambda s: s.order)],
+            "victim_swaps": [
+                {**v.as_evidence(), "loss": str(loss_by_order[v.order]) if v.order in loss_by_order else None}
+                for v in sorted(victims.values(), key=lambda s: s.order)
+            ],
+            "profit_by_token": {t: str(a) for t, a in sorted(per_token.items())},
+            "victim_loss_method": methods,
+            "miner_payments_wei": str(miner_paid),
+        },
+    )

@@ -1,0 +1,56 @@
+"""The one exception root of mevwatch and its specific subclasses.
+
+Every error raised on purpose by mevwatch derives from :class:`MevwatchError`, so a
+caller can catch all of them at once; the subclasses say what went wrong and name
+the input (file, offset, message key) so the user can find it.
+"""
+
+from __future__ import annotations
+
+
+class MevwatchError(Exception):
+    """Root of every error mevwatch raises on purpose."""
+
+
+class ConfigError(MevwatchError):
+    """Invalid configuration: a bad value, an unreadable config file, a missing secret."""
+
+
+class InputError(MevwatchError):
+    """Bad input data. ``source`` names the file or topic, ``position`` the line, offset or index."""
+
+    def __init__(self, message: str, *, source: str | None = None, position: int | str | None = None):
+        self.source = source
+        self.position = position
+        where = ""
+        if source is not None:
+            where = f"{source}"
+            if position is not None:
+                where += f" at {position}"
+            where += ": "
+        super().__init__(f"{where}{message}")
+        self.reason = message
+
+
+class EnvelopeError(InputError):
+    """A bus message or recorded line that does not match its versioned schema."""
+
+
+class DecodeError(MevwatchError):
+    """Calldata, an event log or a trace that cannot be decoded."""
+
+
+class NodeError(MevwatchError):
+    """The Ethereum node is unreachable or answered with an error."""
+
+
+class ReorgTooDeepError(NodeError):
+    """A reorganisation deeper than the configured maximum depth."""
+
+
+class BusError(MevwatchError):
+    """The message bus (Kafka or in-process) failed."""
+
+
+class ServiceError(MevwatchError):
+    """A local service (Kafka, anvil, ClickHouse, Prometheus) could not be installed or started."""

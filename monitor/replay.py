@@ -1,0 +1,158 @@
+"""Replay recorded history through the same decode and detect path as live runs.
+
+mev-inspect files (one block each) are decoded in a pool of worker processes, in
+input order; JSONL recordings are read line by line in this process. Every alert
+is written as one JSONL line in input order, so replaying the same input twice
+yields identical output. Bad files and bad lines are recorded (file, position,
+reason) and skipped; everything else is processed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from monitor.alerts import Alert
+from monitor.decode import BlockDecoder
+from monitor.detect import detect_block
+from monitor.errors import InputError
+from monitor.types import Block, DecodeStats
+from streams import envelope
+from streams.files import discover, iter_jsonl, read_mev_inspect
+
+
+@dataclass
+class InputProblem:
+    source: str
+    position: str | None
+    reason: str
+    raw: bytes | None = None
+
+
+@dataclass
+class ReplaySummary:
+    blocks: int = 0
+    transactions: int = 0
+    pending: int = 0
+    reverts: int = 0
+    stats: DecodeStats = field(default_factory=DecodeStats)
+    alerts_by_kind: Counter = field(default_factory=Counter)
+    problems: list[InputProblem] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    first_block: int | None = None
+    last_block: int | None = None
+
+    def add_block(self, number: int, n_txs: int, stats: DecodeStats, kinds: list[str]) -> None:
+        self.blocks += 1
+        self.transactions += n_txs
+        self.stats.merge(stats)
+        self.alerts_by_kind.update(kinds)
+        self.first_block = number if self.first_block is None else min(self.first_block, number)
+        self.last_block = number if self.last_block is None else max(self.last_block, number)
+
+
+# --- worker side ------------------------------------------------------------------------
+_decoder: BlockDecoder | None = None
+
+
+def _worker_init() -> None:
+    global _decoder
+    _decoder = BlockDecoder()
+
+
+def process_block(decoder: BlockDecoder, block: Block) -> tuple[DecodeStats, list[Alert]]:
+    decoded = decoder.decode(block)
+    return decoded.stats, detect_block(decoded)
+
+
+def _process_file(item: tuple[str, int]) -> tuple[str, Any]:
+    path, chain_id = item
+    global _decoder
+    if _decoder is None:
+        _decoder = BlockDecoder()
+    try:
+        block = read_mev_inspect(Path(path), chain_id)
+    except InputError as exc:
+        return "error", (path, exc.position, exc.reason)
+    stats, alerts = process_block(_decoder, block)
+    return "ok", (block.number, len(block.transactions), stats, [a.to_jsonl() for a in alerts], [a.kind for a in alerts])
+
+
+# --- driver --------------------------------------------------------------------------------
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def replay_files(
+    paths: list[Path],
+    *,
+    fmt: str = "auto",
+    out: IO[bytes] | None = None,
+    workers: int | None = None,
+    chain_id: int = 1,
+    on_block: Callable[[int], None] | None = None,
+    on_alert: Callable[[bytes], None] | None = None,
+) -> ReplaySummary:
+    """Replay ``paths``; write alert lines to ``out``; call ``on_block`` after each block."""
+    files = discover(paths, fmt)
+    summary = ReplaySummary()
+    started = time.perf_counter()
+
+    def emit(lines: Iterable[bytes]) -> None:
+        for line in lines:
+            if out is not None:
+                out.write(line)
+            if on_alert is not None:
+                on_alert(line)
+
+    mev = [str(p) for p, f in files if f == "mev-inspect"]
+    jsonl = [p for p, f in files if f == "jsonl"]
+    n_workers = workers or default_workers()
+    for kind, payload in _map_files(mev, chain_id, n_workers):
+        if kind == "error":
+            src, pos, reason = payload
+            summary.problems.append(InputProblem(src, str(pos) if pos is not None else None, reason))
+            continue
+        number, n_txs, stats, lines, kinds = payload
+        summary.add_block(number, n_txs, stats, kinds)
+        emit(lines)
+        if on_block:
+            on_block(number)
+    if jsonl:
+        decoder = BlockDecoder()
+        for path in jsonl:
+            for n, msg in iter_jsonl(path):
+                if isinstance(msg, Exception):
+                    summary.problems.append(InputProblem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None)))
+                    continue
+                if isinstance(msg, envelope.PendingTx):
+                    summary.pending += 1
+                    continue
+                if isinstance(msg, envelope.RevertEvent):
+                    summary.reverts += 1
+                    continue
+                stats, alerts = process_block(decoder, msg)
+                summary.add_block(msg.number, len(msg.transactions), stats, [a.kind for a in alerts])
+                emit(a.to_jsonl() for a in alerts)
+                if on_block:
+                    on_block(msg.number)
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _map_files(paths: list[str], chain_id: int, workers: int) -> Iterator[tuple[str, Any]]:
+    items = [(p, chain_id) for p in paths]
+    if workers <= 1 or len(items) < 4:
+        _worker_init()
+        for it in items:
+            yield _process_file(it)
+        return
+    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
+        yield from pool.imap(_process_file, items, chunksize=4)

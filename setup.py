@@ -1,0 +1,46 @@
+"""Build hook: compiles the hot decoding and detection modules with mypyc.
+
+The same modules run as plain Python when compiled code is not wanted or cannot be
+built: set MEVWATCH_PURE=1 (e.g. for an editable install while developing them).
+"""
+
+import os
+import sys
+
+from setuptools import setup
+
+COMPILED = [
+    "monitor/types.py",
+    "monitor/money.py",
+    "monitor/alerts.py",
+    "monitor/decode/__init__.py",
+    "monitor/decode/hexabi.py",
+    "monitor/decode/context.py",
+    "monitor/decode/transfers.py",
+    "monitor/decode/uniswap_v2.py",
+    "monitor/decode/uniswap_v3.py",
+    "monitor/decode/uniswap_v4.py",
+    "monitor/decode/balancer.py",
+    "monitor/decode/curve.py",
+    "monitor/decode/zerox.py",
+    "monitor/decode/bancor.py",
+    "monitor/detect/__init__.py",
+    "monitor/detect/common.py",
+    "monitor/detect/sandwich.py",
+    "monitor/detect/arbitrage.py",
+    "monitor/detect/backrun.py",
+    "monitor/detect/jit.py",
+    "monitor/detect/displacement.py",
+    "streams/mevinspect.py",
+]
+
+ext_modules = []
+if os.environ.get("MEVWATCH_PURE") != "1":
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        print("mevwatch: mypyc not available, installing pure Python modules", file=sys.stderr)
+    else:
+        ext_modules = mypycify(COMPILED, opt_level="3")
+
+setup(ext_modules=ext_modules)

@@ -1,0 +1,1 @@
+"""mevwatch streams: chain sources (node, files), message envelopes and the bus."""

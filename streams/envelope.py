@@ -1,0 +1,239 @@
+"""Versioned message envelopes: pending transactions, blocks and revert events.
+
+One JSON object per message (a Kafka record value, or a line of a JSONL recording).
+``schema`` names the kind and version: ``mevwatch.pending.v1``, ``mevwatch.block.v1``,
+``mevwatch.revert.v1``. Field names follow Ethereum JSON-RPC / cryo. Amounts and
+other 256-bit quantities (value, gas prices) are decimal strings, because JSON
+readers lose integers past 2^53 (orjson refuses past 2^64); hex data stays 0x-hex.
+See docs/envelopes.md.
+
+``decode`` validates strictly and raises :class:`EnvelopeError` naming the source
+and position (file:line or topic/partition@offset) and the field at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from monitor.errors import EnvelopeError
+from monitor.types import Block, Log, Trace, Transaction
+
+PENDING = "mevwatch.pending.v1"
+BLOCK = "mevwatch.block.v1"
+REVERT = "mevwatch.revert.v1"
+SCHEMAS = (PENDING, BLOCK, REVERT)
+
+
+@dataclass(slots=True)
+class PendingTx:
+    chain_id: int
+    hash: str
+    from_address: str
+    to_address: str | None
+    nonce: int
+    input: str
+    value: int
+    gas: int
+    gas_price: int | None
+    max_fee_per_gas: int | None
+    max_priority_fee_per_gas: int | None
+    type: int
+    first_seen_ns: int
+    source_node: str
+    replaces: str | None = None  # hash of an earlier pending tx with the same (sender, nonce)
+
+
+@dataclass(slots=True)
+class RevertEvent:
+    """A block that left the canonical chain (reorg): everything derived from it is void."""
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    replaced_by: str | None  # hash of the new canonical block at that height, when known
+    depth: int
+
+
+Message = PendingTx | Block | RevertEvent
+
+
+def _s(v: int | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def encode_pending(p: PendingTx) -> bytes:
+    return orjson.dumps({
+        "schema": PENDING, "chain_id": p.chain_id, "hash": p.hash, "from_address": p.from_address,
+        "to_address": p.to_address, "nonce": p.nonce, "input": p.input, "value": str(p.value), "gas": p.gas,
+        "gas_price": _s(p.gas_price), "max_fee_per_gas": _s(p.max_fee_per_gas),
+        "max_priority_fee_per_gas": _s(p.max_priority_fee_per_gas), "type": p.type,
+        "first_seen_ns": p.first_seen_ns, "source_node": p.source_node, "replaces": p.replaces,
+    })
+
+
+def encode_revert(r: RevertEvent) -> bytes:
+    return orjson.dumps({
+        "schema": REVERT, "chain_id": r.chain_id, "block_number": r.block_number, "block_hash": r.block_hash,
+        "replaced_by": r.replaced_by, "depth": r.depth,
+    })
+
+
+def _trace_json(t: Trace) -> dict[str, Any]:
+    return {
+        "trace_address": list(t.trace_address), "type": t.type, "call_type": t.call_type,
+        "from_address": t.from_address, "to_address": t.to_address, "input": t.input, "output": t.output,
+        "value": str(t.value), "error": t.error, "subtraces": t.subtraces,
+    }
+
+
+def _tx_json(tx: Transaction) -> dict[str, Any]:
+    return {
+        "hash": tx.hash, "transaction_index": tx.position, "from_address": tx.from_address,
+        "to_address": tx.to_address, "input": tx.input, "value": str(tx.value), "nonce": tx.nonce,
+        "gas_used": tx.gas_used, "effective_gas_price": _s(tx.effective_gas_price),
+        "max_priority_fee_per_gas": _s(tx.max_priority_fee_per_gas), "success": tx.success,
+        "logs": [{"address": lg.address, "topics": list(lg.topics), "data": lg.data, "log_index": lg.log_index} for lg in tx.logs],
+        "traces": [_trace_json(t) for t in tx.traces],
+    }
+
+
+def encode_block(b: Block) -> bytes:
+    return orjson.dumps({
+        "schema": BLOCK, "chain_id": b.chain_id, "block_number": b.number, "block_hash": b.hash,
+        "parent_hash": b.parent_hash, "timestamp": b.timestamp, "miner": b.miner,
+        "base_fee_per_gas": _s(b.base_fee_per_gas), "has_traces": b.has_traces, "has_logs": b.has_logs,
+        "transactions": [_tx_json(tx) for tx in b.transactions],
+    })
+
+
+def encode(msg: Message) -> bytes:
+    if isinstance(msg, Block):
+        return encode_block(msg)
+    if isinstance(msg, PendingTx):
+        return encode_pending(msg)
+    return encode_revert(msg)
+
+
+# --- decoding -----------------------------------------------------------------------
+class _Reader:
+    """Typed field access that reports the path of a bad field."""
+
+    __slots__ = ("source", "position")
+
+    def __init__(self, source: str, position: int | str | None):
+        self.source, self.position = source, position
+
+    def fail(self, path: str, why: str) -> EnvelopeError:
+        return EnvelopeError(f"field {path!r}: {why}", source=self.source, position=self.position)
+
+    def get(self, obj: dict, key: str, path: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+        if key not in obj:
+            if optional:
+                return None
+            raise self.fail(f"{path}{key}", "missing")
+        v = obj[key]
+        if v is None and optional:
+            return None
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise self.fail(f"{path}{key}", f"expected {getattr(kind, '__name__', kind)}, got {type(v).__name__}")
+        return v
+
+    def hexstr(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
+        v = self.get(obj, key, path, str, optional)
+        if v is not None and not v.startswith("0x"):
+            raise self.fail(f"{path}{key}", "expected 0x-prefixed hex")
+        return v.lower() if v is not None else None
+
+    def quantity(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
+        v = self.get(obj, key, path, (str, int), optional)
+        if v is None:
+            return None
+        if isinstance(v, int):
+            return v
+        try:
+            return int(v, 16) if v.startswith("0x") else int(v)
+        except ValueError:
+            raise self.fail(f"{path}{key}", f"not an integer: {v[:40]!r}") from None
+
+
+def decode(data: bytes | str, *, source: str = "<message>", position: int | str | None = None) -> Message:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"malformed JSON: {exc}", source=source, position=position) from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError("expected a JSON object", source=source, position=position)
+    r = _Reader(source, position)
+    schema = obj.get("schema")
+    if schema == BLOCK:
+        return _decode_block(obj, r)
+    if schema == PENDING:
+        return _decode_pending(obj, r)
+    if schema == REVERT:
+        return RevertEvent(
+            r.get(obj, "chain_id", "", int), r.get(obj, "block_number", "", int), r.hexstr(obj, "block_hash", ""),
+            r.hexstr(obj, "replaced_by", "", optional=True), r.get(obj, "depth", "", int),
+        )
+    raise EnvelopeError(f"unknown schema {schema!r} (expected one of {', '.join(SCHEMAS)})", source=source, position=position)
+
+
+def _decode_pending(obj: dict, r: _Reader) -> PendingTx:
+    return PendingTx(
+        chain_id=r.get(obj, "chain_id", "", int), hash=r.hexstr(obj, "hash", ""),
+        from_address=r.hexstr(obj, "from_address", ""), to_address=r.hexstr(obj, "to_address", "", optional=True),
+        nonce=r.quantity(obj, "nonce", ""), input=r.hexstr(obj, "input", ""), value=r.quantity(obj, "value", ""),
+        gas=r.quantity(obj, "gas", ""), gas_price=r.quantity(obj, "gas_price", "", optional=True),
+        max_fee_per_gas=r.quantity(obj, "max_fee_per_gas", "", optional=True),
+        max_priority_fee_per_gas=r.quantity(obj, "max_priority_fee_per_gas", "", optional=True),
+        type=r.get(obj, "type", "", int), first_seen_ns=r.get(obj, "first_seen_ns", "", int),
+        source_node=r.get(obj, "source_node", "", str), replaces=r.hexstr(obj, "replaces", "", optional=True),
+    )
+
+
+def _decode_block(obj: dict, r: _Reader) -> Block:
+    txs = []
+    for i, t in enumerate(r.get(obj, "transactions", "", list)):
+        p = f"transactions[{i}]."
+        if not isinstance(t, dict):
+            raise r.fail(p[:-1], "expected an object")
+        logs = []
+        for k, lg in enumerate(r.get(t, "logs", p, list)):
+            lp = f"{p}logs[{k}]."
+            if not isinstance(lg, dict):
+                raise r.fail(lp[:-1], "expected an object")
+            topics = r.get(lg, "topics", lp, list)
+            if not all(isinstance(x, str) for x in topics):
+                raise r.fail(f"{lp}topics", "expected strings")
+            logs.append(Log(r.hexstr(lg, "address", lp), tuple(x.lower() for x in topics), r.hexstr(lg, "data", lp),
+                            r.get(lg, "log_index", lp, int)))
+        traces = []
+        for k, tr in enumerate(r.get(t, "traces", p, list)):
+            tp = f"{p}traces[{k}]."
+            if not isinstance(tr, dict):
+                raise r.fail(tp[:-1], "expected an object")
+            traces.append(Trace(
+                tuple(r.get(tr, "trace_address", tp, list)), r.get(tr, "type", tp, str), r.get(tr, "call_type", tp, str),
+                r.hexstr(tr, "from_address", tp), r.get(tr, "to_address", tp, str).lower(), r.hexstr(tr, "input", tp),
+                r.hexstr(tr, "output", tp), r.quantity(tr, "value", tp), r.get(tr, "error", tp, str, optional=True),
+                r.get(tr, "subtraces", tp, int),
+            ))
+        txs.append(Transaction(
+            hash=r.hexstr(t, "hash", p), position=r.get(t, "transaction_index", p, int),
+            from_address=r.hexstr(t, "from_address", p), to_address=r.hexstr(t, "to_address", p, optional=True),
+            input=r.hexstr(t, "input", p), value=r.quantity(t, "value", p), nonce=r.get(t, "nonce", p, int, optional=True),
+            gas_used=r.get(t, "gas_used", p, int, optional=True),
+            effective_gas_price=r.quantity(t, "effective_gas_price", p, optional=True),
+            max_priority_fee_per_gas=r.quantity(t, "max_priority_fee_per_gas", p, optional=True),
+            success=r.get(t, "success", p, bool), traces=traces, logs=logs,
+        ))
+    return Block(
+        number=r.get(obj, "block_number", "", int), hash=r.hexstr(obj, "block_hash", "", optional=True),
+        parent_hash=r.hexstr(obj, "parent_hash", "", optional=True), timestamp=r.get(obj, "timestamp", "", int),
+        miner=r.hexstr(obj, "miner", "", optional=True),
+        base_fee_per_gas=r.quantity(obj, "base_fee_per_gas", "", optional=True), transactions=txs,
+        chain_id=r.get(obj, "chain_id", "", int), has_traces=r.get(obj, "has_traces", "", bool),
+        has_logs=r.get(obj, "has_logs", "", bool),
+    )

@@ -1,0 +1,97 @@
+"""File sources: recorded blocks in mev-inspect-py JSON and mevwatch's own JSONL.
+
+- mev-inspect format: one block per ``.json`` or ``.json.gz`` file (as in
+  ``shared/data/mainnet-traces``).
+- JSONL: one envelope per line (``streams.envelope``), ``.jsonl`` or ``.jsonl.gz``, as
+  written by ``mevwatch record`` and ``mevwatch sim export``.
+
+Directories are expanded to the files they hold, sorted by name. A file that cannot
+be read raises :class:`InputError` naming it; a bad JSONL line is yielded as an
+:class:`EnvelopeError` (naming file and line) so the caller can dead-letter it and go on.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from monitor.errors import EnvelopeError, InputError
+from monitor.types import Block
+from streams import envelope
+from streams.mevinspect import parse_block
+
+FORMATS = ("auto", "mev-inspect", "jsonl")
+_SUFFIXES = {".json": "mev-inspect", ".json.gz": "mev-inspect", ".jsonl": "jsonl", ".jsonl.gz": "jsonl"}
+
+
+def _suffix_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, fmt in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str]]:
+    """Expand directories and tell each file's format. Raises InputError for a missing path."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    found: list[tuple[Path, str]] = []
+    for p in paths:
+        if not p.exists():
+            raise InputError("no such file or directory", source=str(p))
+        if p.is_dir():
+            members = sorted(c for c in p.iterdir() if c.is_file() and _suffix_format(c) is not None)
+            if not members:
+                raise InputError("directory holds no .json, .json.gz, .jsonl or .jsonl.gz files", source=str(p))
+        else:
+            members = [p]
+        for m in members:
+            f = fmt if fmt != "auto" else _suffix_format(m)
+            if f is None:
+                raise InputError("cannot tell the format from the name; pass --format", source=str(m))
+            found.append((m, f))
+    return found
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    except (EOFError, gzip.BadGzipFile, ValueError) as exc:
+        raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None
+
+
+def read_mev_inspect(path: Path, chain_id: int = 1) -> Block:
+    data = read_bytes(path)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", source=str(path)) from None
+    if not isinstance(obj, dict):
+        raise InputError("expected a JSON object (one mev-inspect block)", source=str(path))
+    return parse_block(obj, source=str(path), chain_id=chain_id)
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, envelope.Message | EnvelopeError]]:
+    """(line number, message or the error that line raised), for every non-empty line."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, envelope.decode(line, source=str(path), position=f"line {n}")
+                except EnvelopeError as exc:
+                    exc.raw = line  # type: ignore[attr-defined]
+                    yield n, exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None

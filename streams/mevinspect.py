@@ -1,0 +1,120 @@
+"""Parse recorded blocks in mev-inspect-py's JSON layout into :class:`monitor.types.Block`.
+
+Layout: ``{block_number, block_timestamp, miner, base_fee_per_gas, traces, receipts}``
+with parity-style ``trace_block`` entries. Both snake_case keys (as mev-inspect-py
+stores them) and camelCase keys (as a node returns them) are accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.errors import InputError
+from monitor.types import Block, Trace, Transaction
+
+
+def _int(v: Any) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, int):
+        return v
+    return int(v, 16) if isinstance(v, str) and v.startswith("0x") else int(v)
+
+
+def _trace(raw: dict) -> tuple[str | None, int | None, Trace]:
+    action = raw.get("action") or {}
+    result = raw.get("result") or {}
+    kind = raw.get("type", "call")
+    ta = raw.get("trace_address")
+    if ta is None:
+        ta = raw.get("traceAddress", [])
+    tx_hash = raw.get("transaction_hash") or raw.get("transactionHash")
+    pos = raw.get("transaction_position")
+    if pos is None:
+        pos = raw.get("transactionPosition")
+    if kind == "call":
+        trace = Trace(
+            tuple(ta), kind, action.get("callType", "call"), action["from"].lower(), action["to"].lower(),
+            action.get("input", "0x"), result.get("output", "0x") if result else "0x",
+            _int(action.get("value")), raw.get("error"), raw.get("subtraces", 0),
+        )
+    elif kind == "create":
+        trace = Trace(
+            tuple(ta), kind, "", action["from"].lower(), (result.get("address") or "").lower(),
+            "0x", "0x", _int(action.get("value")), raw.get("error"), raw.get("subtraces", 0),
+        )
+    elif kind == "suicide":
+        trace = Trace(
+            tuple(ta), kind, "", action.get("address", "").lower(), action.get("refundAddress", "").lower(),
+            "0x", "0x", _int(action.get("balance")), raw.get("error"), raw.get("subtraces", 0),
+        )
+    else:  # reward and anything newer: not part of a transaction
+        return None, None, Trace(tuple(ta), kind, "", "", "", "0x", "0x", 0, None, 0)
+    return tx_hash, pos, trace
+
+
+def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Block:
+    """Build a Block from one mev-inspect-py JSON object. Raises InputError naming ``source``."""
+    try:
+        number = int(raw["block_number"])
+        by_pos: dict[int, list[Trace]] = {}
+        hashes: dict[int, str] = {}
+        block_hash = None
+        for i, t in enumerate(raw.get("traces") or ()):
+            try:
+                tx_hash, pos, trace = _trace(t)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InputError(f"malformed trace: {exc!r}", source=source, position=f"traces[{i}]") from None
+            if block_hash is None:
+                block_hash = t.get("block_hash") or t.get("blockHash")
+            if tx_hash is None or pos is None:
+                continue
+            by_pos.setdefault(pos, []).append(trace)
+            hashes[pos] = tx_hash
+        receipts = {}
+        for i, r in enumerate(raw.get("receipts") or ()):
+            try:
+                receipts[int(r["transaction_index"])] = r
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"malformed receipt: {exc!r}", source=source, position=f"receipts[{i}]") from None
+        txs = []
+        for pos in sorted(set(by_pos) | set(receipts)):
+            traces = by_pos.get(pos, [])
+            traces.sort(key=lambda tr: tr.trace_address)
+            root = traces[0] if traces and traces[0].trace_address == () else None
+            rec = receipts.get(pos, {})
+            tx_hash = hashes.get(pos) or rec.get("transaction_hash")
+            if tx_hash is None:
+                raise InputError("transaction without a hash", source=source, position=f"transaction {pos}")
+            to = rec.get("to") or (root.to_address if root else None)
+            txs.append(
+                Transaction(
+                    hash=tx_hash,
+                    position=pos,
+                    from_address=root.from_address if root else "",
+                    to_address=to.lower() if to else None,
+                    input=root.input if root else "0x",
+                    value=root.value if root else 0,
+                    gas_used=_int(rec["gas_used"]) if "gas_used" in rec else None,
+                    effective_gas_price=_int(rec["effective_gas_price"]) if "effective_gas_price" in rec else None,
+                    success=(root.error is None) if root else True,
+                    traces=traces,
+                )
+            )
+        miner = raw.get("miner")
+        return Block(
+            number=number,
+            hash=block_hash,
+            parent_hash=raw.get("parent_hash"),
+            timestamp=int(raw.get("block_timestamp") or 0),
+            miner=miner.lower() if miner else None,
+            base_fee_per_gas=_int(raw.get("base_fee_per_gas")),
+            transactions=txs,
+            chain_id=chain_id,
+            has_traces=True,
+            has_logs=False,
+        )
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"not a mev-inspect block: {exc!r}", source=source) from None

@@ -13,6 +13,7 @@ be read raises :class:`InputError` naming it; a bad JSONL line is yielded as an
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,10 +61,13 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str]]:
 def read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
-    except (EOFError, gzip.BadGzipFile, ValueError) as exc:
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, gzip.BadGzipFile, zlib.error, ValueError) as exc:
         raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None
 
 
@@ -91,7 +95,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, envelope.Message | EnvelopeErr
                 except EnvelopeError as exc:
                     exc.raw = line  # type: ignore[attr-defined]
                     yield n, exc
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
-    except (EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None

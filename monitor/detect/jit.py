@@ -2,7 +2,7 @@
 before victim swaps in the same pool and removed right after, by the same owner.
 
 Rule: an add in transaction i and a remove in transaction k > i, same pool, same
-tick range, same owner, with at least one swap in that pool from another sender in a
+tick range, same owner (for a shared position manager: same sender), with at least one swap in that pool from another sender in a
 transaction strictly between. The profit is reported per token in the evidence
 (fees collected minus liquidity put in); the headline profit is the WETH side when
 there is one. ``victim_loss`` is null: a JIT fill does not worsen the victim's price,
@@ -16,6 +16,16 @@ from monitor.detect.common import BlockView
 from monitor.money import ETH_LIKE, gas_cost
 from monitor.types import LiquidityChange
 
+# Position managers own liquidity on behalf of many users: there the owner is the
+# transaction's sender, not the manager.
+SHARED_OWNERS = frozenset({"0xc36442b4a4522e871399cd717abdd847ab11fe88"})  # Uniswap V3 NonfungiblePositionManager
+
+
+def _same_owner(add: LiquidityChange, rem: LiquidityChange) -> bool:
+    if add.owner != rem.owner:
+        return False
+    return add.owner not in SHARED_OWNERS or add.tx_from == rem.tx_from
+
 
 def detect(view: BlockView) -> list[Alert]:
     adds = [lc for lc in view.db.liquidity if lc.kind == "add" and lc.tick_lower is not None]
@@ -27,7 +37,7 @@ def detect(view: BlockView) -> list[Alert]:
     used: set[int] = set()
     for add in adds:
         for rem in removes:
-            if (rem.order in used or rem.pool != add.pool or rem.owner != add.owner
+            if (rem.order in used or rem.pool != add.pool or not _same_owner(add, rem)
                     or rem.transaction_position <= add.transaction_position + 1
                     or (rem.tick_lower, rem.tick_upper) != (add.tick_lower, add.tick_upper)):
                 continue

@@ -1,0 +1,259 @@
+"""Pending-stage rules: ``exposed_swap`` and ``sandwich_attempt``.
+
+:class:`MempoolWatcher` keeps the constant-product reserves seen in included blocks
+and the intents of pending router calls (``monitor.decode.pending``).
+
+- ``exposed_swap``: a pending single-pool V2 swap whose slippage limit leaves a
+  sandwicher a profit. From the pool's last known reserves, the largest front-run
+  that still lets the victim's swap through is found by bisection, then the most
+  profitable front-run up to it; profit (in the input token) and the victim's loss
+  at that front-run are the estimate. Multi-hop paths and V3 pools are not
+  estimated (the reserves of every hop, or ticks, would be needed).
+- ``sandwich_attempt``: pending swaps F, V, B on the same pool where V is someone
+  else's, F trades the same way as V and outbids it, B (same sender as F) trades the
+  other way and is priced under V, and F was first seen after V.
+
+Pending alerts carry ``stage = pending`` and no block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_hash.auto import keccak
+
+from monitor.alerts import Alert, AlertTx, Amount
+from monitor.decode.pending import IntendedSwap, decode_pending
+from monitor.money import ETH_LIKE, v2_amount_out
+from monitor.types import WETH_ADDRESS, DecodedBlock
+from streams.envelope import PendingTx
+
+# router -> (factory, init code hash) of the constant-product pairs it trades on
+ROUTER_FACTORIES: dict[str, tuple[str, str]] = {
+    "0x7a250d5630b4cf539739df2c5dacb4c659f2488d": ("0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f", "0x96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f"),
+    "0x68b3465833fb72a70ecdf485e0e4c7bd8665fc45": ("0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f", "0x96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f"),
+    "0x3fc91a3afd70395cd496c647d5a6cc9d4b2b7fad": ("0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f", "0x96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f"),
+    "0xd9e1ce17f2641f24ae83637ab66a2cca9c378b9f": ("0xc0aee478e3658e2610c5f7a4a2e1777ce9e4f2ac", "0xe18a34eb0e04b04f7a0ac29a6e80748dca96319b42c54d679cb821dca90c6303"),
+}
+
+
+def pair_address(factory: str, init_code_hash: str, token_a: str, token_b: str) -> str:
+    t0, t1 = sorted((token_a.lower(), token_b.lower()))
+    salt = keccak(bytes.fromhex(t0[2:] + t1[2:]))
+    raw = keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + bytes.fromhex(init_code_hash[2:]))
+    return "0x" + raw[12:].hex()
+
+
+@dataclass(slots=True)
+class Reserves:
+    token0: str
+    token1: str
+    reserve0: int
+    reserve1: int
+
+    def of(self, token_in: str) -> tuple[int, int]:
+        return (self.reserve0, self.reserve1) if token_in == self.token0 else (self.reserve1, self.reserve0)
+
+
+@dataclass(slots=True)
+class Exposure:
+    frontrun_in: int
+    profit: int
+    victim_loss: int
+    victim_out_clean: int
+
+
+def sandwich_exposure(amount_in: int, min_out: int, reserve_in: int, reserve_out: int, fee_bps: int = 30) -> Exposure | None:
+    """Best sandwich against an exact-input V2 swap, or None if no front-run profits."""
+    if amount_in <= 0 or reserve_in <= 0 or reserve_out <= 0:
+        return None
+    clean = v2_amount_out(amount_in, reserve_in, reserve_out, fee_bps)
+    if clean < min_out:
+        return None  # would revert even without a front-run
+
+    def victim_out(a: int) -> int:
+        got = v2_amount_out(a, reserve_in, reserve_out, fee_bps)
+        return v2_amount_out(amount_in, reserve_in + a, reserve_out - got, fee_bps)
+
+    def profit(a: int) -> int:
+        got = v2_amount_out(a, reserve_in, reserve_out, fee_bps)
+        v = v2_amount_out(amount_in, reserve_in + a, reserve_out - got, fee_bps)
+        return v2_amount_out(got, reserve_out - got - v, reserve_in + a + amount_in, fee_bps) - a
+
+    lo, hi = 0, reserve_in * 4
+    if victim_out(hi) >= min_out:
+        lo = hi
+    else:
+        while hi - lo > 1:  # largest front-run that keeps the victim at or above min_out
+            mid = (lo + hi) // 2
+            if victim_out(mid) >= min_out:
+                lo = mid
+            else:
+                hi = mid
+    a_max = lo
+    if a_max <= 0:
+        return None
+    left, right = 0, a_max  # profit is unimodal in the front-run size
+    while right - left > 2:
+        m1 = left + (right - left) // 3
+        m2 = right - (right - left) // 3
+        if profit(m1) < profit(m2):
+            left = m1
+        else:
+            right = m2
+    best = max(range(left, right + 1), key=profit)
+    p = profit(best)
+    if p <= 0:
+        return None
+    return Exposure(best, p, clean - victim_out(best), clean)
+
+
+def priority_fee(p: PendingTx, base_fee: int | None) -> int:
+    if p.max_priority_fee_per_gas is not None:
+        if base_fee is not None and p.max_fee_per_gas is not None:
+            return max(0, min(p.max_priority_fee_per_gas, p.max_fee_per_gas - base_fee))
+        return p.max_priority_fee_per_gas
+    gp = p.gas_price or 0
+    return gp - base_fee if base_fee is not None else gp
+
+
+@dataclass(slots=True)
+class _Intent:
+    tx: PendingTx
+    swap: IntendedSwap
+    pool: str
+
+
+class MempoolWatcher:
+    """Pending-stage detection. Feed it included blocks (``observe_block``) and pending txs (``on_pending``)."""
+
+    def __init__(self, chain_id: int = 1, min_profit_wei: int = 0):
+        self.chain_id = chain_id
+        self.min_profit_wei = min_profit_wei
+        self.reserves: dict[str, Reserves] = {}
+        self.pools_by_pair: dict[tuple[str, str], set[str]] = {}
+        self.intents: dict[str, list[_Intent]] = {}  # pool -> live intents
+        self.by_hash: dict[str, list[_Intent]] = {}
+        self.routers: dict[str, tuple[str, str]] = dict(ROUTER_FACTORIES)
+        self.base_fee: int | None = None
+        self.reported: set[str] = set()
+
+    def register_router(self, router: str, factory: str, init_code_hash: str) -> None:
+        self.routers[router.lower()] = (factory.lower(), init_code_hash.lower())
+
+    # --- state from included blocks -------------------------------------------------------
+    def observe_block(self, db: DecodedBlock) -> None:
+        self.base_fee = db.block.base_fee_per_gas
+        for s in db.swaps:
+            if s.protocol == "uniswap_v2" and s.reserves_after is not None:
+                t0, t1 = sorted((s.token_in, s.token_out))
+                r_in, r_out = s.reserves_after
+                self.reserves[s.pool] = Reserves(t0, t1, *((r_in, r_out) if t0 == s.token_in else (r_out, r_in)))
+                self.pools_by_pair.setdefault((t0, t1), set()).add(s.pool)
+        for tx in db.block.transactions:
+            self.forget(tx.hash)
+
+    def forget(self, tx_hash: str) -> None:
+        for it in self.by_hash.pop(tx_hash, ()):
+            lst = self.intents.get(it.pool)
+            if lst is not None:
+                self.intents[it.pool] = [x for x in lst if x.tx.hash != tx_hash]
+
+    def _pool_for(self, s: IntendedSwap) -> str | None:
+        if s.protocol != "uniswap_v2" or len(s.path) < 2:
+            return None
+        a, b = s.path[0], s.path[1]
+        factory = self.routers.get(s.router)
+        if factory is not None:
+            return pair_address(factory[0], factory[1], a, b)
+        pools = self.pools_by_pair.get(tuple(sorted((a, b))), set())  # type: ignore[arg-type]
+        return next(iter(pools)) if len(pools) == 1 else None
+
+    # --- pending ------------------------------------------------------------------------------
+    def on_pending(self, p: PendingTx) -> list[Alert]:
+        swaps = decode_pending(p.to_address, p.input, p.value)
+        if not swaps:
+            return []
+        alerts: list[Alert] = []
+        if p.replaces:
+            self.forget(p.replaces)
+        for s in swaps:
+            pool = self._pool_for(s)
+            if pool is None:
+                continue
+            it = _Intent(p, s, pool)
+            alerts.extend(self._exposed(it))
+            alerts.extend(self._attempts(it))
+            self.intents.setdefault(pool, []).append(it)
+            self.by_hash.setdefault(p.hash, []).append(it)
+        return alerts
+
+    def _exposed(self, it: _Intent) -> list[Alert]:
+        s = it.swap
+        res = self.reserves.get(it.pool)
+        if res is None or len(s.path) != 2 or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
+            return []
+        r_in, r_out = res.of(s.token_in)
+        exp = sandwich_exposure(s.amount_in, s.amount_out_min, r_in, r_out)
+        if exp is None:
+            return []
+        eth = exp.profit / 1e18 if s.token_in in ETH_LIKE or s.token_in == WETH_ADDRESS else None
+        if eth is not None and exp.profit < self.min_profit_wei:
+            return []
+        alert = Alert(
+            kind="exposed_swap", stage="pending", chain_id=self.chain_id, block_number=None, block_hash=None,
+            txs=[AlertTx(it.tx.hash, None, "victim")], attackers=[], victims=[it.tx.from_address], pools=[it.pool],
+            tokens=list(s.path), profit=Amount(s.token_in, exp.profit, eth),
+            victim_loss=Amount(s.token_out, exp.victim_loss, None), gas_cost_wei=None,
+            evidence={
+                "router": s.router, "amount_in": str(s.amount_in), "amount_out_min": str(s.amount_out_min),
+                "reserves_in_out": [str(r_in), str(r_out)], "expected_out_without_attack": str(exp.victim_out_clean),
+                "slippage_tolerance": 1 - s.amount_out_min / exp.victim_out_clean if exp.victim_out_clean else None,
+                "best_frontrun_in": str(exp.frontrun_in), "first_seen_ns": it.tx.first_seen_ns,
+            },
+        )
+        return self._once(alert)
+
+    def _attempts(self, new: _Intent) -> list[Alert]:
+        live = self.intents.get(new.pool, [])
+        if not live:
+            return []
+        base = self.base_fee
+        alerts = []
+        everything = live + [new]
+        for f in everything:
+            for v in everything:
+                if v is f or v.tx.from_address == f.tx.from_address or v.swap.path[:2] != f.swap.path[:2]:
+                    continue
+                if f.tx.first_seen_ns < v.tx.first_seen_ns or priority_fee(f.tx, base) <= priority_fee(v.tx, base):
+                    continue
+                for b in everything:
+                    if b.tx.from_address != f.tx.from_address or b is f or b.swap.path[:2] != f.swap.path[1::-1]:
+                        continue
+                    if priority_fee(b.tx, base) >= priority_fee(v.tx, base):
+                        continue
+                    if new not in (f, v, b):
+                        continue
+                    alerts.extend(self._once(self._attempt_alert(f, v, b)))
+        return alerts
+
+    def _attempt_alert(self, f: _Intent, v: _Intent, b: _Intent) -> Alert:
+        base = self.base_fee
+        return Alert(
+            kind="sandwich_attempt", stage="pending", chain_id=self.chain_id, block_number=None, block_hash=None,
+            txs=[AlertTx(f.tx.hash, None, "frontrun"), AlertTx(v.tx.hash, None, "victim"), AlertTx(b.tx.hash, None, "backrun")],
+            attackers=[f.tx.from_address], victims=[v.tx.from_address], pools=[f.pool], tokens=list(f.swap.path[:2]),
+            profit=None, victim_loss=None, gas_cost_wei=None,
+            evidence={
+                "priority_fees": {"frontrun": str(priority_fee(f.tx, base)), "victim": str(priority_fee(v.tx, base)),
+                                  "backrun": str(priority_fee(b.tx, base))},
+                "first_seen_ns": {"frontrun": f.tx.first_seen_ns, "victim": v.tx.first_seen_ns, "backrun": b.tx.first_seen_ns},
+                "victim_amount_in": str(v.swap.amount_in), "victim_amount_out_min": str(v.swap.amount_out_min),
+            },
+        )
+
+    def _once(self, alert: Alert) -> list[Alert]:
+        if alert.alert_id in self.reported:
+            return []
+        self.reported.add(alert.alert_id)
+        return [alert]

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the local services used by tests and development, under .services/:
+#   kafka/libs  Apache Kafka broker jars from Maven Central (kafka-pom.xml)
+#   anvil       the anvil binary from the npm package @foundry-rs/anvil (pinned)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD/.services
+mkdir -p "$ROOT"
+
+if [[ ! -f $ROOT/kafka/libs/.complete ]]; then
+  echo "installing Kafka jars from Maven Central ..."
+  command -v mvn >/dev/null || { echo "Maven (mvn) is needed to fetch Kafka; apt-get install maven" >&2; exit 1; }
+  command -v java >/dev/null || { echo "Java >= 17 is needed for Kafka; apt-get install openjdk-17-jre-headless" >&2; exit 1; }
+  rm -rf "$ROOT/kafka/libs"
+  mvn -q -f scripts/services/kafka-pom.xml dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$ROOT/kafka/libs"
+  touch "$ROOT/kafka/libs/.complete"
+fi
+
+ANVIL_VERSION=1.7.1
+if [[ ! -x $ROOT/anvil/node_modules/.bin/anvil ]] || ! grep -q "\"version\": \"$ANVIL_VERSION\"" "$ROOT/anvil/node_modules/@foundry-rs/anvil/package.json" 2>/dev/null; then
+  echo "installing anvil $ANVIL_VERSION from npm ..."
+  command -v npm >/dev/null || { echo "Node.js with npm is needed for anvil" >&2; exit 1; }
+  mkdir -p "$ROOT/anvil"
+  (cd "$ROOT/anvil" && npm install --silent --no-audit --no-fund --no-save "@foundry-rs/anvil@$ANVIL_VERSION" >/dev/null)
+fi
+echo "services installed under $ROOT"

@@ -1,0 +1,56 @@
+"""Shared fixtures. Real data comes from ../shared/data (or $MEVWATCH_DATA)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from monitor.decode import BlockDecoder
+from monitor.types import Block, DecodedBlock
+from streams.mevinspect import parse_block
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("MEVWATCH_DATA", REPO.parent / "shared" / "data"))
+TRACES = DATA / "mainnet-traces"
+
+
+@pytest.fixture(scope="session")
+def traces_dir() -> Path:
+    if not TRACES.is_dir():
+        pytest.fail(f"real mainnet blocks not found at {TRACES}; set MEVWATCH_DATA")
+    return TRACES
+
+
+def raw_block(number: int) -> dict:
+    with gzip.open(TRACES / f"{number}.json.gz") as fh:
+        return json.load(fh)
+
+
+_cache: dict[int, Block] = {}
+
+
+@pytest.fixture(scope="session")
+def load_block():
+    def load(number: int) -> Block:
+        if number not in _cache:
+            _cache[number] = parse_block(raw_block(number), source=f"{number}.json.gz")
+        return _cache[number]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def decode_block(load_block):
+    def decode(number: int) -> DecodedBlock:
+        return BlockDecoder().decode(load_block(number))
+
+    return decode
+
+
+@pytest.fixture(scope="session")
+def all_block_numbers(traces_dir) -> list[int]:
+    return sorted(int(p.name.split(".")[0]) for p in traces_dir.glob("*.json.gz"))

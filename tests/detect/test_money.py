@@ -1,0 +1,28 @@
+"""Profit and victim-loss arithmetic, checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.money import pro_rata_profit, v2_amount_out
+
+pytestmark = pytest.mark.fast
+
+
+def test_full_round_trip_profit_is_plain_difference():
+    assert pro_rata_profit(cost_in=100, bought=50, sold=50, received=110) == 10
+
+
+def test_partial_close_uses_the_smaller_pro_rata_estimate():
+    # bought 100 Y for 1000 X, sold only 50 Y for 600 X.
+    # back-run side: 600 - 1000*50/100 = 100; front-run side: 600*100/50 - 1000 = 200 -> 100
+    assert pro_rata_profit(1000, 100, 50, 600) == 100
+    # sold more than bought (inventory): 1000 X for 100 Y, sold 200 Y for 2100 X
+    # back: 2100 - 1000*200/100 = 100; front: 2100*100/200 - 1000 = 50 -> 50
+    assert pro_rata_profit(1000, 100, 200, 2100) == 50
+
+
+def test_v2_amount_out_matches_uniswap_formula():
+    # 1 ETH into 10 ETH / 20,000 TKN at 0.3%: 997*20000e18 / (10000 + 997) per unit
+    assert v2_amount_out(10**18, 10 * 10**18, 20_000 * 10**18) == 997 * 10**18 * 20_000 * 10**18 // (10 * 10**18 * 1000 + 997 * 10**18)
+    assert v2_amount_out(0, 1, 1) == 0

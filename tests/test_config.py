@@ -1,0 +1,45 @@
+"""Settings: defaults < YAML file < environment; secrets never printed."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.errors import ConfigError
+
+pytestmark = pytest.mark.fast
+
+
+def test_precedence(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("chain_id: 5\nkafka:\n  bootstrap: 10.0.0.1:9092\n  partitions: 3\n")
+    s = load_settings(cfg)
+    assert (s.chain_id, s.kafka.bootstrap, s.kafka.partitions, s.node.confirmations) == (5, "10.0.0.1:9092", 3, 12)
+    monkeypatch.setenv("MEVWATCH_KAFKA__PARTITIONS", "12")
+    monkeypatch.setenv("MEVWATCH_CHAIN_ID", "10")
+    s = load_settings(cfg)
+    assert (s.chain_id, s.kafka.partitions, s.kafka.bootstrap) == (10, 12, "10.0.0.1:9092")
+
+
+def test_secrets_are_masked(tmp_path, monkeypatch):
+    key = tmp_path / "key"
+    key.write_text("0x" + "11" * 32 + "\n")
+    monkeypatch.setenv("MEVWATCH_ATTEST__PRIVATE_KEY_FILE", str(key))
+    s = load_settings()
+    assert s.attest.private_key.get_secret_value() == "0x" + "11" * 32
+    assert "11111111" not in repr(s) and "11111111" not in str(s.model_dump())
+
+
+def test_bad_config_names_the_problem(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kafka:\n  partitions: 0\n")
+    with pytest.raises(ConfigError, match="kafka.partitions"):
+        load_settings(bad)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(tmp_path / "list.yaml")
+    monkeypatch.setenv("MEVWATCH_LOG_LEVEL", "LOUD")
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings()

@@ -125,6 +125,75 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def ingest(
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="WebSocket URL of the node (ws:// or wss://).")] = None,
+    kafka: Annotated[Optional[str], typer.Option("--kafka", help="Kafka bootstrap host:port (or MEVWATCH_KAFKA__BOOTSTRAP).")] = None,
+    no_pending: Annotated[bool, typer.Option("--no-pending", help="Follow blocks only, not the mempool.")] = False,
+    no_traces: Annotated[bool, typer.Option("--no-traces", help="Do not ask the node for call traces.")] = False,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Stop after this many messages (default: run until Ctrl-C).")] = None,
+) -> None:
+    """Follow a node's mempool and chain head and publish every pending tx, block and revert event to Kafka.
+
+    Mempool messages are keyed by sender (one sender's nonces stay ordered), blocks and
+    reverts by block hash on the single-partition blocks topic. Messages that cannot be
+    normalised go to mevwatch.deadletter.v1. Reconnects and backfills on its own.
+    """
+    from streams.ingest import run_ingest
+
+    s = state.settings
+    rpc = rpc or s.node.rpc
+    kafka = kafka or s.kafka.bootstrap
+    if not rpc:
+        raise fail(MevwatchError("--rpc is required (a ws:// URL), or set MEVWATCH_NODE__RPC"), 2)
+    if not kafka:
+        raise fail(MevwatchError("ingest publishes to Kafka: give --kafka host:port or MEVWATCH_KAFKA__BOOTSTRAP "
+                                 "(the in-process bus lives inside `mevwatch run`)"), 2)
+    try:
+        n = run_ingest(rpc, kafka, settings=s, pending=not no_pending, traces=not no_traces, max_messages=max_messages)
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"published {n} messages")
+
+
+@app.command()
+def record(
+    rpc: Annotated[str, typer.Option("--rpc", help="WebSocket URL of the node.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write (one envelope per line).")],
+    blocks: Annotated[Optional[int], typer.Option("--blocks", help="Stop after this many blocks.")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    no_pending: Annotated[bool, typer.Option("--no-pending", help="Record blocks only.")] = False,
+) -> None:
+    """Record a live node's pending txs, blocks and reverts to JSONL, replayable with `mevwatch replay`."""
+    from streams.ingest import run_record
+
+    try:
+        counts = run_record(rpc, out, settings=state.settings, max_blocks=blocks, duration_s=duration, pending=not no_pending)
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"recorded {counts['blocks']} blocks, {counts['pending']} pending txs, {counts['reverts']} reverts to {out}")
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Option("--topic", "-t", help="Topic to read, e.g. mevwatch.blocks.v1.")],
+    kafka: Annotated[Optional[str], typer.Option("--kafka", help="Kafka bootstrap host:port.")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max", help="Stop after this many messages.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop after this many seconds without a message.")] = 10.0,
+    raw: Annotated[bool, typer.Option("--raw", help="Print each message's JSON as it is.")] = False,
+) -> None:
+    """Pretty-print the messages of a topic, from the beginning (reads without committing offsets)."""
+    from streams.ingest import tail_topic
+
+    kafka = kafka or state.settings.kafka.bootstrap
+    if not kafka:
+        raise fail(MevwatchError("--kafka host:port is required"), 2)
+    try:
+        tail_topic(kafka, topic, max_messages=max_messages, idle_timeout_s=timeout, raw=raw, console=Console())
+    except MevwatchError as exc:
+        raise fail(exc) from None
+
+
 def print_summary(summary, out_path: str | None) -> None:
     s = summary
     rate = s.blocks / s.elapsed_s if s.elapsed_s else 0.0

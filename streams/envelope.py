@@ -194,6 +194,7 @@ def _decode_pending(obj: dict, r: _Reader) -> PendingTx:
 
 
 def _decode_block(obj: dict, r: _Reader) -> Block:
+    number = r.get(obj, "block_number", "", int)
     txs = []
     for i, t in enumerate(r.get(obj, "transactions", "", list)):
         p = f"transactions[{i}]."
@@ -230,7 +231,7 @@ def _decode_block(obj: dict, r: _Reader) -> Block:
             success=r.get(t, "success", p, bool), traces=traces, logs=logs,
         ))
     return Block(
-        number=r.get(obj, "block_number", "", int), hash=r.hexstr(obj, "block_hash", "", optional=True),
+        number=number, hash=r.hexstr(obj, "block_hash", "", optional=True),
         parent_hash=r.hexstr(obj, "parent_hash", "", optional=True), timestamp=r.get(obj, "timestamp", "", int),
         miner=r.hexstr(obj, "miner", "", optional=True),
         base_fee_per_gas=r.quantity(obj, "base_fee_per_gas", "", optional=True), transactions=txs,

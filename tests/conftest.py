@@ -54,3 +54,49 @@ def decode_block(load_block):
 @pytest.fixture(scope="session")
 def all_block_numbers(traces_dir) -> list[int]:
     return sorted(int(p.name.split(".")[0]) for p in traces_dir.glob("*.json.gz"))
+
+
+# --- real services --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """A real Kafka 4 broker (KRaft) on 127.0.0.1 for the whole session."""
+    from monitor.services import Kafka
+
+    k = Kafka(tmp_path_factory.mktemp("kafka")).start()
+    yield k
+    k.stop()
+
+
+@pytest.fixture
+def anvil(tmp_path):
+    """A fresh anvil node with mining off (tests mine with evm_mine)."""
+    from monitor.services import Anvil
+
+    a = Anvil(tmp_path / "anvil").start()
+    yield a
+    a.stop()
+
+
+class Rpc:
+    """Minimal JSON-RPC client for driving anvil from tests."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.id = 0
+
+    def __call__(self, method: str, *params):
+        import urllib.request
+
+        self.id += 1
+        body = json.dumps({"jsonrpc": "2.0", "id": self.id, "method": method, "params": list(params)}).encode()
+        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            resp = json.loads(r.read())
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp["result"]
+
+
+@pytest.fixture
+def rpc(anvil):
+    return Rpc(anvil.http_url)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the local services used by tests and development, under .services/:
+# Installs the local services used by tests, development and the demo under
+# $MEVWATCH_SERVICES (default ~/.cache/mevwatch/services; monitor/services.py looks there):
 #   kafka/libs  Apache Kafka broker jars from Maven Central (kafka-pom.xml)
 #   anvil       the anvil binary from the npm package @foundry-rs/anvil (pinned)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$PWD/.services
+ROOT=${MEVWATCH_SERVICES:-$HOME/.cache/mevwatch/services}
 mkdir -p "$ROOT"
 
 if [[ ! -f $ROOT/kafka/libs/.complete ]]; then

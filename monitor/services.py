@@ -1,0 +1,240 @@
+"""Local services for tests, development and the demo: a Kafka broker and an anvil node.
+
+Each service is installed by ``scripts/services/install.sh`` under ``$MEVWATCH_SERVICES``
+(default ``~/.cache/mevwatch/services``, shared by every checkout as a download cache) and
+run here on 127.0.0.1 with its data in a folder of the caller's choosing, so a
+restart on the same folder keeps its data. ``start`` waits until the service answers;
+``stop`` ends it (SIGTERM, then SIGKILL); ``kill`` is SIGKILL, for fault tests.
+Starting a running service is a no-op; every failure is a :class:`ServiceError`
+that names the log file to read.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from monitor.errors import ServiceError
+
+SERVICES = Path(os.environ.get("MEVWATCH_SERVICES", Path.home() / ".cache" / "mevwatch" / "services"))
+
+LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.clients.name = org.apache.kafka
+logger.clients.level = warn
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class _Process:
+    name = "service"
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"{self.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _spawn(self, cmd: list[str]) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, cwd=self.data_dir)
+        log.close()
+
+    def _wait(self, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServiceError(f"{self.name} exited with code {self.proc.returncode}; see {self.log_path}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise ServiceError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.running:
+            return
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.running:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class Kafka(_Process):
+    """Apache Kafka 4.x, KRaft single node (broker + controller), from Maven Central jars."""
+
+    name = "kafka"
+
+    def __init__(self, data_dir: Path, port: int | None = None, libs: Path | None = None):
+        super().__init__(data_dir)
+        self.libs = Path(libs or SERVICES / "kafka" / "libs")
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self.logs_dir = self.data_dir / "data"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, main: str, *args: str, heap: str = "512m") -> list[str]:
+        if not (self.libs / ".complete").exists():
+            raise ServiceError(f"Kafka is not installed in {self.libs}; run scripts/services/install.sh")
+        log4j = self.data_dir / "log4j2.properties"
+        if not log4j.exists():
+            log4j.write_text(LOG4J2)
+        return ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}",
+                "-cp", str(self.libs / "*"), main, *args]
+
+    def _write_config(self) -> Path:
+        cfg = self.data_dir / "server.properties"
+        cfg.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={self.logs_dir}",
+            "num.partitions=1",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.flush.interval.messages=1",
+            "",
+        ]))
+        return cfg
+
+    def start(self, timeout: float = 90.0) -> Kafka:
+        if self.running:
+            return self
+        cfg = self._write_config()
+        if not (self.logs_dir / "meta.properties").exists():
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(cfg), heap="256m"),
+                                 capture_output=True, text=True, cwd=self.data_dir)
+            if fmt.returncode != 0:
+                raise ServiceError(f"kafka storage format failed: {fmt.stderr.strip()[-500:] or fmt.stdout.strip()[-500:]}")
+        self._spawn(self._java("kafka.Kafka", str(cfg)))
+        self._wait(self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        try:
+            from kafka import KafkaAdminClient
+
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            return True
+        except Exception:  # noqa: BLE001 - any client error means: not ready yet
+            return False
+
+
+class Anvil(_Process):
+    """anvil from the npm package @foundry-rs/anvil; a real node with a real mempool."""
+
+    name = "anvil"
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, block_time: float | None = None,
+                 chain_id: int = 31337, extra: list[str] | None = None):
+        super().__init__(data_dir)
+        self.port = port or free_port()
+        self.block_time = block_time
+        self.chain_id = chain_id
+        self.extra = extra or []
+        self.state_file = self.data_dir / "state.json"
+
+    @staticmethod
+    def binary() -> Path:
+        base = SERVICES / "anvil" / "node_modules" / "@foundry-rs"
+        for cand in (base / "anvil-linux-amd64" / "bin" / "anvil", base / "anvil-linux-arm64" / "bin" / "anvil"):
+            if cand.exists():
+                return cand
+        raise ServiceError(f"anvil is not installed under {base}; run scripts/services/install.sh")
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0, *, keep_state: bool = False) -> Anvil:
+        if self.running:
+            return self
+        cmd = [str(self.binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
+               "--order", "fees", "--silent"]
+        if self.block_time is None:
+            cmd.append("--no-mining")
+        else:
+            cmd += ["--block-time", str(self.block_time)]
+        if keep_state:
+            cmd += ["--state", str(self.state_file)]
+        self._spawn(cmd + self.extra)
+        self._wait(self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        import json
+        import urllib.request
+
+        try:
+            req = urllib.request.Request(self.http_url, data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                return "result" in json.loads(r.read())
+        except OSError:
+            return False

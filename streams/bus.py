@@ -1,0 +1,214 @@
+"""The message bus: Kafka (kafka-python) or an in-process bus with the same interface.
+
+Topics (``TOPICS``): ``mevwatch.mempool.v1`` keyed by sender address, so one sender's
+nonces stay in order on one partition; ``mevwatch.blocks.v1`` (blocks and revert
+events) keyed by block hash on a single partition, so consumers see the chain in
+order; ``mevwatch.alerts.v1`` keyed by alert id; ``mevwatch.deadletter.v1``.
+
+Producers are idempotent with ``acks=all``. Consumers never auto-commit: call
+``commit()`` after the work for the polled records is done (at-least-once).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from monitor.errors import BusError
+
+MEMPOOL = "mevwatch.mempool.v1"
+BLOCKS = "mevwatch.blocks.v1"
+ALERTS = "mevwatch.alerts.v1"
+DEADLETTER = "mevwatch.deadletter.v1"
+TOPICS = (MEMPOOL, BLOCKS, ALERTS, DEADLETTER)
+SINGLE_PARTITION = {BLOCKS}
+
+
+@dataclass(slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+class Consumer(Protocol):
+    def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]: ...
+    def commit(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    def produce(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def consumer(self, topics: list[str], group: str) -> Consumer: ...
+    def close(self) -> None: ...
+
+
+def dead_letter(source: str, position: str | int | None, reason: str, raw: bytes | None) -> bytes:
+    return orjson.dumps({"source": source, "position": position, "reason": reason,
+                         "raw": raw.decode("utf-8", "replace") if raw is not None else None})
+
+
+# --- in-process -----------------------------------------------------------------------------
+class InProcessBus:
+    """Thread-safe in-memory topics with partitions, consumer groups and committed offsets."""
+
+    def __init__(self, partitions: int = 6):
+        self.partitions = partitions
+        self._logs: dict[str, list[list[Record]]] = {}
+        self._committed: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._cond = threading.Condition()
+
+    def _topic(self, topic: str) -> list[list[Record]]:
+        if topic not in self._logs:
+            n = 1 if topic in SINGLE_PARTITION else self.partitions
+            self._logs[topic] = [[] for _ in range(n)]
+        return self._logs[topic]
+
+    def produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+        import time
+
+        with self._cond:
+            parts = self._topic(topic)
+            p = zlib.crc32(key) % len(parts) if key is not None else 0
+            parts[p].append(Record(topic, p, len(parts[p]), key, value, int(time.time() * 1000)))
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
+
+    def consumer(self, topics: list[str], group: str) -> _InProcessConsumer:
+        return _InProcessConsumer(self, topics, group)
+
+    def close(self) -> None:
+        return None
+
+
+class _InProcessConsumer:
+    def __init__(self, bus: InProcessBus, topics: list[str], group: str):
+        self.bus, self.topics, self.group = bus, topics, group
+        with bus._cond:
+            self._position = {(t, p): bus._committed[(group, t, p)] for t in topics for p in range(len(bus._topic(t)))}
+
+    def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
+        bus = self.bus
+        with bus._cond:
+            out = self._take(max_records)
+            if not out and timeout_ms > 0:
+                bus._cond.wait(timeout_ms / 1000)
+                out = self._take(max_records)
+            return out
+
+    def _take(self, max_records: int) -> list[Record]:
+        out: list[Record] = []
+        for (t, p), pos in self._position.items():
+            log = self.bus._logs[t][p]
+            if pos < len(log):
+                batch = log[pos : pos + max_records - len(out)]
+                out.extend(batch)
+                self._position[(t, p)] = pos + len(batch)
+            if len(out) >= max_records:
+                break
+        return out
+
+    def commit(self) -> None:
+        with self.bus._cond:
+            for (t, p), pos in self._position.items():
+                self.bus._committed[(self.group, t, p)] = pos
+
+    def close(self) -> None:
+        return None
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+class KafkaBus:
+    """kafka-python producer (idempotent, acks=all) and manual-commit consumers."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
+                 create_topics: bool = True):
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        try:
+            if create_topics:
+                ensure_topics(bootstrap, partitions, replication)
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
+                max_in_flight_requests_per_connection=5, linger_ms=2, retries=2**31 - 1,
+                delivery_timeout_ms=120_000, request_timeout_ms=10_000,
+            )
+        except KafkaError as exc:
+            raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        self._errors: list[Exception] = []
+
+    def produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+        fut = self._producer.send(topic, key=key, value=value)
+        fut.add_errback(self._errors.append)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._producer.flush(timeout)
+        if self._errors:
+            errs, self._errors = self._errors, []
+            raise BusError(f"{len(errs)} Kafka produce error(s), first: {errs[0]!r}")
+
+    def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
+        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id)
+
+    def close(self) -> None:
+        self._producer.close(10)
+
+
+class _KafkaConsumer:
+    def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str):
+        from kafka import KafkaConsumer
+
+        self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=5000,
+                                fetch_max_wait_ms=50, reconnect_backoff_max_ms=2000)
+
+    def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
+        batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
+        out = []
+        for _tp, msgs in batches.items():
+            for m in msgs:
+                out.append(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+        return out
+
+    def commit(self) -> None:
+        self._c.commit()
+
+    def close(self) -> None:
+        self._c.close()
+
+
+def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1) -> None:
+    """Create mevwatch's topics when missing (the blocks topic with one partition)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        existing = set(admin.list_topics())
+        todo = [NewTopic(t, 1 if t in SINGLE_PARTITION else partitions, replication) for t in TOPICS if t not in existing]
+        if todo:
+            try:
+                admin.create_topics(todo)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_bus(bootstrap: str | None, **kw) -> Bus:
+    return KafkaBus(bootstrap, **kw) if bootstrap else InProcessBus()

@@ -1,0 +1,118 @@
+"""The bus contract, on the real Kafka broker and on the in-process bus alike."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from streams import bus as busmod
+from streams.consume import decode_records
+from streams.envelope import encode_block, decode as decode_envelope
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(params=["kafka", "inprocess"])
+def bus(request):
+    if request.param == "inprocess":
+        yield busmod.InProcessBus()
+        return
+    kafka = request.getfixturevalue("kafka")
+    b = busmod.KafkaBus(kafka.bootstrap, partitions=3)
+    yield b
+    b.close()
+
+
+def drain(consumer, want: int, rounds: int = 60) -> list:
+    got = []
+    for _ in range(rounds):
+        got += consumer.poll(timeout_ms=500)
+        if len(got) >= want:
+            break
+    return got
+
+
+def test_one_senders_messages_stay_in_order(bus):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    c = bus.consumer([busmod.MEMPOOL], group)
+    tag = uuid.uuid4().hex[:6].encode()
+    senders = [b"0xaaaa" + tag, b"0xbbbb" + tag, b"0xcccc" + tag]
+    for i in range(60):
+        s = senders[i % 3]
+        bus.produce(busmod.MEMPOOL, s, s + b":" + str(i).encode())
+    bus.flush(30)
+    got = [r for r in drain(c, 60) if r.key in senders]
+    assert len(got) == 60
+    for s in senders:
+        seq = [int(r.value.split(b":")[1]) for r in got if r.key == s]
+        assert seq == sorted(seq) and len(seq) == 20
+    c.close()
+
+
+def test_uncommitted_work_is_delivered_again(bus):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    topic = busmod.ALERTS
+    tag = uuid.uuid4().hex.encode()
+    c = bus.consumer([topic], group)
+    drain(c, 10**9, rounds=2)  # skip what earlier tests left
+    c.commit()
+    c.close()
+    for i in range(5):
+        bus.produce(topic, tag, tag + str(i).encode())
+    bus.flush(30)
+    c1 = bus.consumer([topic], group)
+    first = [r for r in drain(c1, 5) if r.key == tag]
+    assert len(first) == 5
+    c1.close()  # crashed before commit
+    c2 = bus.consumer([topic], group)
+    again = [r for r in drain(c2, 5) if r.key == tag]
+    assert [r.value for r in again] == [r.value for r in first]
+    c2.commit()
+    c2.close()
+    c3 = bus.consumer([topic], group)
+    assert [r for r in drain(c3, 1, rounds=4) if r.key == tag] == []
+    c3.close()
+
+
+def test_bad_messages_become_dead_letters_and_the_rest_is_processed(bus, load_block):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex.encode()
+    good = encode_block(load_block(12674514))
+    bus.produce(busmod.BLOCKS, tag + b"-1", good)
+    bus.produce(busmod.BLOCKS, tag + b"-2", b"{not json")
+    bus.produce(busmod.BLOCKS, tag + b"-3", b'{"schema": "mevwatch.block.v1", "chain_id": 1}')
+    bus.produce(busmod.BLOCKS, tag + b"-4", good)
+    bus.flush(30)
+    c = bus.consumer([busmod.BLOCKS], group)
+    records = [r for r in drain(c, 10**9, rounds=8) if r.key and r.key.startswith(tag)]
+    assert len(records) == 4
+    decoded = decode_records(records, bus)
+    assert [r.key for r, _ in decoded] == [tag + b"-1", tag + b"-4"]
+    assert decoded[0][1].number == 12674514
+    bus.flush(30)
+    dl = bus.consumer([busmod.DEADLETTER], f"dl-{uuid.uuid4().hex[:6]}")
+    letters = [decode_json(r.value) for r in drain(dl, 10**9, rounds=8) if r.key and r.key.startswith(tag)]
+    assert len(letters) == 2
+    offsets = {r.offset for r in records[1:3]}
+    assert {x["position"] for x in letters} == offsets
+    assert any("malformed JSON" in x["reason"] for x in letters)
+    assert any("'block_number': missing" in x["reason"] for x in letters)
+    assert all(x["source"] == f"{busmod.BLOCKS}/0" for x in letters)
+
+
+def decode_json(b: bytes) -> dict:
+    import orjson
+
+    return orjson.loads(b)
+
+
+def test_envelope_survives_the_broker_byte_for_byte(bus, load_block):
+    block = load_block(12775690)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex.encode()
+    bus.produce(busmod.BLOCKS, tag, encode_block(block))
+    bus.flush(30)
+    c = bus.consumer([busmod.BLOCKS], group)
+    (r,) = [r for r in drain(c, 10**9, rounds=8) if r.key == tag]
+    assert decode_envelope(r.value) == block

@@ -37,7 +37,7 @@ def publish(bus: busmod.Bus, msg: Message) -> None:
 def _source(rpc: str, settings: Settings, pending: bool, traces: bool) -> NodeSource:
     return NodeSource(rpc, chain_id=None, traces=traces and settings.node.traces != "none",
                       max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
-                      pending=pending)
+                      pending=pending, confirmations=settings.node.confirmations)
 
 
 def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True, traces: bool = True,

@@ -107,14 +107,20 @@ class ChainFollower:
     """Turns head notifications into an ordered, gap-free stream of blocks and revert events."""
 
     def __init__(self, request: Request, *, chain_id: int, traces: bool = True, max_reorg_depth: int = 64,
-                 start_block: int | None = None):
+                 start_block: int | None = None, confirmations: int = 12):
         self.request = request
+        self.confirmations = confirmations
         self.chain_id = chain_id
         self.traces = traces
         self.max_reorg_depth = max_reorg_depth
         self.canonical: dict[int, str] = {}  # number -> hash of what we emitted
         self.last: int | None = None if start_block is None else start_block - 1
         self.reorgs = 0
+
+    @property
+    def final_number(self) -> int | None:
+        """Highest block at least ``confirmations`` deep: what the alert stages treat as final."""
+        return None if self.last is None else self.last - self.confirmations
 
     async def _hash_at(self, number: int) -> str | None:
         raw = await self.request("eth_getBlockByNumber", [hex(number), False])
@@ -161,7 +167,8 @@ class NodeSource:
     """Follows one node. ``run(emit)`` calls ``emit(message)`` for every pending tx, block and revert."""
 
     def __init__(self, url: str, *, chain_id: int | None = None, traces: bool = True, max_reorg_depth: int = 64,
-                 reconnect_max_s: float = 30.0, pending: bool = True, start_block: int | None = None):
+                 reconnect_max_s: float = 30.0, pending: bool = True, start_block: int | None = None,
+                 confirmations: int = 12, on_fate: Callable[[Any], Any] | None = None, pending_ttl_s: float = 3600.0):
         self.url = url
         self.chain_id = chain_id
         self.traces = traces
@@ -169,7 +176,9 @@ class NodeSource:
         self.reconnect_max_s = reconnect_max_s
         self.pending = pending
         self.start_block = start_block
-        self.fates = FateTracker()
+        self.confirmations = confirmations
+        self.on_fate = on_fate
+        self.fates = FateTracker(pending_ttl_s)
         self.follower: ChainFollower | None = None
         self.reconnects = 0
         self._stop = asyncio.Event()
@@ -218,7 +227,8 @@ class NodeSource:
             self.chain_id = _int(await request("eth_chainId", []))
         if self.follower is None:
             self.follower = ChainFollower(request, chain_id=self.chain_id or 1, traces=self.traces,
-                                          max_reorg_depth=self.max_reorg_depth, start_block=self.start_block)
+                                          max_reorg_depth=self.max_reorg_depth, start_block=self.start_block,
+                                          confirmations=self.confirmations)
         else:
             self.follower.request = request
         heads_sub = await w3.eth.subscribe("newHeads")
@@ -254,9 +264,19 @@ class NodeSource:
     async def _on_head(self, head: int, emit) -> None:
         assert self.follower is not None
         for m in await self.follower.advance(head):
+            fates = self.fates.on_block(m) if isinstance(m, Block) else []
             if isinstance(m, Block):
-                self.fates.on_block(m)
+                log.debug("block", block_number=m.number, block_hash=m.hash, transactions=len(m.transactions))
+            else:
+                log.warning("reorg: block reverted", block_number=getattr(m, "block_number", None),
+                            block_hash=getattr(m, "block_hash", None), depth=getattr(m, "depth", None))
             await _call(emit, m)
+            for f in fates:
+                if self.on_fate is not None:
+                    await _call(self.on_fate, f)
+        for f in self.fates.expire(time.time_ns()):
+            if self.on_fate is not None:
+                await _call(self.on_fate, f)
 
 
 async def _call_dl(fn, source: str, reason: str, raw: bytes | None) -> None:

@@ -55,6 +55,12 @@ def signed128(v: int) -> int:
     return v - _TWO_128 if v >= _TWO_127 else v
 
 
+def int24(v: int) -> int:
+    """The low 24 bits of ``v`` as a signed int24 (Uniswap ticks)."""
+    v &= (1 << 24) - 1
+    return v - (1 << 24) if v >= 1 << 23 else v
+
+
 def topic_addr(topic: str) -> str:
     return "0x" + topic[-40:]
 

@@ -11,7 +11,7 @@ Liquidity: ``mint``/``burn``/``collect`` calls and events, with tick range and o
 from __future__ import annotations
 
 from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, arg_addr, out, signed, topic_addr
+from monitor.decode.hexabi import arg, arg_addr, int24, out, signed, topic_addr
 from monitor.decode.transfers import SEL_TRANSFER
 from monitor.decode.uniswap_v2 import SEL_BALANCE_OF, last_log_index, resolve_pair_tokens
 from monitor.types import LiquidityChange, Swap, Trace
@@ -27,10 +27,6 @@ TOPIC_MINT = "0x7a53080ba414158be7ec69b987b5fb7d07dee101fe85488f0853ae16239d0bde
 TOPIC_BURN = "0x0c396cd989a39f4459b5fa1aed6a9a8dcdbc45908acfd67e028cd568da98982c"
 TOPIC_COLLECT = "0x70935338e69775456a85ddef226c395fb668b63fa0115f5f20610b388e6ca9c0"
 
-
-def _int24(v: int) -> int:
-    v &= (1 << 24) - 1
-    return v - (1 << 24) if v >= 1 << 23 else v
 
 
 def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
@@ -74,7 +70,7 @@ def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
 def trace_mint(ctx: TxContext, i: int, t: Trace) -> None:
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "add", t.to_address, arg_addr(t.input, 0), t.from_address, ctx.tx.hash, ctx.tx.position,
-        ctx.order(i), ctx.tx.from_address, tick_lower=_int24(arg(t.input, 1)), tick_upper=_int24(arg(t.input, 2)),
+        ctx.order(i), ctx.tx.from_address, tick_lower=int24(arg(t.input, 1)), tick_upper=int24(arg(t.input, 2)),
         liquidity=arg(t.input, 3), amount0=out(t.output, 0), amount1=out(t.output, 1), trace_address=t.trace_address,
     ))
 
@@ -82,7 +78,7 @@ def trace_mint(ctx: TxContext, i: int, t: Trace) -> None:
 def trace_burn(ctx: TxContext, i: int, t: Trace) -> None:
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "remove", t.to_address, t.from_address, t.from_address, ctx.tx.hash, ctx.tx.position,
-        ctx.order(i), ctx.tx.from_address, tick_lower=_int24(arg(t.input, 0)), tick_upper=_int24(arg(t.input, 1)),
+        ctx.order(i), ctx.tx.from_address, tick_lower=int24(arg(t.input, 0)), tick_upper=int24(arg(t.input, 1)),
         liquidity=arg(t.input, 2), amount0=out(t.output, 0), amount1=out(t.output, 1), trace_address=t.trace_address,
     ))
 
@@ -90,7 +86,7 @@ def trace_burn(ctx: TxContext, i: int, t: Trace) -> None:
 def trace_collect(ctx: TxContext, i: int, t: Trace) -> None:
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "collect", t.to_address, t.from_address, t.from_address, ctx.tx.hash, ctx.tx.position,
-        ctx.order(i), ctx.tx.from_address, tick_lower=_int24(arg(t.input, 1)), tick_upper=_int24(arg(t.input, 2)),
+        ctx.order(i), ctx.tx.from_address, tick_lower=int24(arg(t.input, 1)), tick_upper=int24(arg(t.input, 2)),
         amount0=out(t.output, 0), amount1=out(t.output, 1), trace_address=t.trace_address,
     ))
 
@@ -126,7 +122,7 @@ def log_mint(ctx: TxContext, i: int) -> None:
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "add", log.address, topic_addr(log.topics[1]), out_addr_safe(log.data), ctx.tx.hash,
         ctx.tx.position, ctx.order(log.log_index), ctx.tx.from_address,
-        tick_lower=_int24(int(log.topics[2], 16)), tick_upper=_int24(int(log.topics[3], 16)),
+        tick_lower=int24(int(log.topics[2], 16)), tick_upper=int24(int(log.topics[3], 16)),
         liquidity=out(log.data, 1), amount0=out(log.data, 2), amount1=out(log.data, 3), log_index=log.log_index,
     ))
 
@@ -142,7 +138,7 @@ def log_burn(ctx: TxContext, i: int) -> None:
     owner = topic_addr(log.topics[1])
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "remove", log.address, owner, owner, ctx.tx.hash, ctx.tx.position, ctx.order(log.log_index),
-        ctx.tx.from_address, tick_lower=_int24(int(log.topics[2], 16)), tick_upper=_int24(int(log.topics[3], 16)),
+        ctx.tx.from_address, tick_lower=int24(int(log.topics[2], 16)), tick_upper=int24(int(log.topics[3], 16)),
         liquidity=out(log.data, 0), amount0=out(log.data, 1), amount1=out(log.data, 2), log_index=log.log_index,
     ))
 
@@ -154,7 +150,7 @@ def log_collect(ctx: TxContext, i: int) -> None:
     owner = topic_addr(log.topics[1])
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "collect", log.address, owner, owner, ctx.tx.hash, ctx.tx.position, ctx.order(log.log_index),
-        ctx.tx.from_address, tick_lower=_int24(int(log.topics[2], 16)), tick_upper=_int24(int(log.topics[3], 16)),
+        ctx.tx.from_address, tick_lower=int24(int(log.topics[2], 16)), tick_upper=int24(int(log.topics[3], 16)),
         amount0=out(log.data, 1), amount1=out(log.data, 2), log_index=log.log_index,
     ))
 

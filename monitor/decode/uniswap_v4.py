@@ -14,7 +14,7 @@ from __future__ import annotations
 from eth_hash.auto import keccak
 
 from monitor.decode.context import TxContext
-from monitor.decode.hexabi import Short, arg, arg_addr, out, signed, signed128, topic_addr
+from monitor.decode.hexabi import Short, arg, arg_addr, int24, out, signed, signed128, topic_addr
 from monitor.types import LiquidityChange, Swap, Trace
 
 PROTOCOL = "uniswap_v4"
@@ -31,10 +31,6 @@ def pool_id(calldata: str) -> str:
         raise Short("pool key")
     return "0x" + keccak(bytes.fromhex(key)).hex()
 
-
-def _int24(v: int) -> int:
-    v &= (1 << 24) - 1
-    return v - (1 << 24) if v >= 1 << 23 else v
 
 
 def _split_delta(word: int) -> tuple[int, int]:
@@ -68,8 +64,8 @@ def trace_modify_liquidity(ctx: TxContext, i: int, t: Trace) -> None:
     caller_delta = _split_delta(out(t.output, 0)) if len(t.output) >= 66 else (None, None)
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "add" if delta > 0 else "remove", pid, t.from_address, t.from_address, ctx.tx.hash,
-        ctx.tx.position, ctx.order(i), ctx.tx.from_address, tick_lower=_int24(arg(t.input, 5)),
-        tick_upper=_int24(arg(t.input, 6)), liquidity=abs(delta),
+        ctx.tx.position, ctx.order(i), ctx.tx.from_address, tick_lower=int24(arg(t.input, 5)),
+        tick_upper=int24(arg(t.input, 6)), liquidity=abs(delta),
         amount0=abs(caller_delta[0]) if caller_delta[0] is not None else None,
         amount1=abs(caller_delta[1]) if caller_delta[1] is not None else None, trace_address=t.trace_address,
     ))
@@ -114,8 +110,8 @@ def log_modify_liquidity(ctx: TxContext, i: int) -> None:
     sender = topic_addr(log.topics[2])
     ctx.liquidity.append(LiquidityChange(
         PROTOCOL, "add" if delta > 0 else "remove", log.topics[1], sender, sender, ctx.tx.hash,
-        ctx.tx.position, ctx.order(log.log_index), ctx.tx.from_address, tick_lower=_int24(out(log.data, 0)),
-        tick_upper=_int24(out(log.data, 1)), liquidity=abs(delta), log_index=log.log_index,
+        ctx.tx.position, ctx.order(log.log_index), ctx.tx.from_address, tick_lower=int24(out(log.data, 0)),
+        tick_upper=int24(out(log.data, 1)), liquidity=abs(delta), log_index=log.log_index,
     ))
 
 

@@ -40,61 +40,55 @@ def consume_all(bootstrap: str, want_blocks: set[int], timeout: float = 90) -> t
     return [m for m in msgs if isinstance(m, Block)], [m for m in msgs if isinstance(m, PendingTx)]
 
 
-def test_ingest_publishes_mempool_and_blocks(tmp_path):
+@pytest.fixture
+def pipeline(tmp_path):
+    """Own broker (so it can be killed), own anvil, and `mevwatch ingest` between them."""
     kafka = Kafka(tmp_path / "kafka").start()
     anvil = Anvil(tmp_path / "anvil").start()
-    rpc = Rpc(anvil.http_url)
     proc = start_ingest(anvil.ws_url, kafka.bootstrap, tmp_path / "ingest.log")
-    try:
-        time.sleep(3)
-        me = rpc("eth_accounts")[1]
-        sent = [rpc("eth_sendTransaction", {"from": me, "to": me, "value": hex(i + 1)}) for i in range(5)]
-        time.sleep(1)
+    time.sleep(3)
+    yield kafka, anvil, Rpc(anvil.http_url), proc
+    proc.terminate()
+    proc.wait(20)
+    anvil.stop()
+    kafka.stop()
+
+
+def test_ingest_publishes_mempool_and_blocks(pipeline):
+    kafka, anvil, rpc, _proc = pipeline
+    me = rpc("eth_accounts")[1]
+    sent = [rpc("eth_sendTransaction", {"from": me, "to": me, "value": hex(i + 1)}) for i in range(5)]
+    time.sleep(1)
+    rpc("evm_mine")
+    blocks, pending = consume_all(kafka.bootstrap, {1})
+    assert {p.hash for p in pending} >= set(sent)
+    for p in pending:
+        assert p.first_seen_ns > 0 and p.from_address == me.lower() and p.source_node == anvil.ws_url
+    mined = next(b for b in blocks if b.number == 1)
+    assert [t.hash for t in mined.transactions] == sent
+    assert all(t.gas_used == 21000 for t in mined.transactions)
+
+
+def test_broker_sigkill_mid_stream_loses_no_block(pipeline, tmp_path):
+    kafka, anvil, rpc, proc = pipeline
+    for _ in range(5):
         rpc("evm_mine")
-        blocks, pending = consume_all(kafka.bootstrap, {1})
-        assert {p.hash for p in pending} >= set(sent)
-        for p in pending:
-            assert p.first_seen_ns > 0 and p.from_address == me.lower() and p.source_node == anvil.ws_url
-        mined = next(b for b in blocks if b.number == 1)
-        assert [t.hash for t in mined.transactions] == sent
-        assert all(t.gas_used == 21000 for t in mined.transactions)
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        anvil.stop()
-        kafka.stop()
-
-
-def test_broker_sigkill_mid_stream_loses_no_block(tmp_path):
-    kafka = Kafka(tmp_path / "kafka").start()
-    anvil = Anvil(tmp_path / "anvil").start()
-    rpc = Rpc(anvil.http_url)
-    proc = start_ingest(anvil.ws_url, kafka.bootstrap, tmp_path / "ingest.log")
-    try:
-        time.sleep(3)
-        for _ in range(5):
-            rpc("evm_mine")
-            time.sleep(0.2)
-        kafka.kill()  # SIGKILL, as a crash
-        for _ in range(5):
-            rpc("evm_mine")  # mined while the broker is down
-            time.sleep(0.2)
-        kafka.start()  # same port, same log dir
-        for _ in range(5):
-            rpc("evm_mine")
-            time.sleep(0.2)
-        head = int(rpc("eth_blockNumber"), 16)
-        blocks, _ = consume_all(kafka.bootstrap, set(range(1, head + 1)), timeout=180)
-        numbers = sorted({b.number for b in blocks})
-        assert proc.poll() is None, (tmp_path / "ingest.log").read_text()[-2000:]
-        assert numbers[-1] == head == 15
-        assert set(range(1, head + 1)) <= set(numbers), f"gap: {sorted(set(range(1, head + 1)) - set(numbers))}"
-        # at-least-once: a duplicate is allowed, a different block at the same height is not
-        by_number = {}
-        for b in blocks:
-            assert by_number.setdefault(b.number, b.hash) == b.hash
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        anvil.stop()
-        kafka.stop()
+        time.sleep(0.2)
+    kafka.kill()  # SIGKILL, as a crash
+    for _ in range(5):
+        rpc("evm_mine")  # mined while the broker is down
+        time.sleep(0.2)
+    kafka.start()  # same port, same log dir
+    for _ in range(5):
+        rpc("evm_mine")
+        time.sleep(0.2)
+    head = int(rpc("eth_blockNumber"), 16)
+    blocks, _ = consume_all(kafka.bootstrap, set(range(1, head + 1)), timeout=180)
+    numbers = sorted({b.number for b in blocks})
+    assert proc.poll() is None, (tmp_path / "ingest.log").read_text()[-2000:]
+    assert numbers[-1] == head == 15
+    assert set(range(1, head + 1)) <= set(numbers), f"gap: {sorted(set(range(1, head + 1)) - set(numbers))}"
+    # at-least-once: a duplicate is allowed, a different block at the same height is not
+    by_number = {}
+    for b in blocks:
+        assert by_number.setdefault(b.number, b.hash) == b.hash

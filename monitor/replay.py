@@ -1,7 +1,9 @@
 """Replay recorded history through the same decode and detect path as live runs.
 
 mev-inspect files (one block each) are decoded in a pool of worker processes, in
-input order; JSONL recordings are read line by line in this process. Every alert
+input order; JSONL recordings are read line by line in this process, pending transactions
+included (they go through the mempool rules, with pool reserves learnt from the
+recorded blocks before them). Every alert
 is written as one JSONL line in input order, so replaying the same input twice
 yields identical output. Bad files and bad lines are recorded (file, position,
 reason) and skipped; everything else is processed.
@@ -125,7 +127,10 @@ def replay_files(
         if on_block:
             on_block(number)
     if jsonl:
+        from monitor.detect.pending import MempoolWatcher
+
         decoder = BlockDecoder()
+        watcher = MempoolWatcher(chain_id=chain_id)
         for path in jsonl:
             for n, msg in iter_jsonl(path):
                 if isinstance(msg, Exception):
@@ -133,11 +138,16 @@ def replay_files(
                     continue
                 if isinstance(msg, envelope.PendingTx):
                     summary.pending += 1
+                    pending_alerts = watcher.on_pending(msg)
+                    summary.alerts_by_kind.update(a.kind for a in pending_alerts)
+                    emit(a.to_jsonl() for a in pending_alerts)
                     continue
                 if isinstance(msg, envelope.RevertEvent):
                     summary.reverts += 1
                     continue
-                stats, alerts = process_block(decoder, msg)
+                decoded = decoder.decode(msg)
+                watcher.observe_block(decoded)
+                stats, alerts = decoded.stats, detect_block(decoded)
                 summary.add_block(msg.number, len(msg.transactions), stats, [a.kind for a in alerts])
                 emit(a.to_jsonl() for a in alerts)
                 if on_block:

@@ -36,7 +36,7 @@ class Amount:
     eth: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"token": self.token, "amount": str(self.amount), "eth": self.eth}
+        return {"token": self.token, "amount": f"{self.amount}", "eth": self.eth}
 
 
 @dataclass(slots=True)
@@ -80,7 +80,7 @@ class Alert:
             "tokens": self.tokens,
             "profit": self.profit.to_json() if self.profit else None,
             "victim_loss": self.victim_loss.to_json() if self.victim_loss else None,
-            "gas_cost_wei": str(self.gas_cost_wei) if self.gas_cost_wei is not None else None,
+            "gas_cost_wei": f"{self.gas_cost_wei}" if self.gas_cost_wei is not None else None,
             "detector": self.detector,
             "score": self.score,
             "model_hash": self.model_hash,

@@ -126,8 +126,8 @@ class Swap:
             "recipient": self.recipient,
             "token_in": self.token_in,
             "token_out": self.token_out,
-            "amount_in": str(self.amount_in),
-            "amount_out": str(self.amount_out),
+            "amount_in": f"{self.amount_in}",
+            "amount_out": f"{self.amount_out}",
         }
 
 

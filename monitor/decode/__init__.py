@@ -33,6 +33,22 @@ _SEL_TRANSFER = transfers.SEL_TRANSFER
 _SEL_TRANSFER_FROM = transfers.SEL_TRANSFER_FROM
 _FALSE_WORD = "0" * 64
 
+
+def _erc20(t: Trace, sel: str, j: int, tx_hash: str, pos: int, base: int, stats: DecodeStats) -> Transfer | None:
+    """An ERC-20 ``transfer``/``transferFrom`` call as a Transfer (None if it moved nothing)."""
+    o = t.output
+    if len(o) >= 66 and o[2:66] == _FALSE_WORD:
+        return None  # returned false: nothing moved
+    inp = t.input
+    if sel == _SEL_TRANSFER:
+        frm, to, amt = t.from_address, "0x" + inp[34:74], inp[74:138]
+    else:
+        frm, to, amt = "0x" + inp[34:74], "0x" + inp[98:138], inp[138:202]
+    if len(amt) != 64 or len(to) != 42:
+        stats.malformed_by_selector[sel] += 1
+        return None
+    return Transfer(t.to_address, frm, to, int(amt, 16), tx_hash, pos, base + j, j, t.from_address)
+
 __all__ = ["BlockDecoder", "PoolRegistry"]
 
 
@@ -47,9 +63,25 @@ class BlockDecoder:
         swaps, xfers, liq = [], [], []
         payments: dict[str, int] = {}
         use_traces = block.has_traces
+        miner = block.miner
         for tx in block.transactions:
             stats.transactions += 1
-            ctx = TxContext(tx, stats, self.pools, block.miner)
+            if use_traces and tx.success and len(tx.traces) == 1:
+                # a single call (68% of mainnet transactions): no tree, no context needed
+                t = tx.traces[0]
+                if t.call_type != "call":
+                    continue
+                if t.value and miner is not None and t.to_address == miner:
+                    payments[tx.hash] = payments.get(tx.hash, 0) + t.value
+                sel = t.input[:10]
+                if sel == _SEL_TRANSFER or sel == _SEL_TRANSFER_FROM:
+                    tr = _erc20(t, sel, 0, tx.hash, tx.position, tx.position * ORDER_STRIDE, stats)
+                    if tr is not None:
+                        xfers.append(tr)
+                    continue
+                if sel not in TRACE_HANDLERS and sel not in TRANSFER_TRACE_HANDLERS:
+                    continue
+            ctx = TxContext(tx, stats, self.pools, miner)
             if use_traces:
                 self._decode_traces(ctx, tx, stats, payments)
             else:
@@ -104,22 +136,13 @@ class BlockDecoder:
                 continue
             if t.value and t.to_address == miner:
                 payments[tx.hash] = payments.get(tx.hash, 0) + t.value
-            inp = t.input
-            sel = inp[:10]
-            # ERC-20 transfers are most of all decoded calls: handled inline for speed
+            sel = t.input[:10]
+            # ERC-20 transfers are most of all decoded calls: no handler dispatch for them
             if sel == _SEL_TRANSFER or sel == _SEL_TRANSFER_FROM:
-                o = t.output
-                if len(o) >= 66 and o[2:66] == _FALSE_WORD:
-                    continue  # returned false: nothing moved
-                if sel == _SEL_TRANSFER:
-                    a, b, amt = t.from_address, "0x" + inp[34:74], inp[74:138]
-                else:
-                    a, b, amt = "0x" + inp[34:74], "0x" + inp[98:138], inp[138:202]
-                if len(amt) != 64 or len(b) != 42:
-                    stats.malformed_by_selector[sel] += 1
-                    continue
-                xfers.append(Transfer(t.to_address, a, b, int(amt, 16), tx_hash, pos, base + j, j, t.from_address))
-                xfer_idx.append(j)
+                tr = _erc20(t, sel, j, tx_hash, pos, base, stats)
+                if tr is not None:
+                    xfers.append(tr)
+                    xfer_idx.append(j)
                 continue
             h = transfer_handlers.get(sel)
             if h is not None:

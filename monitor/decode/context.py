@@ -97,24 +97,57 @@ class TxContext:
         self.stats.swaps_by_protocol[swap.protocol] += 1
 
     def last_swap_index(self, pool: str, before: int) -> int:
-        """Index (trace or log) just after the previous swap on ``pool`` before ``before``; 0 if none."""
+        """Index (trace or log) just after the previous swap, mint or burn on ``pool`` before ``before``; 0 if none."""
+        base = self.tx.position * ORDER_STRIDE
+        best = 0
         for s in reversed(self.swaps):
-            idx = s.order - self.tx.position * ORDER_STRIDE
+            idx = s.order - base
             if s.pool == pool and idx < before:
-                return idx + 1
-        return 0
+                best = idx + 1
+                break
+        for lc in reversed(self.liquidity):
+            idx = lc.order - base
+            if lc.pool == pool and idx < before:
+                best = max(best, idx + 1)
+                break
+        return best
 
-    def input_from_transfers(self, pool: str, start: int, end: int, exclude_token: str | None) -> tuple[str, int, str | None] | None:
-        """Token, amount and payer of what reached ``pool`` from others in ``[start, end)``.
+    def input_from_transfers(self, pool: str, start: int, at: int, exclude_token: str | None,
+                             want_token: str | None = None) -> tuple[str, int, str | None] | None:
+        """Token, amount and payer of what reached ``pool`` from others for the call at trace ``at``.
 
-        Several transfers of one token add up; the token with the largest total wins.
+        Counts transfers completed in ``[start, end of at's subtree)``, except the
+        pool's own LP token and transfers still in progress around ``at`` (a token whose
+        transfer swaps its fees inside it). Several transfers of one token add up; with
+        ``want_token`` only that token counts, else the token with the largest total wins.
         """
         totals: dict[str, int] = {}
         payer: dict[str, str] = {}
-        for tr in self.transfers_between(start, end):
-            if tr.to_address == pool and tr.from_address != pool and tr.token != exclude_token:
-                totals[tr.token] = totals.get(tr.token, 0) + tr.amount
-                payer.setdefault(tr.token, tr.from_address)
+        ends = self.ends
+        # A transfer takes effect when its call returns (the end of its subtree). Those in the
+        # window: every transfer made at or after ``start``, plus transfer calls begun before
+        # ``start`` that enclose it (its ancestors), which complete inside the window.
+        candidates = self.transfers_between(start, ends[at])
+        if 0 < start < len(self.parents):
+            enclosing = []
+            a = self.parents[start]
+            while a >= 0:
+                enclosing.extend(self.transfers_between(a, a + 1))
+                a = self.parents[a]
+            if enclosing:
+                candidates = enclosing[::-1] + candidates
+        for tr in candidates:
+            idx = tr.trace_index
+            if idx < 0:
+                continue
+            if tr.to_address != pool or tr.from_address == pool or tr.token == pool or tr.token == exclude_token:
+                continue
+            if want_token is not None and tr.token != want_token:
+                continue
+            if idx < at and ends[idx] > at:
+                continue  # an ancestor of the swap: its own transfer completes around the swap
+            totals[tr.token] = totals.get(tr.token, 0) + tr.amount
+            payer.setdefault(tr.token, tr.from_address)
         if not totals:
             return None
         token = max(totals, key=totals.__getitem__)

@@ -70,7 +70,7 @@ def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
             return
         token_out = seen
     start = ctx.last_swap_index(pool, i)
-    found = ctx.input_from_transfers(pool, start, ctx.ends[i], token_out)
+    found = ctx.input_from_transfers(pool, start, i, token_out, token_in_known)
     if found is None:
         ctx.stats.malformed_by_selector[SEL_SWAP] += 1
         return

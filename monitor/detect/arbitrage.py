@@ -49,7 +49,7 @@ def arbitrage_alert(view: BlockView, tx_hash: str, route: list[Swap]) -> Alert |
         victims=[], pools=[s.pool for s in route], tokens=list(dict.fromkeys(s.token_in for s in route)),
         profit=Amount(start.token_in, gross, view.prices.eth(start.token_in, gross)), victim_loss=None,
         gas_cost_wei=gas_cost(view.db, [tx_hash]),
-        evidence={"route": [s.as_evidence() for s in route], "miner_payments_wei": str(view.db.miner_payments.get(tx_hash, 0))},
+        evidence={"route": [s.as_evidence() for s in route], "miner_payments_wei": f"{view.db.miner_payments.get(tx_hash, 0)}"},
     )
 
 

@@ -77,7 +77,7 @@ def _alert(view: BlockView, a, v, fa: int, fv: int) -> Alert:
         attackers=[a.from_address], victims=[v.from_address], pools=[], tokens=[], profit=None,
         victim_loss=None, gas_cost_wei=gas_cost(view.db, [a.hash]),
         evidence={
-            "displacer_priority_fee": str(fa), "displaced_priority_fee": str(fv),
+            "displacer_priority_fee": f"{fa}", "displaced_priority_fee": f"{fv}",
             "displaced_succeeded": v.success, "contract": v.to_address,
             "copied_selector": v.input[:10],
         },

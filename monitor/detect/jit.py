@@ -76,9 +76,9 @@ def _alert(view: BlockView, add: LiquidityChange, rem: LiquidityChange, victims,
         profit=profit, victim_loss=None,
         gas_cost_wei=gas_cost(view.db, [add.transaction_hash, rem.transaction_hash]),
         evidence={
-            "tick_lower": add.tick_lower, "tick_upper": add.tick_upper, "liquidity": str(add.liquidity),
+            "tick_lower": add.tick_lower, "tick_upper": add.tick_upper, "liquidity": f"{add.liquidity}",
             "token0": t0, "token1": t1,
-            "added": [str(add.amount0), str(add.amount1)], "withdrawn": [str(out0), str(out1)],
-            "delta_token0_token1": [str(delta0), str(delta1)], "victim_swaps": [s.as_evidence() for s in victims],
+            "added": [f"{add.amount0}", f"{add.amount1}"], "withdrawn": [f"{out0}", f"{out1}"],
+            "delta_token0_token1": [f"{delta0}", f"{delta1}"], "victim_swaps": [s.as_evidence() for s in victims],
         },
     )

@@ -148,11 +148,11 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
             "frontrun_swaps": [f.as_evidence() for f in sorted(fronts.values(), key=lambda s: s.order)],
             "backrun_swaps": [b.as_evidence() for b in sorted(backs.values(), key=lambda s: s.order)],
             "victim_swaps": [
-                {**v.as_evidence(), "loss": str(loss_by_order[v.order]) if v.order in loss_by_order else None}
+                {**v.as_evidence(), "loss": f"{loss_by_order[v.order]}" if v.order in loss_by_order else None}
                 for v in sorted(victims.values(), key=lambda s: s.order)
             ],
-            "profit_by_token": {t: str(a) for t, a in sorted(per_token.items())},
+            "profit_by_token": {t: f"{a}" for t, a in sorted(per_token.items())},
             "victim_loss_method": methods,
-            "miner_payments_wei": str(miner_paid),
+            "miner_payments_wei": f"{miner_paid}",
         },
     )

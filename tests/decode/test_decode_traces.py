@@ -133,3 +133,22 @@ def test_every_recorded_block_decodes_with_swaps(all_block_numbers, decode_block
             assert s.amount_in > 0 and s.amount_out > 0 and s.token_in != s.token_out
         protocols |= set(d.stats.swaps_by_protocol)
     assert {"uniswap_v2", "uniswap_v3", "balancer_v1", "balancer_v2", "curve", "zerox", "bancor"} <= protocols
+
+
+def test_fee_taking_token_that_swaps_inside_its_own_transfer(decode_block):
+    """Tax token 0x9f91..: its transferFrom swaps the collected fee on the same pair *inside*
+    the user's transfer. Both the nested fee swap and the user's swap must decode, and the
+    user's transfer (which completes after the nested swap) counts only for the user's swap."""
+    tx = "0xdb57297aa32d05d49747db4aea419b43c58f85594f606326214a6d02147a949d"
+    pool = "0x1b9d2d38a43e29223e4716f49b48547820760a6a"
+    token = "0x9f91d9f9070b0478abb5a9918c79b5dd533f672c"
+    on_pool = [s for s in decode_block(13298725).swaps if s.transaction_hash == tx and s.pool == pool]
+    assert [(s.trace_address, s.token_in, s.amount_in, s.amount_out) for s in on_pool] == [
+        ((0, 1, 3), token, 13129613267669115065226, 34022625747178526),  # the token's own fee swap
+        ((4,), token, 468168971895343494728862, 1187127209667796676),  # the user's swap
+    ]
+
+
+def test_no_known_swap_call_is_left_malformed_in_the_recorded_blocks(all_block_numbers, decode_block):
+    for n in all_block_numbers:
+        assert not decode_block(n).stats.malformed_by_selector, n

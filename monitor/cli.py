@@ -84,6 +84,8 @@ def replay(
 
         if from_block is None or to_block is None:
             raise fail(MevwatchError("--rpc needs --from and --to"), 2)
+        if paths:
+            raise fail(MevwatchError("give either files to replay or --rpc, not both"), 2)
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=state.settings.chain_id)  # noqa: E731
         total = to_block - from_block + 1
     else:

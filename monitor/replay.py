@@ -80,9 +80,11 @@ def _process_file(item: tuple[str, int]) -> tuple[str, Any]:
         _decoder = BlockDecoder()
     try:
         block = read_mev_inspect(Path(path), chain_id)
+        stats, alerts = process_block(_decoder, block)
     except InputError as exc:
         return "error", (path, exc.position, exc.reason)
-    stats, alerts = process_block(_decoder, block)
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the whole replay
+        return "error", (path, None, f"internal error while processing this block: {exc!r} (please report it)")
     return "ok", (block.number, len(block.transactions), stats, [a.to_jsonl() for a in alerts], [a.kind for a in alerts])
 
 

@@ -97,5 +97,7 @@ def test_usage_errors():
     assert r.returncode == 2 and "give files" in r.stderr
     r = mevwatch("replay", "/nonexistent/path")
     assert r.returncode == 2 and "/nonexistent/path" in r.stderr
+    r = mevwatch("replay", "x.json", "--rpc", "http://127.0.0.1:1", "--from", "1", "--to", "2")
+    assert r.returncode == 2 and "not both" in r.stderr
     r = mevwatch("--help")
     assert r.returncode == 0 and "replay" in r.stdout

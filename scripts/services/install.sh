@@ -25,4 +25,9 @@ if [[ ! -x $ROOT/anvil/node_modules/.bin/anvil ]] || ! grep -q "\"version\": \"$
   mkdir -p "$ROOT/anvil"
   (cd "$ROOT/anvil" && npm install --silent --no-audit --no-fund --no-save "@foundry-rs/anvil@$ANVIL_VERSION" >/dev/null)
 fi
+# solc-js for rebuilding the lab's contracts (pinned in contracts/package-lock.json)
+if [[ ! -d contracts/node_modules/solc ]]; then
+  echo "installing solc-js (contracts/) from npm ..."
+  (cd contracts && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 echo "services installed under $ROOT"

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+interface IERC20B {
+    function transfer(address, uint256) external returns (bool);
+    function balanceOf(address) external view returns (uint256);
+}
+
+interface IPairB {
+    function getReserves() external view returns (uint112, uint112, uint32);
+    function swap(uint256, uint256, address, bytes calldata) external;
+    function token0() external view returns (address);
+}
+
+/// @title An attacker's bot contract: holds inventory and trades one leg straight against a pair
+/// (front-run or back-run), for any of its operators (an attacker split over several accounts).
+contract Bot {
+    address public immutable owner;
+    mapping(address => bool) public operator;
+
+    constructor() {
+        owner = msg.sender;
+        operator[msg.sender] = true;
+    }
+
+    function setOperator(address who, bool allowed) external {
+        require(msg.sender == owner, "Bot: not owner");
+        operator[who] = allowed;
+    }
+
+    /// Sells `amountIn` of `tokenIn` (from the bot's balance) into `pair`, receiving at least `minOut`.
+    function leg(address pair, address tokenIn, uint256 amountIn, uint256 minOut) external returns (uint256 out) {
+        require(operator[msg.sender], "Bot: not operator");
+        (uint112 r0, uint112 r1,) = IPairB(pair).getReserves();
+        bool zeroIn = tokenIn == IPairB(pair).token0();
+        (uint256 rin, uint256 rout) = zeroIn ? (uint256(r0), uint256(r1)) : (uint256(r1), uint256(r0));
+        uint256 a = amountIn * 997;
+        out = a * rout / (rin * 1000 + a);
+        require(out >= minOut, "Bot: slippage");
+        require(IERC20B(tokenIn).transfer(pair, amountIn), "Bot: transfer");
+        IPairB(pair).swap(zeroIn ? 0 : out, zeroIn ? out : 0, address(this), new bytes(0));
+    }
+
+    function withdraw(address token, address to, uint256 amount) external {
+        require(msg.sender == owner, "Bot: not owner");
+        require(IERC20B(token).transfer(to, amount), "Bot: transfer");
+    }
+}

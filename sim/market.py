@@ -1,0 +1,63 @@
+"""Deploys the lab's market on anvil: WETH (at the mainnet address), tokens, a factory, a router
+and WETH pairs with liquidity. Seeded: the same seed gives the same prices and depths."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from monitor.types import WETH_ADDRESS
+from sim.contracts import at, deploy, init_code_hash, wait_receipt
+
+MAX = 2**256 - 1
+
+
+@dataclass
+class Market:
+    deployer: str
+    weth: object
+    tokens: list
+    factory: object
+    router: object
+    pairs: dict[str, object] = field(default_factory=dict)  # token address -> its WETH pair
+    pair_init_code_hash: str = ""
+
+    def pair(self, token) -> object:
+        return self.pairs[token.address.lower()]
+
+
+def _send(w3, fn, sender: str):
+    return wait_receipt(w3, fn.transact({"from": sender, "gas": 3_000_000}))
+
+
+def deploy_market(w3, *, seed: int = 0, n_tokens: int = 2) -> Market:
+    rng = random.Random(seed)
+    deployer = w3.eth.accounts[0]
+    # WETH: our Token's runtime code placed at the mainnet WETH address, so ETH prices work
+    impl = deploy(w3, "Token", "Wrapped Ether", "WETH", sender=deployer)
+    code = w3.eth.get_code(impl.address)
+    w3.provider.make_request("anvil_setCode", [w3.to_checksum_address(WETH_ADDRESS), "0x" + code.hex()])
+    weth = at(w3, "Token", WETH_ADDRESS)
+    tokens = [deploy(w3, "Token", f"Lab Token {i}", f"LAB{i}", sender=deployer) for i in range(n_tokens)]
+    factory = deploy(w3, "Factory", sender=deployer)
+    router = deploy(w3, "Router", factory.address, sender=deployer)
+    m = Market(deployer, weth, tokens, factory, router, pair_init_code_hash=init_code_hash("Pair"))
+    for t in tokens:
+        _send(w3, factory.functions.createPair(weth.address, t.address), deployer)
+        pair = at(w3, "Pair", factory.functions.getPair(weth.address, t.address).call())
+        m.pairs[t.address.lower()] = pair
+        eth_depth = rng.randint(200, 2000) * 10**18
+        price = rng.randint(100, 5000)  # tokens per WETH
+        fund(w3, m, deployer, eth_depth, {t: eth_depth * price})
+        _send(w3, router.functions.addLiquidity(weth.address, t.address, eth_depth, eth_depth * price, deployer), deployer)
+    return m
+
+
+def fund(w3, m: Market, who: str, weth_amount: int, tokens: dict | None = None, approve_to=None) -> None:
+    """Mint WETH and tokens to ``who`` and approve the router (or ``approve_to``) for all of them."""
+    spender = approve_to or m.router.address
+    _send(w3, m.weth.functions.mint(who, weth_amount), m.deployer)
+    _send(w3, m.weth.functions.approve(spender, MAX), who)
+    for t, amount in (tokens or {}).items():
+        _send(w3, t.functions.mint(who, amount), m.deployer)
+        _send(w3, t.functions.approve(spender, MAX), who)

@@ -1,0 +1,121 @@
+"""The lab's contracts: reproducible build, and real AMM trades on anvil that mevwatch's
+decoders (logs and traces) and rules read exactly as they read Uniswap V2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from web3 import HTTPProvider, Web3
+
+from monitor.decode import BlockDecoder
+from monitor.detect import detect_block
+from monitor.detect.pending import MempoolWatcher, pair_address
+from monitor.types import WETH_ADDRESS
+from sim.contracts import BUILD, deploy, wait_receipt
+from sim.market import deploy_market, fund
+from streams.envelope import PendingTx
+from streams.node import fetch_block
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.fast
+def test_build_is_reproducible(tmp_path):
+    if shutil.which("node") is None or not (REPO / "contracts" / "node_modules" / "solc").exists():
+        pytest.fail("solc-js not installed: run scripts/setup.sh --all (npm ci in contracts/)")
+    r = subprocess.run(["node", str(REPO / "scripts" / "build_contracts.mjs"), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    committed = REPO / "sim" / "artifacts"
+    names = sorted(p.name for p in committed.glob("*.json"))
+    assert names == ["Bot.json", "Factory.json", "Pair.json", "Router.json", "Token.json"]
+    for n in names:
+        assert (tmp_path / n).read_bytes() == (committed / n).read_bytes(), n
+    assert json.loads((committed / "Pair.json").read_text())["compiler"].startswith("0.8.30")
+    assert (BUILD / "Pair.json").read_bytes() == (committed / "Pair.json").read_bytes()  # what the package loads
+
+
+def block_from_node(url: str, number: int):
+    import asyncio
+
+    w3 = Web3(HTTPProvider(url))
+
+    async def request(method, params):
+        return w3.provider.make_request(method, params)["result"]
+
+    block, _ = asyncio.run(fetch_block(request, number, chain_id=31337, traces=True))
+    return block
+
+
+@pytest.mark.anvil
+def test_lab_sandwich_is_decoded_from_logs_and_traces_and_detected(anvil):
+    w3 = Web3(HTTPProvider(anvil.http_url))
+    m = deploy_market(w3, seed=7, n_tokens=1)
+    tok = m.tokens[0]
+    pair = m.pair(tok)
+    assert pair.address.lower() == pair_address(m.factory.address, m.pair_init_code_hash, WETH_ADDRESS, tok.address)
+
+    attacker, victim = w3.eth.accounts[1], w3.eth.accounts[2]
+    bot = deploy(w3, "Bot", sender=attacker)
+    fund(w3, m, victim, 50 * 10**18)
+    wait_receipt(w3, m.weth.functions.mint(bot.address, 100 * 10**18).transact({"from": m.deployer}))
+
+    r0, r1, _ = pair.functions.getReserves().call()
+    weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
+    r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
+    victim_in = 20 * 10**18
+    quote = victim_in * 997 * r_tok // (r_weth * 1000 + victim_in * 997)
+    min_out = quote * 97 // 100  # 3% slippage: exposed
+    deadline = w3.eth.get_block("latest")["timestamp"] + 600
+
+    # the victim's router call, as it sits in the mempool
+    victim_tx = m.router.functions.swapExactTokensForTokens(victim_in, min_out, [m.weth.address, tok.address], victim, deadline)
+    victim_data = victim_tx.build_transaction({"from": victim, "gas": 400_000, "nonce": w3.eth.get_transaction_count(victim)})["data"]
+    watcher = MempoolWatcher(chain_id=31337)
+    watcher.register_router(m.router.address, m.factory.address, m.pair_init_code_hash)
+    from monitor.detect.pending import Reserves
+
+    t0, t1 = sorted((WETH_ADDRESS, tok.address.lower()))
+    watcher.reserves[pair.address.lower()] = Reserves(t0, t1, *((r_weth, r_tok) if t0 == WETH_ADDRESS else (r_tok, r_weth)))
+    (exposed,) = watcher.on_pending(PendingTx(31337, "0x" + "01" * 32, victim.lower(), m.router.address.lower(), 0,
+                                              victim_data, 0, 400_000, None, 10**11, 2 * 10**9, 2, 1, "test"))
+    assert exposed.kind == "exposed_swap" and exposed.pools == [pair.address.lower()] and exposed.profit.amount > 0
+
+    # front-run (higher tip), victim, back-run (lower tip) land in one block, ordered by fee
+    front_in = int(exposed.evidence["best_frontrun_in"])
+    bought = front_in * 997 * r_tok // (r_weth * 1000 + front_in * 997)
+    fee = lambda tip: {"maxFeePerGas": 200 * 10**9, "maxPriorityFeePerGas": tip, "gas": 400_000}  # noqa: E731
+    w3.provider.make_request("evm_setAutomine", [False])
+    h_front = bot.functions.leg(pair.address, m.weth.address, front_in, 0).transact({"from": attacker, **fee(30 * 10**9)})
+    h_victim = victim_tx.transact({"from": victim, **fee(5 * 10**9)})
+    h_back = bot.functions.leg(pair.address, tok.address, bought, 0).transact({"from": attacker, **fee(1 * 10**9)})
+    w3.provider.make_request("evm_mine", [])
+    receipts = [w3.eth.get_transaction_receipt(h) for h in (h_front, h_victim, h_back)]
+    assert [r["status"] for r in receipts] == [1, 1, 1]
+    assert len({r["blockNumber"] for r in receipts}) == 1
+    assert [r["transactionIndex"] for r in receipts] == [0, 1, 2]
+
+    block = block_from_node(anvil.http_url, receipts[0]["blockNumber"])
+    assert block.has_traces and block.has_logs
+    by_traces = BlockDecoder().decode(block)
+    block.has_traces = False
+    by_logs = BlockDecoder().decode(block)
+    key = lambda s: (s.transaction_hash, s.pool, s.token_in, s.token_out, s.amount_in, s.amount_out, s.reserves_after)  # noqa: E731
+    assert [key(s) for s in by_traces.swaps] == [key(s) for s in by_logs.swaps]
+    assert len(by_traces.swaps) == 3 and by_logs.source == "logs"
+
+    for decoded in (by_traces, by_logs):
+        (alert,) = [a for a in detect_block(decoded) if a.kind == "sandwich"]
+        assert [(t.hash, t.role) for t in alert.txs] == [("0x" + h_front.hex().removeprefix("0x"), "frontrun"),
+                                                          ("0x" + h_victim.hex().removeprefix("0x"), "victim"),
+                                                          ("0x" + h_back.hex().removeprefix("0x"), "backrun")]
+        assert bot.address.lower() in alert.attackers and attacker.lower() in alert.attackers
+        assert alert.victims == [victim.lower()]
+        assert alert.profit.token == WETH_ADDRESS and alert.profit.amount > 0 and alert.profit.eth > 0
+        assert alert.victim_loss is not None and alert.victim_loss.amount > 0
+        # the victim got what the rule says minus its loss: its clean quote
+        victim_swap = next(s for s in decoded.swaps if s.transaction_position == 1)
+        assert victim_swap.amount_out + alert.victim_loss.amount == quote

@@ -196,6 +196,34 @@ def tail(
         raise fail(exc) from None
 
 
+sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",
+                      no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("export")
+def sim_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for recording.jsonl, labels.jsonl and manifest.json.")],
+    blocks: Annotated[int, typer.Option("--blocks", help="Blocks to simulate.", min=1)] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same transactions and labels.")] = 0,
+    honest_only: Annotated[bool, typer.Option("--honest-only", help="No attack bots (a control run).")] = False,
+) -> None:
+    """Run the lab on a fresh anvil and export a labelled dataset, replayable with `mevwatch replay`."""
+    from sim.export import export
+
+    try:
+        with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+                      TimeElapsedColumn(), console=err, disable=not err.is_terminal, transient=True) as bar:
+            task = bar.add_task("sim", total=blocks)
+            result = export(out, blocks=blocks, seed=seed, attacks=not honest_only,
+                            on_round=lambda _r, _m: bar.advance(task))
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    landed = sum(1 for a in result.attacks if a.outcome == "landed")
+    err.print(f"exported {blocks} blocks, {result.honest_txs} honest swaps, {len(result.attacks)} attacks "
+              f"({landed} landed) to {out}; replay with: mevwatch replay {out / 'recording.jsonl'}")
+
+
 def print_summary(summary, out_path: str | None) -> None:
     s = summary
     rate = s.blocks / s.elapsed_s if s.elapsed_s else 0.0

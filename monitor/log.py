@@ -20,6 +20,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     else:
         renderer = structlog.processors.JSONRenderer()
+    global _configured
+    _configured = True
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -34,5 +36,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
 
 
+_configured = False
+
+
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A logger; until the application configures logging, INFO and above as JSON on stderr."""
+    global _configured
+    if not _configured and not structlog.is_configured():
+        configure_logging()
     return structlog.get_logger(name)

@@ -50,6 +50,7 @@ def wait_receipt(w3, tx_hash, timeout: float = 30.0):
     from web3.exceptions import TransactionNotFound
 
     deadline = time.monotonic() + timeout
+    automine = bool(w3.provider.make_request("anvil_getAutomine", []).get("result"))
     while True:
         try:
             return w3.eth.get_transaction_receipt(tx_hash)
@@ -57,5 +58,6 @@ def wait_receipt(w3, tx_hash, timeout: float = 30.0):
             pass
         if time.monotonic() > deadline:
             raise ServiceError(f"transaction {tx_hash.hex()} not mined after {timeout:.0f} s")
-        w3.provider.make_request("evm_mine", [])
+        if not automine:  # mining only when the node will not: the same seed gives the same block numbers
+            w3.provider.make_request("evm_mine", [])
         time.sleep(0.02)

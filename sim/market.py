@@ -46,7 +46,7 @@ def deploy_market(w3, *, seed: int = 0, n_tokens: int = 2) -> Market:
         _send(w3, factory.functions.createPair(weth.address, t.address), deployer)
         pair = at(w3, "Pair", factory.functions.getPair(weth.address, t.address).call())
         m.pairs[t.address.lower()] = pair
-        eth_depth = rng.randint(200, 2000) * 10**18
+        eth_depth = rng.randint(50, 400) * 10**18
         price = rng.randint(100, 5000)  # tokens per WETH
         fund(w3, m, deployer, eth_depth, {t: eth_depth * price})
         _send(w3, router.functions.addLiquidity(weth.address, t.address, eth_depth, eth_depth * price, deployer), deployer)

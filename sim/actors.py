@@ -1,0 +1,152 @@
+"""The lab's actors. Honest traders send router swaps; the sandwich bot watches the real
+mempool (pending transactions over WebSocket, via streams.node.NodeSource) and attacks the
+swaps whose slippage limit leaves it a profit. Every attack is recorded as ground truth.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from monitor.decode.pending import decode_pending
+from monitor.detect.pending import sandwich_exposure
+from monitor.types import WETH_ADDRESS
+from sim.market import Market
+from streams.envelope import PendingTx
+
+GWEI = 10**9
+
+
+@dataclass
+class Attack:
+    attack_id: str
+    kind: str  # sandwich
+    variant: str  # classic | split_accounts
+    txs: list[dict]  # {"hash", "role"}
+    pool: str
+    expected_profit_wei: int
+    block_number: int | None = None
+    outcome: str | None = None  # landed | failed (a victim that reverted, legs out of order)
+
+    def to_json(self) -> dict:
+        return {"attack_id": self.attack_id, "kind": self.kind, "variant": self.variant, "txs": self.txs,
+                "pool": self.pool, "expected_profit_wei": str(self.expected_profit_wei), "block_number": self.block_number,
+                "outcome": self.outcome}
+
+
+def _tx_params(tip: int, gas: int = 400_000) -> dict:
+    # anvil orders its pool by max fee per gas (ties by arrival), so every actor's max fee
+    # is a fixed headroom plus its tip: ordering by max fee is then ordering by tip.
+    return {"maxFeePerGas": 100 * GWEI + tip, "maxPriorityFeePerGas": tip, "gas": gas}
+
+
+class HonestTraders:
+    """Accounts that buy and sell lab tokens through the router with varied sizes and slippage."""
+
+    def __init__(self, w3, market: Market, accounts: list[str], rng: random.Random):
+        self.w3, self.m, self.accounts, self.rng = w3, market, accounts, rng
+
+    def round(self, n: int) -> list[str]:
+        """``n`` swaps by ``n`` different traders (one trader never buys and sells around someone
+        else in one block, which would be a sandwich by any definition)."""
+        return [self.trade(who) for who in self.rng.sample(self.accounts, min(n, len(self.accounts)))]
+
+    def trade(self, who: str) -> str:
+        w3, m, rng = self.w3, self.m, self.rng
+        tok = rng.choice(m.tokens)
+        buy = rng.random() < 0.6
+        pair = m.pair(tok)
+        r0, r1, _ = pair.functions.getReserves().call()
+        weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
+        r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
+        if buy:
+            amount = rng.randint(1, 40) * 10**17  # 0.1 .. 4 WETH
+            path, r_in, r_out = [m.weth.address, tok.address], r_weth, r_tok
+        else:
+            amount = rng.randint(1, 40) * 10**17 * r_tok // r_weth
+            path, r_in, r_out = [tok.address, m.weth.address], r_tok, r_weth
+        quote = amount * 997 * r_out // (r_in * 1000 + amount * 997)
+        slippage_bps = rng.choice([10, 30, 50, 100, 300, 500])
+        min_out = quote * (10_000 - slippage_bps) // 10_000
+        deadline = 2**40  # fixed, so the same seed signs the same transactions
+        tip = rng.randint(1, 4) * GWEI
+        fn = m.router.functions.swapExactTokensForTokens(amount, min_out, path, who, deadline)
+        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
+
+
+class SandwichBot:
+    """Sizes a front-run inside the victim's slippage, outbids it, and back-runs under it.
+
+    ``split`` makes it send the back-run from a second operator account of the same bot
+    contract (an attacker split over accounts)."""
+
+    def __init__(self, w3, market: Market, bot, operators: list[str], *, split: bool = False,
+                 min_profit_wei: int = 10**15, max_in_wei: int = 30 * 10**18):
+        self.w3, self.m, self.bot, self.operators = w3, market, bot, operators
+        self.split = split
+        self.min_profit_wei = min_profit_wei
+        self.max_in_wei = max_in_wei
+        self.attacks: list[Attack] = []
+        self.seen: set[str] = set()
+        self._nonce: dict[str, int] = {}
+
+    def _next_nonce(self, who: str) -> int:
+        if who not in self._nonce:
+            self._nonce[who] = self.w3.eth.get_transaction_count(who, "pending")
+        n = self._nonce[who]
+        self._nonce[who] = n + 1
+        return n
+
+    def react(self, pending: list[PendingTx]) -> list[Attack]:
+        """Look at newly seen pending txs; attack the profitable ones. Returns the new attacks."""
+        new: list[Attack] = []
+        router = self.m.router.address.lower()
+        attacked_pools: set[str] = set()
+        for p in pending:
+            if new:
+                break  # one attack per block: with more, anvil's fee ordering and the bot's nonce order collide
+            if p.hash in self.seen or p.to_address != router or p.from_address in [o.lower() for o in self.operators]:
+                continue
+            self.seen.add(p.hash)
+            for intent in decode_pending(p.to_address, p.input, p.value):
+                if intent.exact != "in" or len(intent.path) != 2 or intent.token_in != WETH_ADDRESS:
+                    continue
+                pool = self.m.pairs.get(intent.token_out)
+                if pool is None or pool.address.lower() in attacked_pools:
+                    continue
+                attack = self._attack(p, intent)
+                if attack is not None:
+                    attacked_pools.add(attack.pool)
+                    new.append(attack)
+                    break
+        self.attacks.extend(new)
+        return new
+
+    def _attack(self, p: PendingTx, intent) -> Attack | None:
+        w3, m = self.w3, self.m
+        tok_addr = intent.token_out
+        pair = m.pairs.get(tok_addr)
+        if pair is None:
+            return None
+        r0, r1, _ = pair.functions.getReserves().call()
+        weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
+        r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
+        exp = sandwich_exposure(intent.amount_in, intent.amount_out_min, r_weth, r_tok)
+        if exp is None or exp.profit < self.min_profit_wei:
+            return None
+        front_in = min(exp.frontrun_in, self.max_in_wei)
+        bought = front_in * 997 * r_tok // (r_weth * 1000 + front_in * 997)
+        victim_tip = p.max_priority_fee_per_gas or GWEI
+        front_from = self.operators[0]
+        back_from = self.operators[1] if self.split and len(self.operators) > 1 else self.operators[0]
+        h_front = self.bot.functions.leg(pair.address, m.weth.address, front_in, 0).transact(
+            {"from": front_from, "nonce": self._next_nonce(front_from), **_tx_params(victim_tip + 10 * GWEI)})
+        h_back = self.bot.functions.leg(pair.address, w3.to_checksum_address(tok_addr), bought, 0).transact(
+            {"from": back_from, "nonce": self._next_nonce(back_from), **_tx_params(max(victim_tip // 2, 1))})
+        hx = lambda h: "0x" + h.hex().removeprefix("0x")  # noqa: E731
+        return Attack(
+            attack_id=f"sandwich-{len(self.attacks)}-{p.hash[2:10]}", kind="sandwich",
+            variant="split_accounts" if back_from != front_from else "classic",
+            txs=[{"hash": hx(h_front), "role": "frontrun"}, {"hash": p.hash, "role": "victim"}, {"hash": hx(h_back), "role": "backrun"}],
+            pool=pair.address.lower(), expected_profit_wei=exp.profit,
+        )

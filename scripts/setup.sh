@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs mevwatch into ./.venv (Python >= 3.11), compiled with mypyc.
-#   scripts/setup.sh          the package and its runtime dependencies
+#   scripts/setup.sh          the package, its runtime dependencies and anvil (for `mevwatch demo`)
 #   scripts/setup.sh --all    also test tools and the local services the tests start:
 #                             Apache Kafka (Maven Central jars) and anvil (npm)
 # Idempotent; downloads are cached (pip cache, ~/.m2, .services/).
@@ -21,5 +21,6 @@ if [[ $ALL == 1 ]]; then
   bash scripts/services/install.sh
 else
   .venv/bin/python -m pip install -q .
+  bash scripts/services/install.sh --anvil-only
 fi
 echo "mevwatch installed: $(.venv/bin/mevwatch version)"

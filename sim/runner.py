@@ -92,6 +92,7 @@ class LabResult:
     attacks: list[Attack]
     messages: list[Message] = field(default_factory=list)
     honest_txs: int = 0
+    interrupted: bool = False
 
 
 class Lab:
@@ -130,6 +131,8 @@ class Lab:
         w3 = self.w3
         feed = Feed(self.ws_url).start()
         honest = 0
+        interrupted = False
+        done = 0
         try:
             for rnd in range(blocks):
                 sent = self.honest.round(self.rng.randint(1, 4))
@@ -149,8 +152,12 @@ class Lab:
                 for a in self.bot.attacks:
                     if a.block_number is None:
                         settle(w3, a)
+                done = rnd + 1
                 if on_round is not None:
                     on_round(rnd, feed.snapshot())
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C: stop after the last whole round, keep what ran
         finally:
             feed.stop()
-        return LabResult(self.seed, blocks, list(self.bot.attacks), feed.snapshot(), honest)
+        attacks = [a for a in self.bot.attacks if a.outcome is not None]
+        return LabResult(self.seed, done, attacks, feed.snapshot(), honest, interrupted)

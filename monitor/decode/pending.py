@@ -3,7 +3,9 @@
 Covers Uniswap V2 Router02 (and its forks' routers), V3 SwapRouter and SwapRouter02
 (exactInput/exactInputSingle/exactOutput/exactOutputSingle, V2 functions of
 SwapRouter02, and their ``multicall`` wrappers), and the Universal Router's
-``execute`` with V2/V3 swap commands. ``amount_out_min`` is the victim's slippage
+``execute`` with V2/V3 swap commands, and direct pair trades of the kind bots make
+(``leg(pair, tokenIn, amountIn, minOut)`` of the lab's bot contract: the pool is named,
+the output token is the pool's other token). ``amount_out_min`` is the victim's slippage
 limit for exact-input swaps; for exact-output swaps ``amount_in_max`` is.
 
 Calldata that does not decode yields no intent (``decode_pending`` returns []), never
@@ -40,6 +42,7 @@ class IntendedSwap:
     deadline: int | None
     pays_eth: bool = False
     extra: dict = field(default_factory=dict)
+    pool: str | None = None  # set when the call names its pool (a direct pair trade)
 
     @property
     def token_in(self) -> str:
@@ -79,6 +82,7 @@ _R2_EXACT_OUTPUT = _sel("exactOutput((bytes,address,uint256,uint256))")
 _MULTICALL = _sel("multicall(bytes[])")
 _MULTICALL_DEADLINE = _sel("multicall(uint256,bytes[])")
 _MULTICALL_BLOCKHASH = _sel("multicall(bytes32,bytes[])")
+_DIRECT_LEG = _sel("leg(address,address,uint256,uint256)")  # the lab's bot: one leg straight on a pair
 _UR_EXECUTE = _sel("execute(bytes,bytes[],uint256)")
 _UR_EXECUTE_NO_DEADLINE = _sel("execute(bytes,bytes[])")
 
@@ -181,6 +185,11 @@ def _decode(router: str, sel: str, body: bytes, value: int, depth: int) -> list[
                     s.deadline = deadline
                 out.append(s)
         return out
+    if sel == _DIRECT_LEG:
+        pair, token_in, amount_in, min_out = abi_decode(["address", "address", "uint256", "uint256"], body)
+        # the output token is the pair's other token: the caller resolves it from the pool
+        return [IntendedSwap("uniswap_v2", router, [_addr(token_in)], [], "in", amount_in, min_out, None, None,
+                             router, None, pool=_addr(pair), extra={"direct": True})]
     if sel in (_UR_EXECUTE, _UR_EXECUTE_NO_DEADLINE):
         if sel == _UR_EXECUTE:
             commands, inputs, deadline = abi_decode(["bytes", "bytes[]", "uint256"], body)

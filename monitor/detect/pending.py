@@ -10,8 +10,9 @@ and the intents of pending router calls (``monitor.decode.pending``).
   at that front-run are the estimate. Multi-hop paths and V3 pools are not
   estimated (the reserves of every hop, or ticks, would be needed).
 - ``sandwich_attempt``: pending swaps F, V, B on the same pool where V is someone
-  else's, F trades the same way as V and outbids it, B (same sender as F) trades the
-  other way and is priced under V, and F was first seen after V.
+  else's, F trades the same way as V and outbids it, B (same sender as F, or the same
+  bot contract driven by another account) trades the other way and is priced under V,
+  and F was first seen after V.
 
 Pending alerts carry ``stage = pending`` and no block.
 """
@@ -108,6 +109,13 @@ def sandwich_exposure(amount_in: int, min_out: int, reserve_in: int, reserve_out
     return Exposure(best, p, clean - victim_out(best), clean)
 
 
+def _same_attacker(f: _Intent, b: _Intent) -> bool:
+    """Same sender, or the same (non-router) contract driven for both legs."""
+    if f.tx.from_address == b.tx.from_address:
+        return True
+    return bool(f.swap.extra.get("direct")) and f.tx.to_address == b.tx.to_address
+
+
 def priority_fee(p: PendingTx, base_fee: int | None) -> int:
     if p.max_priority_fee_per_gas is not None:
         if base_fee is not None and p.max_fee_per_gas is not None:
@@ -160,6 +168,13 @@ class MempoolWatcher:
                 self.intents[it.pool] = [x for x in lst if x.tx.hash != tx_hash]
 
     def _pool_for(self, s: IntendedSwap) -> str | None:
+        if s.pool is not None:
+            res = self.reserves.get(s.pool)
+            if res is None:
+                return None
+            if len(s.path) == 1:  # a direct pair trade: the other token is the output
+                s.path.append(res.token1 if s.path[0] == res.token0 else res.token0)
+            return s.pool
         if s.protocol != "uniswap_v2" or len(s.path) < 2:
             return None
         a, b = s.path[0], s.path[1]
@@ -193,6 +208,8 @@ class MempoolWatcher:
         res = self.reserves.get(it.pool)
         if res is None or len(s.path) != 2 or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
             return []
+        if s.extra.get("direct"):
+            return []  # a bot's own leg, not a user's swap
         r_in, r_out = res.of(s.token_in)
         exp = sandwich_exposure(s.amount_in, s.amount_out_min, r_in, r_out)
         if exp is None:
@@ -228,7 +245,7 @@ class MempoolWatcher:
                 if f.tx.first_seen_ns < v.tx.first_seen_ns or priority_fee(f.tx, base) <= priority_fee(v.tx, base):
                     continue
                 for b in everything:
-                    if b.tx.from_address != f.tx.from_address or b is f or b.swap.path[:2] != f.swap.path[1::-1]:
+                    if b is f or b.swap.path[:2] != f.swap.path[1::-1] or not _same_attacker(f, b):
                         continue
                     if priority_fee(b.tx, base) >= priority_fee(v.tx, base):
                         continue

@@ -7,6 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${MEVWATCH_SERVICES:-$HOME/.cache/mevwatch/services}
 mkdir -p "$ROOT"
+ONLY_ANVIL=0
+[[ "${1:-}" == "--anvil-only" ]] && ONLY_ANVIL=1
+
+install_anvil() {
+  local version=1.7.1
+  if [[ ! -x $ROOT/anvil/node_modules/.bin/anvil ]] || ! grep -q "\"version\": \"$version\"" "$ROOT/anvil/node_modules/@foundry-rs/anvil/package.json" 2>/dev/null; then
+    echo "installing anvil $version from npm ..."
+    command -v npm >/dev/null || { echo "Node.js with npm is needed for anvil" >&2; exit 1; }
+    mkdir -p "$ROOT/anvil"
+    (cd "$ROOT/anvil" && npm install --silent --no-audit --no-fund --no-save "@foundry-rs/anvil@$version" >/dev/null)
+  fi
+}
+if [[ $ONLY_ANVIL == 1 ]]; then
+  install_anvil
+  exit 0
+fi
 
 if [[ ! -f $ROOT/kafka/libs/.complete ]]; then
   echo "installing Kafka jars from Maven Central ..."
@@ -18,13 +34,8 @@ if [[ ! -f $ROOT/kafka/libs/.complete ]]; then
   touch "$ROOT/kafka/libs/.complete"
 fi
 
-ANVIL_VERSION=1.7.1
-if [[ ! -x $ROOT/anvil/node_modules/.bin/anvil ]] || ! grep -q "\"version\": \"$ANVIL_VERSION\"" "$ROOT/anvil/node_modules/@foundry-rs/anvil/package.json" 2>/dev/null; then
-  echo "installing anvil $ANVIL_VERSION from npm ..."
-  command -v npm >/dev/null || { echo "Node.js with npm is needed for anvil" >&2; exit 1; }
-  mkdir -p "$ROOT/anvil"
-  (cd "$ROOT/anvil" && npm install --silent --no-audit --no-fund --no-save "@foundry-rs/anvil@$ANVIL_VERSION" >/dev/null)
-fi
+install_anvil
+
 # solc-js for rebuilding the lab's contracts (pinned in contracts/package-lock.json)
 if [[ ! -d contracts/node_modules/solc ]]; then
   echo "installing solc-js (contracts/) from npm ..."

@@ -47,22 +47,29 @@ class DemoResult:
 class Monitor:
     """Bus consumer -> decode -> rules (blocks) and mempool rules (pending)."""
 
-    def __init__(self, bus: busmod.Bus):
+    def __init__(self, bus: busmod.Bus, group: str = "mevwatch-demo"):
         self.bus = bus
-        self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], "mevwatch-demo")
+        self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
+        self.last_block: int | None = None
         self.decoder = BlockDecoder()
         self.watcher = MempoolWatcher(chain_id=CHAIN_ID)
         self.alerts: list[Alert] = []
 
-    def step(self) -> list[Alert]:
-        records = self.consumer.poll(timeout_ms=0, max_records=1_000_000)
-        # within a round, pending transactions come before the block that includes them
-        records.sort(key=lambda r: r.topic != busmod.MEMPOOL)
+    def close(self) -> None:
+        self.consumer.close()
+
+    def step(self, timeout_ms: int = 0) -> list[Alert]:
+        """Process what the bus holds (waiting up to ``timeout_ms`` for it); return the new alerts."""
+        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=1_000_000)
+        # the two topics' records in the order they were produced (a block after the pending
+        # transactions it includes); on a timestamp tie, pending first
+        records.sort(key=lambda r: (r.timestamp_ms, r.topic != busmod.MEMPOOL))
         new: list[Alert] = []
         for _rec, msg in decode_records(records, self.bus):
             if isinstance(msg, PendingTx):
                 new += self.watcher.on_pending(msg)
             elif isinstance(msg, Block):
+                self.last_block = msg.number
                 decoded = self.decoder.decode(msg)
                 self.watcher.observe_block(decoded)
                 new += detect_block(decoded)

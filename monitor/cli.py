@@ -165,10 +165,13 @@ def record(
     blocks: Annotated[Optional[int], typer.Option("--blocks", help="Stop after this many blocks.")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds.")] = None,
     no_pending: Annotated[bool, typer.Option("--no-pending", help="Record blocks only.")] = False,
+    append: Annotated[bool, typer.Option("--append", help="Add to an existing recording instead of refusing to touch it.")] = False,
 ) -> None:
     """Record a live node's pending txs, blocks and reverts to JSONL, replayable with `mevwatch replay`."""
     from streams.ingest import run_record
 
+    if out.exists() and out.stat().st_size > 0 and not append:
+        raise fail(MevwatchError(f"{out} already holds a recording; pass --append to add to it, or choose another file"), 2)
     try:
         counts = run_record(rpc, out, settings=state.settings, max_blocks=blocks, duration_s=duration, pending=not no_pending)
     except MevwatchError as exc:

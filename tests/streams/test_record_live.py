@@ -42,3 +42,6 @@ def test_record_then_replay(anvil, rpc, tmp_path):
     rep = subprocess.run([exe(), "replay", str(out), "--out", str(tmp_path / "alerts.jsonl")], capture_output=True, text=True, timeout=120)
     assert rep.returncode == 0, rep.stderr
     assert "pending / reverts" in rep.stderr and "3 / 0" in rep.stderr
+    again = subprocess.run([exe(), "record", "--rpc", anvil.ws_url, "--out", str(out), "--blocks", "1"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "--append" in again.stderr  # an existing recording is never overwritten

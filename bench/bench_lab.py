@@ -22,6 +22,8 @@ from sim.export import export  # noqa: E402
 from sim.score import score  # noqa: E402
 
 SEEDS = (1, 2, 3, 4, 5)
+SANDWICH = ((("sandwich",), "sandwich (included)"), (("sandwich_attempt",), "sandwich_attempt (pending)"))
+ARBITRAGE = ((("arbitrage", "backrun"), "arbitrage or backrun"),)
 BLOCKS = 40
 
 
@@ -36,12 +38,12 @@ def main() -> None:
             replay_files([out / "recording.jsonl"], out=buf, chain_id=31337)
             alerts = [orjson.loads(x) for x in buf.getvalue().splitlines()]
             labels = [a.to_json() for a in res.attacks]
-            for variant in ("classic", "split_accounts"):
+            for variant, checks in (("classic", SANDWICH), ("split_accounts", SANDWICH), ("cross_venue", ARBITRAGE)):
                 sub = [x for x in labels if x["variant"] == variant]
-                for kind, label in (("sandwich", "sandwich (included)"), ("sandwich_attempt", "sandwich_attempt (pending)")):
+                for kinds, label in checks:
                     # precision per variant would need per-variant alerts; report it over all alerts of the kind
-                    sc = score(alerts, sub, kinds=(kind,))
-                    allsc = score(alerts, labels, kinds=(kind,))
+                    sc = score(alerts, sub, kinds=kinds)
+                    allsc = score(alerts, labels, kinds=kinds)
                     rows.append((seed, variant, label, sc.attacks, sc.found, sc.recall, allsc.precision, allsc.false_positives))
                     t = totals.setdefault((variant, label), [0, 0])
                     t[0] += sc.attacks
@@ -49,8 +51,9 @@ def main() -> None:
             honest = export(Path(d) / f"honest{seed}", blocks=BLOCKS, seed=seed, attacks=False)
             buf = io.BytesIO()
             replay_files([Path(d) / f"honest{seed}" / "recording.jsonl"], out=buf, chain_id=31337)
-            fp = sum(1 for x in buf.getvalue().splitlines() if orjson.loads(x)["kind"] in ("sandwich", "sandwich_attempt"))
-            rows.append((seed, "honest only", "sandwich or attempt", 0, 0, float("nan"), float("nan"), fp))
+            fp = sum(1 for x in buf.getvalue().splitlines()
+                     if orjson.loads(x)["kind"] in ("sandwich", "sandwich_attempt", "arbitrage", "backrun"))
+            rows.append((seed, "honest only", "sandwich, attempt, arbitrage or backrun", 0, 0, float("nan"), float("nan"), fp))
             del honest
     lines = ["| seed | attack variant | alert | landed attacks | found | recall | precision (all alerts of the kind) | false positives |",
              "|---|---|---|---|---|---|---|---|"]
@@ -64,7 +67,8 @@ def main() -> None:
     body = f"""
 {len(SEEDS)} seeds x {BLOCKS} blocks; honest traders (1-4 router swaps per block, slippage 0.1-5%) and one
 sandwich bot that sizes its front-run inside the victim's slippage; in odd-numbered blocks it sends the
-back-run from a second account of the same bot contract (`split_accounts`). A landed attack is one
+back-run from a second account of the same bot contract (`split_accounts`); an arbitrageur closes WETH
+price gaps between two venues with one two-pair cycle per transaction (`cross_venue`). A landed attack is one
 whose three transactions succeeded, in order, in one block; failed attacks are not expected.
 Each seed is also run with honest traders only (control).
 

@@ -208,8 +208,8 @@ def demo(
 ) -> None:
     """Run the simulation lab on a local anvil and monitor it live; then score the alerts against the ground truth.
 
-    Honest traders and a sandwich bot (some attacks split over two accounts) trade on the
-    real mempool; mevwatch follows the node, raises pending alerts (exposed swaps, sandwich
+    Honest traders, a sandwich bot (some attacks split over two accounts) and an arbitrageur
+    between two venues trade on the real mempool; mevwatch follows the node, raises pending alerts (exposed swaps, sandwich
     attempts) and included sandwiches, and finally prints precision and recall. Ctrl-C
     stops it cleanly; anvil is always shut down.
     """
@@ -228,7 +228,8 @@ def demo(
     for col in ("alert kind", "landed attacks", "found", "recall", "alerts", "false positives", "precision"):
         t.add_column(col)
     for kind, sc in result.scores.items():
-        label = {"either": "pending or included", "sandwich": "sandwich (included)", "sandwich_attempt": "sandwich_attempt (pending)"}[kind]
+        label = {"either": "sandwich, pending or included", "sandwich": "sandwich (included)",
+                 "sandwich_attempt": "sandwich_attempt (pending)", "arbitrage": "arbitrage or backrun"}[kind]
         t.add_row(label, str(sc.attacks), str(sc.found), f"{sc.recall:.2f}", str(sc.alerts), str(sc.false_positives), f"{sc.precision:.2f}")
     console.print(t)
     kinds: dict[str, int] = {}

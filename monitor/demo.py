@@ -131,6 +131,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         alerts = [a.to_json() for a in result.alerts]
         result.scores = {k: score(alerts, labels, kinds=(k,)) for k in ("sandwich_attempt", "sandwich")}
         result.scores["either"] = score(alerts, labels)
+        result.scores["arbitrage"] = score(alerts, labels, kinds=("arbitrage", "backrun"))
     return result
 
 

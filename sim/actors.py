@@ -150,3 +150,56 @@ class SandwichBot:
             txs=[{"hash": hx(h_front), "role": "frontrun"}, {"hash": p.hash, "role": "victim"}, {"hash": hx(h_back), "role": "backrun"}],
             pool=pair.address.lower(), expected_profit_wei=exp.profit,
         )
+
+
+def _best_cycle(r_in_a: int, r_out_a: int, r_in_b: int, r_out_b: int) -> tuple[int, int]:
+    """(amount, profit) of the most profitable buy-on-A, sell-on-B round trip (0, 0 if none)."""
+    from monitor.money import v2_amount_out
+
+    def profit(x: int) -> int:
+        return v2_amount_out(v2_amount_out(x, r_in_a, r_out_a), r_out_b, r_in_b) - x
+
+    lo, hi = 0, r_in_a // 2
+    while hi - lo > 2:
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if profit(m1) < profit(m2):
+            lo = m1
+        else:
+            hi = m2
+    best = max(range(lo, hi + 1), key=profit)
+    p = profit(best)
+    return (best, p) if p > 0 else (0, 0)
+
+
+class Arbitrageur:
+    """Closes WETH price gaps between the two venues with one atomic two-pair cycle (``Bot.arb``)."""
+
+    def __init__(self, w3, market: Market, bot, operator: str, *, min_profit_wei: int = 10**15):
+        self.w3, self.m, self.bot, self.operator = w3, market, bot, operator
+        self.min_profit_wei = min_profit_wei
+        self.attacks: list[Attack] = []
+
+    def act(self) -> list[Attack]:
+        new = []
+        for tok_addr, pair_a in self.m.pairs.items():
+            pair_b = self.m.pairs_b.get(tok_addr)
+            if pair_b is None:
+                continue
+            (wa, ta), (wb, tb) = _weth_reserves(pair_a), _weth_reserves(pair_b)
+            # WETH -> token on the venue where the token is cheaper, back on the other
+            amount_ab, profit_ab = _best_cycle(wa, ta, wb, tb)
+            amount_ba, profit_ba = _best_cycle(wb, tb, wa, ta)
+            if max(profit_ab, profit_ba) < self.min_profit_wei:
+                continue
+            buy, sell, amount, profit = (pair_a, pair_b, amount_ab, profit_ab) if profit_ab >= profit_ba else (pair_b, pair_a, amount_ba, profit_ba)
+            h = self.bot.functions.arb(buy.address, sell.address, self.m.weth.address, amount).transact(
+                {"from": self.operator, **_tx_params(2 * GWEI)})
+            new.append(Attack(f"arbitrage-{len(self.attacks) + len(new)}-{tok_addr[2:10]}", "arbitrage", "cross_venue",
+                              [{"hash": "0x" + h.hex().removeprefix("0x"), "role": "arbitrage"}], buy.address.lower(), profit))
+        self.attacks.extend(new)
+        return new
+
+
+def _weth_reserves(pair) -> tuple[int, int]:
+    r0, r1, _ = pair.functions.getReserves().call()
+    return (r0, r1) if pair.functions.token0().call().lower() == WETH_ADDRESS else (r1, r0)

@@ -21,6 +21,11 @@ class Market:
     router: object
     pairs: dict[str, object] = field(default_factory=dict)  # token address -> its WETH pair
     pair_init_code_hash: str = ""
+    # a second venue (its own factory and router) with WETH pairs of the same tokens:
+    # honest traders use the first, so prices drift apart and the arbitrageur closes the gap
+    factory_b: object = None
+    router_b: object = None
+    pairs_b: dict[str, object] = field(default_factory=dict)
 
     def pair(self, token) -> object:
         return self.pairs[token.address.lower()]
@@ -50,6 +55,18 @@ def deploy_market(w3, *, seed: int = 0, n_tokens: int = 2) -> Market:
         price = rng.randint(100, 5000)  # tokens per WETH
         fund(w3, m, deployer, eth_depth, {t: eth_depth * price})
         _send(w3, router.functions.addLiquidity(weth.address, t.address, eth_depth, eth_depth * price, deployer), deployer)
+    m.factory_b = deploy(w3, "Factory", sender=deployer)
+    m.router_b = deploy(w3, "Router", m.factory_b.address, sender=deployer)
+    for t in tokens:
+        _send(w3, m.factory_b.functions.createPair(weth.address, t.address), deployer)
+        m.pairs_b[t.address.lower()] = at(w3, "Pair", m.factory_b.functions.getPair(weth.address, t.address).call())
+        pair_a = m.pairs[t.address.lower()]
+        r0, r1, _ = pair_a.functions.getReserves().call()
+        weth_is0 = pair_a.functions.token0().call().lower() == WETH_ADDRESS
+        r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
+        depth = rng.randint(50, 400) * 10**18  # same price as venue A, another depth
+        fund(w3, m, deployer, depth, {t: depth * r_tok // r_weth}, approve_to=m.router_b.address)
+        _send(w3, m.router_b.functions.addLiquidity(weth.address, t.address, depth, depth * r_tok // r_weth, deployer), deployer)
     return m
 
 

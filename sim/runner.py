@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from web3 import HTTPProvider, Web3
 
 from monitor.types import Block
-from sim.actors import Attack, HonestTraders, SandwichBot
+from sim.actors import Arbitrageur, Attack, HonestTraders, SandwichBot
 from sim.contracts import deploy, wait_receipt
 from sim.market import Market, deploy_market, fund
 from streams.envelope import Message, PendingTx
@@ -80,6 +80,9 @@ def settle(w3, attack: Attack) -> None:
     succeeded, in one block, victim between the legs (``landed``); otherwise ``failed``."""
     rs = [w3.eth.get_transaction_receipt(t["hash"]) for t in attack.txs]
     attack.block_number = rs[0]["blockNumber"]
+    if attack.kind == "arbitrage":  # one transaction: it landed when it did not revert (no profit)
+        attack.outcome = "landed" if rs[0]["status"] == 1 else "failed"
+        return
     same_block = len({r["blockNumber"] for r in rs}) == 1
     ordered = [r["transactionIndex"] for r in rs] == sorted(r["transactionIndex"] for r in rs)
     attack.outcome = "landed" if all(r["status"] == 1 for r in rs) and same_block and ordered else "failed"
@@ -96,7 +99,8 @@ class LabResult:
 
 
 class Lab:
-    """Accounts (anvil's defaults): 0 deploys, 1-5 trade honestly, 6-7 operate the attacker's bot."""
+    """Accounts (anvil's defaults): 0 deploys, 1-5 trade honestly, 6-7 operate the sandwich bot,
+    8 operates the arbitrageur's bot."""
 
     def __init__(self, http_url: str, ws_url: str, *, seed: int = 0, attacks: bool = True, n_tokens: int = 2):
         self.w3 = Web3(HTTPProvider(http_url))
@@ -123,6 +127,10 @@ class Lab:
             wait_receipt(w3, tok.functions.mint(self.bot_contract.address, 10**30).transact({"from": m.deployer}))
         self.honest = HonestTraders(w3, m, self.traders, self.rng)
         self.bot = SandwichBot(w3, m, self.bot_contract, ops)
+        arb_op = accts[8]
+        arb_bot = deploy(w3, "Bot", sender=arb_op)
+        wait_receipt(w3, m.weth.functions.mint(arb_bot.address, 5_000 * 10**18).transact({"from": m.deployer}))
+        self.arbitrageur = Arbitrageur(w3, m, arb_bot, arb_op)
         w3.provider.make_request("evm_setAutomine", [False])
 
     def run(self, blocks: int, on_round: Callable[[int, list[Message]], None] | None = None) -> LabResult:
@@ -135,7 +143,9 @@ class Lab:
         done = 0
         try:
             for rnd in range(blocks):
+                arbs = self.arbitrageur.act() if self.attacks_on else []
                 sent = self.honest.round(self.rng.randint(1, 4))
+                sent += [a.txs[0]["hash"] for a in arbs]
                 honest += len(sent)
                 feed.wait(lambda ms: set(sent) <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 if self.attacks_on:
@@ -149,7 +159,7 @@ class Lab:
                 head = w3.eth.block_number
                 w3.provider.make_request("evm_mine", [])
                 feed.wait(lambda ms: any(isinstance(m, Block) and m.number == head + 1 for m in ms))
-                for a in self.bot.attacks:
+                for a in self.bot.attacks + self.arbitrageur.attacks:
                     if a.block_number is None:
                         settle(w3, a)
                 done = rnd + 1
@@ -159,5 +169,6 @@ class Lab:
             interrupted = True  # Ctrl-C: stop after the last whole round, keep what ran
         finally:
             feed.stop()
-        attacks = [a for a in self.bot.attacks if a.outcome is not None]
+        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks if a.outcome is not None),
+                         key=lambda a: (a.block_number or 0, a.attack_id))
         return LabResult(self.seed, done, attacks, feed.snapshot(), honest, interrupted)

@@ -29,18 +29,36 @@ class Score:
         return true / self.alerts if self.alerts else 1.0
 
 
+# which alert kinds can report an attack of each ground-truth kind
+ALERT_KINDS = {"sandwich": ("sandwich", "sandwich_attempt"), "arbitrage": ("arbitrage", "backrun")}
+
+
 def _legs(alert: dict) -> set[tuple[str, str]]:
-    return {(t["hash"], t["role"]) for t in alert["txs"] if t["role"] in ("frontrun", "backrun")}
+    """(hash, role) of an alert's attacker transactions; an arbitrage reported as a back-run
+    names its transaction ``backrun``, which counts as the ``arbitrage`` role."""
+    out = set()
+    for t in alert["txs"]:
+        if t["role"] in ("frontrun", "backrun", "arbitrage"):
+            out.add((t["hash"], t["role"]))
+            if alert["kind"] == "backrun" and t["role"] == "backrun":
+                out.add((t["hash"], "arbitrage"))
+    return out
+
+
+def _want(label: dict) -> set[tuple[str, str]]:
+    return {(t["hash"], t["role"]) for t in label["txs"] if t["role"] in ("frontrun", "backrun", "arbitrage")}
 
 
 def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("sandwich", "sandwich_attempt")) -> Score:
+    """Score the alerts of ``kinds`` against the labels those kinds can report."""
     relevant = [a for a in alerts if a["kind"] in kinds]
+    labels = [lab for lab in labels if set(ALERT_KINDS.get(lab["kind"], ())) & set(kinds)]
     failed = [lab for lab in labels if lab.get("outcome") == "failed"]
     labels = [lab for lab in labels if lab.get("outcome") != "failed"]
     found, missed = 0, []
     matched_alerts: set[int] = set()
     for lab in labels:
-        want = {(t["hash"], t["role"]) for t in lab["txs"] if t["role"] in ("frontrun", "backrun")}
+        want = _want(lab)
         hits = [i for i, a in enumerate(relevant) if want <= _legs(a)]
         if hits:
             found += 1
@@ -49,7 +67,7 @@ def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("san
             missed.append(lab["attack_id"])
     # an alert on a failed attack is not a false positive: the attack was real
     for lab in failed:
-        want = {(t["hash"], t["role"]) for t in lab["txs"] if t["role"] in ("frontrun", "backrun")}
+        want = _want(lab)
         matched_alerts.update(i for i, a in enumerate(relevant) if want <= _legs(a))
     fps = sum(1 for i, a in enumerate(relevant) if i not in matched_alerts)
     return Score(len(labels), found, len(relevant), fps, missed, len(failed))

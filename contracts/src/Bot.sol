@@ -10,6 +10,7 @@ interface IPairB {
     function getReserves() external view returns (uint112, uint112, uint32);
     function swap(uint256, uint256, address, bytes calldata) external;
     function token0() external view returns (address);
+    function token1() external view returns (address);
 }
 
 /// @title An attacker's bot contract: holds inventory and trades one leg straight against a pair
@@ -31,12 +32,28 @@ contract Bot {
     /// Sells `amountIn` of `tokenIn` (from the bot's balance) into `pair`, receiving at least `minOut`.
     function leg(address pair, address tokenIn, uint256 amountIn, uint256 minOut) external returns (uint256 out) {
         require(operator[msg.sender], "Bot: not operator");
+        (, out) = _leg(pair, tokenIn, amountIn);
+        require(out >= minOut, "Bot: slippage");
+    }
+
+    /// Cyclic arbitrage over two pairs of the same tokens: buy on `pairBuy`, sell it all on
+    /// `pairSell`, in one transaction; reverts unless it ends with more `tokenIn` than it started.
+    function arb(address pairBuy, address pairSell, address tokenIn, uint256 amountIn) external returns (uint256 profit) {
+        require(operator[msg.sender], "Bot: not operator");
+        (address mid, uint256 got) = _leg(pairBuy, tokenIn, amountIn);
+        (, uint256 back) = _leg(pairSell, mid, got);
+        require(back > amountIn, "Bot: no profit");
+        profit = back - amountIn;
+    }
+
+    function _leg(address pair, address tokenIn, uint256 amountIn) internal returns (address tokenOut, uint256 out) {
         (uint112 r0, uint112 r1,) = IPairB(pair).getReserves();
-        bool zeroIn = tokenIn == IPairB(pair).token0();
+        address t0 = IPairB(pair).token0();
+        bool zeroIn = tokenIn == t0;
+        tokenOut = zeroIn ? IPairB(pair).token1() : t0;
         (uint256 rin, uint256 rout) = zeroIn ? (uint256(r0), uint256(r1)) : (uint256(r1), uint256(r0));
         uint256 a = amountIn * 997;
         out = a * rout / (rin * 1000 + a);
-        require(out >= minOut, "Bot: slippage");
         require(IERC20B(tokenIn).transfer(pair, amountIn), "Bot: transfer");
         IPairB(pair).swap(zeroIn ? 0 : out, zeroIn ? out : 0, address(this), new bytes(0));
     }

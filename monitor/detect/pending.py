@@ -9,6 +9,10 @@ and the intents of pending router calls (``monitor.decode.pending``).
   profitable front-run up to it; profit (in the input token) and the victim's loss
   at that front-run are the estimate. Multi-hop paths and V3 pools are not
   estimated (the reserves of every hop, or ticks, would be needed).
+Which pool a router call trades on: what that router's included swaps used for the same
+pair (learnt from blocks), else the CREATE2 address from a known router's factory, else the
+only pool seen for the pair.
+
 - ``sandwich_attempt``: pending swaps F, V, B on the same pool where V is someone
   else's, F trades the same way as V and outbids it, B (same sender as F, or the same
   bot contract driven by another account) trades the other way and is priced under V,
@@ -143,6 +147,8 @@ class MempoolWatcher:
         self.intents: dict[str, list[_Intent]] = {}  # pool -> live intents
         self.by_hash: dict[str, list[_Intent]] = {}
         self.routers: dict[str, tuple[str, str]] = dict(ROUTER_FACTORIES)
+        # learnt from included blocks: (router, token pair) -> the pool that router's swaps used
+        self.router_pools: dict[tuple[str, tuple[str, str]], str] = {}
         self.base_fee: int | None = None
         self.reported: set[str] = set()
 
@@ -158,6 +164,11 @@ class MempoolWatcher:
                 r_in, r_out = s.reserves_after
                 self.reserves[s.pool] = Reserves(t0, t1, *((r_in, r_out) if t0 == s.token_in else (r_out, r_in)))
                 self.pools_by_pair.setdefault((t0, t1), set()).add(s.pool)
+        to_of = {tx.hash: tx.to_address for tx in db.block.transactions}
+        for s in db.swaps:
+            router = to_of.get(s.transaction_hash)
+            if router is not None and s.protocol == "uniswap_v2" and s.sender == router:
+                self.router_pools[(router, tuple(sorted((s.token_in, s.token_out))))] = s.pool  # type: ignore[index]
         for tx in db.block.transactions:
             self.forget(tx.hash)
 
@@ -178,6 +189,9 @@ class MempoolWatcher:
         if s.protocol != "uniswap_v2" or len(s.path) < 2:
             return None
         a, b = s.path[0], s.path[1]
+        learnt = self.router_pools.get((s.router, tuple(sorted((a, b)))))  # type: ignore[arg-type]
+        if learnt is not None:
+            return learnt
         factory = self.routers.get(s.router)
         if factory is not None:
             return pair_address(factory[0], factory[1], a, b)

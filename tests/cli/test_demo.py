@@ -36,5 +36,7 @@ def test_demo_runs_scores_and_cleans_up(tmp_path):
     for name in ("alerts.jsonl", "recording.jsonl", "labels.jsonl"):
         assert (out / name).stat().st_size > 0
     kinds = {json.loads(x)["kind"] for x in (out / "alerts.jsonl").read_text().splitlines()}
-    assert {"sandwich", "sandwich_attempt", "exposed_swap"} <= kinds
+    assert {"sandwich", "sandwich_attempt", "exposed_swap"} <= kinds and kinds & {"arbitrage", "backrun"}
+    arb_row = next(line for line in r.stdout.splitlines() if "arbitrage or backrun" in line)
+    assert "1.00" in arb_row
     assert anvils() == before  # no stray node

@@ -35,7 +35,7 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     labels = lines(export_seed5 / "labels.jsonl")
     manifest = json.loads((export_seed5 / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["blocks"] == 25 and manifest["attacks"] == len(labels) > 5
-    assert {x["variant"] for x in labels} == {"classic", "split_accounts"}
+    assert {x["variant"] for x in labels} == {"classic", "split_accounts", "cross_venue"}
     assert all(x["outcome"] in ("landed", "failed") for x in labels)
     out = tmp_path / "alerts.jsonl"
     r = run("--chain-id", "31337", "replay", str(export_seed5 / "recording.jsonl"), "--out", str(out))
@@ -43,10 +43,12 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     alerts = lines(out)
     sc = score(alerts, labels)
     assert sc.attacks >= 5 and sc.recall == 1.0 and sc.false_positives == 0, sc
+    arb = score(alerts, labels, kinds=("arbitrage", "backrun"))
+    assert arb.attacks >= 3 and arb.recall == 1.0 and arb.false_positives == 0, arb
     assert any(a["kind"] == "exposed_swap" and a["stage"] == "pending" for a in alerts)
     # every landed attack's alert prices the attacker's result in ETH and the victim's loss
     # (profit can be negative: honest swaps that land between the legs eat into it)
-    landed = [x for x in labels if x["outcome"] == "landed"]
+    landed = [x for x in labels if x["outcome"] == "landed" and x["kind"] == "sandwich"]
     profitable = 0
     for lab in landed:
         front = lab["txs"][0]["hash"]
@@ -71,4 +73,4 @@ def test_honest_traders_only_raise_no_sandwich(tmp_path):
     assert lines(out / "labels.jsonl") == []
     alerts_path = tmp_path / "a.jsonl"
     assert run("--chain-id", "31337", "replay", str(out / "recording.jsonl"), "--out", str(alerts_path)).returncode == 0
-    assert [a for a in lines(alerts_path) if a["kind"] in ("sandwich", "sandwich_attempt")] == []
+    assert [a for a in lines(alerts_path) if a["kind"] in ("sandwich", "sandwich_attempt", "arbitrage", "backrun")] == []

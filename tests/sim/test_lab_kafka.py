@@ -58,6 +58,8 @@ def test_every_landed_attack_is_alerted_through_kafka(kafka, tmp_path):
     sc = score(alerts, labels)
     assert sc.attacks >= 3 and sc.recall == 1.0 and sc.false_positives == 0, sc
     assert score(alerts, labels, kinds=("sandwich",)).recall == 1.0
+    arb = score(alerts, labels, kinds=("arbitrage", "backrun"))
+    assert arb.recall == 1.0 and arb.false_positives == 0, arb
 
 
 def test_honest_run_through_kafka_raises_no_sandwich(kafka, tmp_path):

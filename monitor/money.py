@@ -110,3 +110,15 @@ def v2_victim_losses(pool_swaps: list[Swap], attacker_front: set[int], victims: 
         state[s.token_in] = r_in + s.amount_in
         state[s.token_out] = r_out - cf_out
     return losses
+
+
+def argmax_unimodal(f, lo: int, hi: int) -> int:
+    """The integer x in [lo, hi] maximising ``f``, for f increasing then decreasing (ternary search)."""
+    while hi - lo > 2:
+        m1 = lo + (hi - lo) // 3
+        m2 = hi - (hi - lo) // 3
+        if f(m1) < f(m2):
+            lo = m1
+        else:
+            hi = m2
+    return max(range(lo, hi + 1), key=f)

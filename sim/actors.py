@@ -154,19 +154,12 @@ class SandwichBot:
 
 def _best_cycle(r_in_a: int, r_out_a: int, r_in_b: int, r_out_b: int) -> tuple[int, int]:
     """(amount, profit) of the most profitable buy-on-A, sell-on-B round trip (0, 0 if none)."""
-    from monitor.money import v2_amount_out
+    from monitor.money import argmax_unimodal, v2_amount_out
 
     def profit(x: int) -> int:
         return v2_amount_out(v2_amount_out(x, r_in_a, r_out_a), r_out_b, r_in_b) - x
 
-    lo, hi = 0, r_in_a // 2
-    while hi - lo > 2:
-        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        if profit(m1) < profit(m2):
-            lo = m1
-        else:
-            hi = m2
-    best = max(range(lo, hi + 1), key=profit)
+    best = argmax_unimodal(profit, 0, r_in_a // 2)
     p = profit(best)
     return (best, p) if p > 0 else (0, 0)
 

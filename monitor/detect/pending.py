@@ -29,7 +29,7 @@ from eth_hash.auto import keccak
 
 from monitor.alerts import Alert, AlertTx, Amount
 from monitor.decode.pending import IntendedSwap, decode_pending
-from monitor.money import ETH_LIKE, v2_amount_out
+from monitor.money import ETH_LIKE, argmax_unimodal, v2_amount_out
 from monitor.types import WETH_ADDRESS, DecodedBlock
 from streams.envelope import PendingTx
 
@@ -98,15 +98,7 @@ def sandwich_exposure(amount_in: int, min_out: int, reserve_in: int, reserve_out
     a_max = lo
     if a_max <= 0:
         return None
-    left, right = 0, a_max  # profit is unimodal in the front-run size
-    while right - left > 2:
-        m1 = left + (right - left) // 3
-        m2 = right - (right - left) // 3
-        if profit(m1) < profit(m2):
-            left = m1
-        else:
-            right = m2
-    best = max(range(left, right + 1), key=profit)
+    best = argmax_unimodal(profit, 0, a_max)  # profit is unimodal in the front-run size
     p = profit(best)
     if p <= 0:
         return None

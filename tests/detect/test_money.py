@@ -26,3 +26,11 @@ def test_v2_amount_out_matches_uniswap_formula():
     # 1 ETH into 10 ETH / 20,000 TKN at 0.3%: 997*20000e18 / (10000 + 997) per unit
     assert v2_amount_out(10**18, 10 * 10**18, 20_000 * 10**18) == 997 * 10**18 * 20_000 * 10**18 // (10 * 10**18 * 1000 + 997 * 10**18)
     assert v2_amount_out(0, 1, 1) == 0
+
+
+def test_argmax_unimodal_finds_the_peak():
+    from monitor.money import argmax_unimodal
+
+    assert argmax_unimodal(lambda x: -(x - 37) ** 2, 0, 1000) == 37
+    assert argmax_unimodal(lambda x: x, 0, 10) == 10
+    assert argmax_unimodal(lambda x: -x, 5, 10) == 5

@@ -24,6 +24,7 @@ from sim.score import score  # noqa: E402
 SEEDS = (1, 2, 3, 4, 5)
 SANDWICH = ((("sandwich",), "sandwich (included)"), (("sandwich_attempt",), "sandwich_attempt (pending)"))
 ARBITRAGE = ((("arbitrage", "backrun"), "arbitrage or backrun"),)
+DISPLACEMENT = ((("frontrun_displacement",), "frontrun_displacement"),)
 BLOCKS = 40
 
 
@@ -38,7 +39,8 @@ def main() -> None:
             replay_files([out / "recording.jsonl"], out=buf, chain_id=31337)
             alerts = [orjson.loads(x) for x in buf.getvalue().splitlines()]
             labels = [a.to_json() for a in res.attacks]
-            for variant, checks in (("classic", SANDWICH), ("split_accounts", SANDWICH), ("cross_venue", ARBITRAGE)):
+            for variant, checks in (("classic", SANDWICH), ("split_accounts", SANDWICH), ("cross_venue", ARBITRAGE),
+                                    ("copied_call", DISPLACEMENT)):
                 sub = [x for x in labels if x["variant"] == variant]
                 for kinds, label in checks:
                     # precision per variant would need per-variant alerts; report it over all alerts of the kind
@@ -52,8 +54,8 @@ def main() -> None:
             buf = io.BytesIO()
             replay_files([Path(d) / f"honest{seed}" / "recording.jsonl"], out=buf, chain_id=31337)
             fp = sum(1 for x in buf.getvalue().splitlines()
-                     if orjson.loads(x)["kind"] in ("sandwich", "sandwich_attempt", "arbitrage", "backrun"))
-            rows.append((seed, "honest only", "sandwich, attempt, arbitrage or backrun", 0, 0, float("nan"), float("nan"), fp))
+                     if orjson.loads(x)["kind"] in ("sandwich", "sandwich_attempt", "arbitrage", "backrun", "frontrun_displacement"))
+            rows.append((seed, "honest only", "any attack kind", 0, 0, float("nan"), float("nan"), fp))
             del honest
     lines = ["| seed | attack variant | alert | landed attacks | found | recall | precision (all alerts of the kind) | false positives |",
              "|---|---|---|---|---|---|---|---|"]
@@ -68,7 +70,9 @@ def main() -> None:
 {len(SEEDS)} seeds x {BLOCKS} blocks; honest traders (1-4 router swaps per block, slippage 0.1-5%) and one
 sandwich bot that sizes its front-run inside the victim's slippage; in odd-numbered blocks it sends the
 back-run from a second account of the same bot contract (`split_accounts`); an arbitrageur closes WETH
-price gaps between two venues with one two-pair cycle per transaction (`cross_venue`). A landed attack is one
+price gaps between two venues with one two-pair cycle per transaction (`cross_venue`); in every 4th
+block an honest solver claims a puzzle bounty and a copier replays the pending claim with a higher tip
+(`copied_call`; the solver's claim then reverts). A landed attack is one
 whose three transactions succeeded, in order, in one block; failed attacks are not expected.
 Each seed is also run with honest traders only (control).
 

@@ -208,8 +208,8 @@ def demo(
 ) -> None:
     """Run the simulation lab on a local anvil and monitor it live; then score the alerts against the ground truth.
 
-    Honest traders, a sandwich bot (some attacks split over two accounts) and an arbitrageur
-    between two venues trade on the real mempool; mevwatch follows the node, raises pending alerts (exposed swaps, sandwich
+    Honest traders, a sandwich bot (some attacks split over two accounts), an arbitrageur
+    between two venues and a copier that front-runs bounty claims act on the real mempool; mevwatch follows the node, raises pending alerts (exposed swaps, sandwich
     attempts) and included sandwiches, and finally prints precision and recall. Ctrl-C
     stops it cleanly; anvil is always shut down.
     """
@@ -229,7 +229,8 @@ def demo(
         t.add_column(col)
     for kind, sc in result.scores.items():
         label = {"either": "sandwich, pending or included", "sandwich": "sandwich (included)",
-                 "sandwich_attempt": "sandwich_attempt (pending)", "arbitrage": "arbitrage or backrun"}[kind]
+                 "sandwich_attempt": "sandwich_attempt (pending)", "arbitrage": "arbitrage or backrun",
+                 "displacement": "frontrun_displacement"}[kind]
         t.add_row(label, str(sc.attacks), str(sc.found), f"{sc.recall:.2f}", str(sc.alerts), str(sc.false_positives), f"{sc.precision:.2f}")
     console.print(t)
     kinds: dict[str, int] = {}

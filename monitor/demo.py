@@ -132,6 +132,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         result.scores = {k: score(alerts, labels, kinds=(k,)) for k in ("sandwich_attempt", "sandwich")}
         result.scores["either"] = score(alerts, labels)
         result.scores["arbitrage"] = score(alerts, labels, kinds=("arbitrage", "backrun"))
+        result.scores["displacement"] = score(alerts, labels, kinds=("frontrun_displacement",))
     return result
 
 

@@ -196,3 +196,38 @@ class Arbitrageur:
 def _weth_reserves(pair) -> tuple[int, int]:
     r0, r1, _ = pair.functions.getReserves().call()
     return (r0, r1) if pair.functions.token0().call().lower() == WETH_ADDRESS else (r1, r0)
+
+
+class Solver:
+    """An honest user who solved a bounty puzzle and claims it."""
+
+    def __init__(self, w3, bounty, account: str, rng: random.Random):
+        self.w3, self.bounty, self.account, self.rng = w3, bounty, account, rng
+
+    def claim(self, answer: bytes, rnd: int) -> str:
+        fn = self.bounty.functions.claim(answer, rnd)
+        return "0x" + fn.transact({"from": self.account, **_tx_params(self.rng.randint(1, 3) * GWEI, 200_000)}).hex().removeprefix("0x")
+
+
+class Copier:
+    """Displacement front-runner: replays any pending bounty claim's calldata, with a higher tip."""
+
+    def __init__(self, w3, bounty, account: str):
+        self.w3, self.bounty, self.account = w3, bounty, account
+        self.attacks: list[Attack] = []
+        self.seen: set[str] = set()
+
+    def react(self, pending: list[PendingTx]) -> list[Attack]:
+        new = []
+        target = self.bounty.address.lower()
+        for p in pending:
+            if p.hash in self.seen or p.to_address != target or p.from_address == self.account.lower():
+                continue
+            self.seen.add(p.hash)
+            h = self.w3.eth.send_transaction({"from": self.account, "to": self.bounty.address, "data": p.input,
+                                              **_tx_params((p.max_priority_fee_per_gas or GWEI) + 5 * GWEI, 200_000)})
+            new.append(Attack(f"displacement-{len(self.attacks) + len(new)}-{p.hash[2:10]}", "frontrun_displacement",
+                              "copied_call", [{"hash": "0x" + h.hex().removeprefix("0x"), "role": "displacer"},
+                                              {"hash": p.hash, "role": "displaced"}], target, 0))
+        self.attacks.extend(new)
+        return new

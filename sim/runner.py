@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from web3 import HTTPProvider, Web3
 
 from monitor.types import Block
-from sim.actors import Arbitrageur, Attack, HonestTraders, SandwichBot
+from sim.actors import Arbitrageur, Attack, Copier, HonestTraders, SandwichBot, Solver
 from sim.contracts import deploy, wait_receipt
 from sim.market import Market, deploy_market, fund
 from streams.envelope import Message, PendingTx
@@ -83,6 +83,11 @@ def settle(w3, attack: Attack) -> None:
     if attack.kind == "arbitrage":  # one transaction: it landed when it did not revert (no profit)
         attack.outcome = "landed" if rs[0]["status"] == 1 else "failed"
         return
+    if attack.kind == "frontrun_displacement":  # the copy won, the original reverted, copy first
+        copy, original = rs
+        attack.outcome = "landed" if (copy["status"] == 1 and original["status"] == 0 and copy["blockNumber"] == original["blockNumber"]
+                                      and copy["transactionIndex"] < original["transactionIndex"]) else "failed"
+        return
     same_block = len({r["blockNumber"] for r in rs}) == 1
     ordered = [r["transactionIndex"] for r in rs] == sorted(r["transactionIndex"] for r in rs)
     attack.outcome = "landed" if all(r["status"] == 1 for r in rs) and same_block and ordered else "failed"
@@ -99,8 +104,10 @@ class LabResult:
 
 
 class Lab:
-    """Accounts (anvil's defaults): 0 deploys, 1-5 trade honestly, 6-7 operate the sandwich bot,
-    8 operates the arbitrageur's bot."""
+    """Accounts (anvil's defaults): 0 deploys, 1-4 trade honestly, 5 solves bounty puzzles,
+    6-7 operate the sandwich bot, 8 operates the arbitrageur's bot, 9 copies pending claims."""
+
+    BOUNTY_EVERY = 4  # a bounty claim in every 4th round
 
     def __init__(self, http_url: str, ws_url: str, *, seed: int = 0, attacks: bool = True, n_tokens: int = 2):
         self.w3 = Web3(HTTPProvider(http_url))
@@ -116,7 +123,7 @@ class Lab:
         w3.provider.make_request("evm_setAutomine", [True])
         m = self.market = deploy_market(w3, seed=self.seed, n_tokens=self.n_tokens)
         accts = w3.eth.accounts
-        self.traders = accts[1:6]
+        self.traders = accts[1:5]
         for t in self.traders:
             fund(w3, m, t, 500 * 10**18, {tok: 10**30 for tok in m.tokens})
         ops = accts[6:8]
@@ -131,6 +138,16 @@ class Lab:
         arb_bot = deploy(w3, "Bot", sender=arb_op)
         wait_receipt(w3, m.weth.functions.mint(arb_bot.address, 5_000 * 10**18).transact({"from": m.deployer}))
         self.arbitrageur = Arbitrageur(w3, m, arb_bot, arb_op)
+        self.bounty = deploy(w3, "Bounty", sender=m.deployer)
+        self.answers: dict[int, bytes] = {}
+        for rnd in range(0, 10_000, self.BOUNTY_EVERY):
+            if rnd > 400:
+                break
+            answer = self.rng.getrandbits(256).to_bytes(32, "big")
+            self.answers[rnd] = answer
+            wait_receipt(w3, self.bounty.functions.post(rnd, w3.keccak(answer)).transact({"from": m.deployer, "value": 10**17}))
+        self.solver = Solver(w3, self.bounty, accts[5], self.rng)
+        self.copier = Copier(w3, self.bounty, accts[9])
         w3.provider.make_request("evm_setAutomine", [False])
 
     def run(self, blocks: int, on_round: Callable[[int, list[Message]], None] | None = None) -> LabResult:
@@ -146,6 +163,8 @@ class Lab:
                 arbs = self.arbitrageur.act() if self.attacks_on else []
                 sent = self.honest.round(self.rng.randint(1, 4))
                 sent += [a.txs[0]["hash"] for a in arbs]
+                if rnd in self.answers:
+                    sent.append(self.solver.claim(self.answers[rnd], rnd))
                 honest += len(sent)
                 feed.wait(lambda ms: set(sent) <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 if self.attacks_on:
@@ -153,13 +172,13 @@ class Lab:
                     snap = feed.snapshot()
                     included = {t.hash for m in snap if isinstance(m, Block) for t in m.transactions}
                     pending = [m for m in snap if isinstance(m, PendingTx) and m.hash not in included]
-                    new = self.bot.react(pending)
-                    mine = {t["hash"] for a in new for t in a.txs if t["role"] != "victim"}
+                    new = self.bot.react(pending) + self.copier.react(pending)
+                    mine = {t["hash"] for a in new for t in a.txs if t["role"] not in ("victim", "displaced")}
                     feed.wait(lambda ms: mine <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 head = w3.eth.block_number
                 w3.provider.make_request("evm_mine", [])
                 feed.wait(lambda ms: any(isinstance(m, Block) and m.number == head + 1 for m in ms))
-                for a in self.bot.attacks + self.arbitrageur.attacks:
+                for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks:
                     if a.block_number is None:
                         settle(w3, a)
                 done = rnd + 1
@@ -169,6 +188,6 @@ class Lab:
             interrupted = True  # Ctrl-C: stop after the last whole round, keep what ran
         finally:
             feed.stop()
-        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks if a.outcome is not None),
+        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks if a.outcome is not None),
                          key=lambda a: (a.block_number or 0, a.attack_id))
         return LabResult(self.seed, done, attacks, feed.snapshot(), honest, interrupted)

@@ -30,7 +30,9 @@ class Score:
 
 
 # which alert kinds can report an attack of each ground-truth kind
-ALERT_KINDS = {"sandwich": ("sandwich", "sandwich_attempt"), "arbitrage": ("arbitrage", "backrun")}
+ALERT_KINDS = {"sandwich": ("sandwich", "sandwich_attempt"), "arbitrage": ("arbitrage", "backrun"),
+               "frontrun_displacement": ("frontrun_displacement",)}
+ATTACKER_ROLES = ("frontrun", "backrun", "arbitrage", "displacer")
 
 
 def _legs(alert: dict) -> set[tuple[str, str]]:
@@ -38,7 +40,7 @@ def _legs(alert: dict) -> set[tuple[str, str]]:
     names its transaction ``backrun``, which counts as the ``arbitrage`` role."""
     out = set()
     for t in alert["txs"]:
-        if t["role"] in ("frontrun", "backrun", "arbitrage"):
+        if t["role"] in ATTACKER_ROLES:
             out.add((t["hash"], t["role"]))
             if alert["kind"] == "backrun" and t["role"] == "backrun":
                 out.add((t["hash"], "arbitrage"))
@@ -46,7 +48,7 @@ def _legs(alert: dict) -> set[tuple[str, str]]:
 
 
 def _want(label: dict) -> set[tuple[str, str]]:
-    return {(t["hash"], t["role"]) for t in label["txs"] if t["role"] in ("frontrun", "backrun", "arbitrage")}
+    return {(t["hash"], t["role"]) for t in label["txs"] if t["role"] in ATTACKER_ROLES}
 
 
 def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("sandwich", "sandwich_attempt")) -> Score:

@@ -37,6 +37,7 @@ def test_demo_runs_scores_and_cleans_up(tmp_path):
         assert (out / name).stat().st_size > 0
     kinds = {json.loads(x)["kind"] for x in (out / "alerts.jsonl").read_text().splitlines()}
     assert {"sandwich", "sandwich_attempt", "exposed_swap"} <= kinds and kinds & {"arbitrage", "backrun"}
-    arb_row = next(line for line in r.stdout.splitlines() if "arbitrage or backrun" in line)
-    assert "1.00" in arb_row
+    for name in ("arbitrage or backrun", "frontrun_displacement"):
+        row = next(line for line in r.stdout.splitlines() if name in line)
+        assert "1.00" in row, row
     assert anvils() == before  # no stray node

@@ -31,7 +31,7 @@ def test_build_is_reproducible(tmp_path):
     assert r.returncode == 0, r.stderr
     committed = REPO / "sim" / "artifacts"
     names = sorted(p.name for p in committed.glob("*.json"))
-    assert names == ["Bot.json", "Factory.json", "Pair.json", "Router.json", "Token.json"]
+    assert names == ["Bot.json", "Bounty.json", "Factory.json", "Pair.json", "Router.json", "Token.json"]
     for n in names:
         assert (tmp_path / n).read_bytes() == (committed / n).read_bytes(), n
     assert json.loads((committed / "Pair.json").read_text())["compiler"].startswith("0.8.30")

@@ -35,7 +35,7 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     labels = lines(export_seed5 / "labels.jsonl")
     manifest = json.loads((export_seed5 / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["blocks"] == 25 and manifest["attacks"] == len(labels) > 5
-    assert {x["variant"] for x in labels} == {"classic", "split_accounts", "cross_venue"}
+    assert {x["variant"] for x in labels} == {"classic", "split_accounts", "cross_venue", "copied_call"}
     assert all(x["outcome"] in ("landed", "failed") for x in labels)
     out = tmp_path / "alerts.jsonl"
     r = run("--chain-id", "31337", "replay", str(export_seed5 / "recording.jsonl"), "--out", str(out))
@@ -45,6 +45,8 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     assert sc.attacks >= 5 and sc.recall == 1.0 and sc.false_positives == 0, sc
     arb = score(alerts, labels, kinds=("arbitrage", "backrun"))
     assert arb.attacks >= 3 and arb.recall == 1.0 and arb.false_positives == 0, arb
+    disp = score(alerts, labels, kinds=("frontrun_displacement",))
+    assert disp.attacks >= 3 and disp.recall == 1.0 and disp.false_positives == 0, disp
     assert any(a["kind"] == "exposed_swap" and a["stage"] == "pending" for a in alerts)
     # every landed attack's alert prices the attacker's result in ETH and the victim's loss
     # (profit can be negative: honest swaps that land between the legs eat into it)
@@ -73,4 +75,5 @@ def test_honest_traders_only_raise_no_sandwich(tmp_path):
     assert lines(out / "labels.jsonl") == []
     alerts_path = tmp_path / "a.jsonl"
     assert run("--chain-id", "31337", "replay", str(out / "recording.jsonl"), "--out", str(alerts_path)).returncode == 0
-    assert [a for a in lines(alerts_path) if a["kind"] in ("sandwich", "sandwich_attempt", "arbitrage", "backrun")] == []
+    attack_kinds = ("sandwich", "sandwich_attempt", "arbitrage", "backrun", "frontrun_displacement")
+    assert [a for a in lines(alerts_path) if a["kind"] in attack_kinds] == []

@@ -39,8 +39,8 @@ def main() -> None:
             replay_files([out / "recording.jsonl"], out=buf, chain_id=31337)
             alerts = [orjson.loads(x) for x in buf.getvalue().splitlines()]
             labels = [a.to_json() for a in res.attacks]
-            for variant, checks in (("classic", SANDWICH), ("split_accounts", SANDWICH), ("cross_venue", ARBITRAGE),
-                                    ("copied_call", DISPLACEMENT)):
+            for variant, checks in (("classic", SANDWICH), ("split_accounts", SANDWICH), ("multi_victim", SANDWICH),
+                                    ("cross_venue", ARBITRAGE), ("copied_call", DISPLACEMENT)):
                 sub = [x for x in labels if x["variant"] == variant]
                 for kinds, label in checks:
                     # precision per variant would need per-variant alerts; report it over all alerts of the kind
@@ -69,7 +69,9 @@ def main() -> None:
     body = f"""
 {len(SEEDS)} seeds x {BLOCKS} blocks; honest traders (1-4 router swaps per block, slippage 0.1-5%) and one
 sandwich bot that sizes its front-run inside the victim's slippage; in odd-numbered blocks it sends the
-back-run from a second account of the same bot contract (`split_accounts`); an arbitrageur closes WETH
+back-run from a second account of the same bot contract (`split_accounts`); when several exposed
+victims wait on one pool it sandwiches them all with one front-run sized so every victim still
+passes its limit (`multi_victim`); an arbitrageur closes WETH
 price gaps between two venues with one two-pair cycle per transaction (`cross_venue`); in every 4th
 block an honest solver claims a puzzle bounty and a copier replays the pending claim with a higher tip
 (`copied_call`; the solver's claim then reverts). A landed attack is one

@@ -9,7 +9,6 @@ import random
 from dataclasses import dataclass, field
 
 from monitor.decode.pending import decode_pending
-from monitor.detect.pending import sandwich_exposure
 from monitor.types import WETH_ADDRESS
 from sim.market import Market
 from streams.envelope import PendingTx
@@ -98,57 +97,89 @@ class SandwichBot:
         return n
 
     def react(self, pending: list[PendingTx]) -> list[Attack]:
-        """Look at newly seen pending txs; attack the profitable ones. Returns the new attacks."""
-        new: list[Attack] = []
+        """Look at newly seen pending txs and sandwich the most profitable pool: all its exposed
+        victims at once when there are several. One attack per block (with more, anvil's fee
+        ordering and the bot's nonce order collide). Returns the new attacks."""
         router = self.m.router.address.lower()
-        attacked_pools: set[str] = set()
+        ops = {o.lower() for o in self.operators}
+        by_pool: dict[str, list[tuple[PendingTx, object]]] = {}
         for p in pending:
-            if new:
-                break  # one attack per block: with more, anvil's fee ordering and the bot's nonce order collide
-            if p.hash in self.seen or p.to_address != router or p.from_address in [o.lower() for o in self.operators]:
+            if p.hash in self.seen or p.to_address != router or p.from_address in ops:
                 continue
             self.seen.add(p.hash)
             for intent in decode_pending(p.to_address, p.input, p.value):
-                if intent.exact != "in" or len(intent.path) != 2 or intent.token_in != WETH_ADDRESS:
-                    continue
-                pool = self.m.pairs.get(intent.token_out)
-                if pool is None or pool.address.lower() in attacked_pools:
-                    continue
-                attack = self._attack(p, intent)
-                if attack is not None:
-                    attacked_pools.add(attack.pool)
-                    new.append(attack)
+                if intent.exact == "in" and len(intent.path) == 2 and intent.token_in == WETH_ADDRESS and intent.token_out in self.m.pairs:
+                    by_pool.setdefault(intent.token_out, []).append((p, intent))
                     break
-        self.attacks.extend(new)
-        return new
+        best = None
+        for tok_addr, victims in by_pool.items():
+            # the pool runs them by max fee (= headroom + tip), ties in arrival order
+            victims.sort(key=lambda v: (-(v[0].max_priority_fee_per_gas or 0), v[0].first_seen_ns))
+            plan = self._plan(tok_addr, victims)
+            if plan is not None and (best is None or plan[3] > best[3]):
+                best = plan
+        if best is None:
+            return []
+        attack = self._send(*best)
+        self.attacks.append(attack)
+        return [attack]
 
-    def _attack(self, p: PendingTx, intent) -> Attack | None:
-        w3, m = self.w3, self.m
-        tok_addr = intent.token_out
-        pair = m.pairs.get(tok_addr)
-        if pair is None:
-            return None
+    def _plan(self, tok_addr: str, victims: list) -> tuple | None:
+        """(token, victims, front-run size, profit) of the best sandwich around ``victims``, or None."""
+        from monitor.money import argmax_unimodal, v2_amount_out
+
+        pair = self.m.pairs[tok_addr]
         r0, r1, _ = pair.functions.getReserves().call()
         weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
         r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
-        exp = sandwich_exposure(intent.amount_in, intent.amount_out_min, r_weth, r_tok)
-        if exp is None or exp.profit < self.min_profit_wei:
+        legs = [(i.amount_in, i.amount_out_min) for _p, i in victims]
+
+        def run(a: int) -> tuple[bool, int]:
+            rin, rout = r_weth, r_tok
+            got = v2_amount_out(a, rin, rout)
+            rin, rout = rin + a, rout - got
+            for amount, min_out in legs:
+                out = v2_amount_out(amount, rin, rout)
+                if out < min_out:
+                    return False, 0
+                rin, rout = rin + amount, rout - out
+            return True, v2_amount_out(got, rout, rin) - a
+
+        if not run(0)[0]:
             return None
-        front_in = min(exp.frontrun_in, self.max_in_wei)
+        lo, hi = 0, self.max_in_wei
+        if run(hi)[0]:
+            lo = hi
+        while hi - lo > 10**12:  # largest front-run every victim still accepts
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if run(mid)[0] else (lo, mid)
+        a = argmax_unimodal(lambda x: run(x)[1], 0, lo)
+        profit = run(a)[1]
+        if profit < self.min_profit_wei:
+            return None
+        return tok_addr, victims, a, profit
+
+    def _send(self, tok_addr: str, victims: list, front_in: int, profit: int) -> Attack:
+        w3, m = self.w3, self.m
+        pair = m.pairs[tok_addr]
+        r0, r1, _ = pair.functions.getReserves().call()
+        weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
+        r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
         bought = front_in * 997 * r_tok // (r_weth * 1000 + front_in * 997)
-        victim_tip = p.max_priority_fee_per_gas or GWEI
+        tips = [p.max_priority_fee_per_gas or GWEI for p, _i in victims]
         front_from = self.operators[0]
         back_from = self.operators[1] if self.split and len(self.operators) > 1 else self.operators[0]
         h_front = self.bot.functions.leg(pair.address, m.weth.address, front_in, 0).transact(
-            {"from": front_from, "nonce": self._next_nonce(front_from), **_tx_params(victim_tip + 10 * GWEI)})
+            {"from": front_from, "nonce": self._next_nonce(front_from), **_tx_params(max(tips) + 10 * GWEI)})
         h_back = self.bot.functions.leg(pair.address, w3.to_checksum_address(tok_addr), bought, 0).transact(
-            {"from": back_from, "nonce": self._next_nonce(back_from), **_tx_params(max(victim_tip // 2, 1))})
+            {"from": back_from, "nonce": self._next_nonce(back_from), **_tx_params(max(min(tips) // 2, 1))})
         hx = lambda h: "0x" + h.hex().removeprefix("0x")  # noqa: E731
+        variant = "multi_victim" if len(victims) > 1 else "split_accounts" if back_from != front_from else "classic"
         return Attack(
-            attack_id=f"sandwich-{len(self.attacks)}-{p.hash[2:10]}", kind="sandwich",
-            variant="split_accounts" if back_from != front_from else "classic",
-            txs=[{"hash": hx(h_front), "role": "frontrun"}, {"hash": p.hash, "role": "victim"}, {"hash": hx(h_back), "role": "backrun"}],
-            pool=pair.address.lower(), expected_profit_wei=exp.profit,
+            attack_id=f"sandwich-{len(self.attacks)}-{victims[0][0].hash[2:10]}", kind="sandwich", variant=variant,
+            txs=[{"hash": hx(h_front), "role": "frontrun"}] + [{"hash": p.hash, "role": "victim"} for p, _i in victims]
+            + [{"hash": hx(h_back), "role": "backrun"}],
+            pool=pair.address.lower(), expected_profit_wei=profit,
         )
 
 

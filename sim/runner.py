@@ -89,7 +89,8 @@ def settle(w3, attack: Attack) -> None:
                                       and copy["transactionIndex"] < original["transactionIndex"]) else "failed"
         return
     same_block = len({r["blockNumber"] for r in rs}) == 1
-    ordered = [r["transactionIndex"] for r in rs] == sorted(r["transactionIndex"] for r in rs)
+    idx = [r["transactionIndex"] for r in rs]
+    ordered = idx[0] < min(idx[1:-1]) and idx[-1] > max(idx[1:-1])  # front first, back last
     attack.outcome = "landed" if all(r["status"] == 1 for r in rs) and same_block and ordered else "failed"
 
 

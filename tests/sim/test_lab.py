@@ -35,7 +35,7 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     labels = lines(export_seed5 / "labels.jsonl")
     manifest = json.loads((export_seed5 / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["blocks"] == 25 and manifest["attacks"] == len(labels) > 5
-    assert {x["variant"] for x in labels} == {"classic", "split_accounts", "cross_venue", "copied_call"}
+    assert {x["variant"] for x in labels} >= {"classic", "split_accounts", "cross_venue", "copied_call"}
     assert all(x["outcome"] in ("landed", "failed") for x in labels)
     out = tmp_path / "alerts.jsonl"
     r = run("--chain-id", "31337", "replay", str(export_seed5 / "recording.jsonl"), "--out", str(out))

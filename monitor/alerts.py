@@ -96,3 +96,59 @@ def compute_alert_id(chain_id: int, kind: str, txs: list[AlertTx]) -> str:
     if not defining:
         defining = sorted({t.hash.lower() for t in txs})
     return "0x" + keccak(f"{chain_id}|{kind}|{','.join(defining)}".encode()).hex()
+
+
+STAGE_ORDER = {"pending": 1, "included": 2, "final": 3, "retracted": 4}
+
+
+def _amount(obj: dict[str, Any] | None) -> Amount | None:
+    if obj is None:
+        return None
+    return Amount(obj["token"], int(obj["amount"]), obj.get("eth"))
+
+
+def alert_from_json(obj: dict[str, Any]) -> Alert:
+    """The inverse of :meth:`Alert.to_json` (the alert id is kept, not recomputed)."""
+    gas = obj.get("gas_cost_wei")
+    return Alert(
+        kind=obj["kind"], stage=obj["stage"], chain_id=int(obj["chain_id"]), block_number=obj.get("block_number"),
+        block_hash=obj.get("block_hash"),
+        txs=[AlertTx(t["hash"], t.get("position"), t["role"]) for t in obj.get("txs", [])],
+        attackers=list(obj.get("attackers", [])), victims=list(obj.get("victims", [])), pools=list(obj.get("pools", [])),
+        tokens=list(obj.get("tokens", [])), profit=_amount(obj.get("profit")), victim_loss=_amount(obj.get("victim_loss")),
+        gas_cost_wei=int(gas) if gas is not None else None, evidence=obj.get("evidence") or {},
+        detector=obj.get("detector", "rules"), score=float(obj.get("score", 1.0)), model_hash=obj.get("model_hash"),
+        alert_id=obj["alert_id"],
+    )
+
+
+def with_stage(alert: Alert, stage: str) -> Alert:
+    """A copy of ``alert`` at another stage (same id)."""
+    a = alert_from_json(alert.to_json())
+    a.stage = stage
+    return a
+
+
+@dataclass(slots=True)
+class AlertEvent:
+    """One stage of one alert, as every sink receives it.
+
+    ``version`` orders the stages of one alert across sinks and restarts (see
+    monitor/store/schema.py); ``first_seen_ns`` is the earliest first sight of any of its
+    transactions in the mempool, 0 when none was seen pending.
+    """
+
+    alert: Alert
+    version: int
+    first_seen_ns: int = 0
+
+    @property
+    def event_type(self) -> str:
+        if self.alert.stage == "retracted":
+            return "mev.alert.retracted"
+        return f"mev.{self.alert.kind}.{self.alert.stage}"
+
+    @property
+    def event_id(self) -> str:
+        """Stable per (alert, version): the webhook-id and the outbox's idempotency key."""
+        return f"{self.alert.alert_id[2:18]}-{self.version}"

@@ -244,6 +244,148 @@ def demo(
         raise typer.Exit(130)
 
 
+@app.command()
+def run(
+    role: Annotated[str, typer.Option("--role", help="all (one process), ingest (node -> Kafka) or detect (Kafka -> detect -> sinks).")] = "all",
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="WebSocket URL of the node (or MEVWATCH_NODE__RPC).")] = None,
+    kafka: Annotated[Optional[str], typer.Option("--kafka", help="Kafka bootstrap host:port; default: in-process bus (role all only).")] = None,
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB under data_dir.")] = None,
+    confirmations: Annotated[Optional[int], typer.Option("--confirmations", help="Blocks deep before an alert is final (default 12).")] = None,
+    health_port: Annotated[Optional[int], typer.Option("--health-port", help="Port of /healthz, /readyz, /metrics (default 8080; 0 = any free port).")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds (default: until SIGTERM).")] = None,
+    max_blocks: Annotated[Optional[int], typer.Option("--max-blocks", help="Stop after this many new blocks.")] = None,
+    drain: Annotated[float, typer.Option("--drain-s", help="On shutdown, seconds to finish consumed work and due webhooks.")] = 10.0,
+) -> None:
+    """The daemon: follow a node, detect, and write every alert stage to ClickHouse, webhooks and Kafka.
+
+    With no --kafka and no --clickhouse everything runs in this process (in-process bus,
+    embedded chDB). Restarts resume after the last processed block with no gap and no
+    duplicate. SIGTERM drains, delivers and commits before exiting.
+    """
+    from monitor.daemon import run_daemon
+
+    s = state.settings
+    if kafka:
+        s.kafka.bootstrap = kafka
+    if clickhouse:
+        s.clickhouse.url = clickhouse
+    if confirmations is not None:
+        s.node.confirmations = confirmations
+    if health_port is not None:
+        s.health_port = health_port
+    try:
+        result = run_daemon(s, role=role, rpc=rpc, duration_s=duration, max_blocks=max_blocks, drain_s=drain)
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"processed {result.blocks} blocks and {result.pending} pending transactions; {result.alerts} alert events")
+
+
+db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _store(clickhouse: str | None, migrate: bool):
+    from monitor.store.store import settings_store
+
+    s = state.settings
+    if clickhouse:
+        s.clickhouse.url = clickhouse
+    return settings_store(s, migrate=migrate)
+
+
+@db_app.command("migrate")
+def db_migrate(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+) -> None:
+    """Create or upgrade the tables (versioned migrations; safe to run again)."""
+    try:
+        store = _store(clickhouse, migrate=False)
+        applied = store.migrate()
+        have = store.applied_migrations()
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"{store.where}: applied {applied or 'nothing new'}; schema at version {max(have) if have else 0}")
+    store.close()
+
+
+@db_app.command("status")
+def db_status(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+) -> None:
+    """Schema version, row counts and the last processed block."""
+    try:
+        store = _store(clickhouse, migrate=False)
+        pending = store.pending_migrations()
+        t = Table(title=f"{store.where}", title_justify="left")
+        t.add_column("table")
+        t.add_column("rows (FINAL)", justify="right")
+        if not pending:
+            for name in ("alerts", "alert_txs", "evidence", "swaps", "pending_txs", "pending_fates", "blocks"):
+                t.add_row(name, f"{store.count(name):,}")
+        Console(soft_wrap=True).print(t)
+        err.print(f"pending migrations: {pending or 'none'}; last processed block: {store.last_block() if not pending else '-'}")
+        store.close()
+    except MevwatchError as exc:
+        raise fail(exc) from None
+
+
+wh_app = typer.Typer(help="Webhook delivery: the outbox, dead letters, disabled endpoints.", no_args_is_help=True)
+app.add_typer(wh_app, name="webhooks")
+
+
+def _outbox():
+    from monitor.sinks.outbox import Outbox
+
+    s = state.settings
+    return Outbox(s.webhook_delivery.outbox or s.data_dir / "outbox.sqlite")
+
+
+@wh_app.command("status")
+def webhooks_status(
+    limit: Annotated[int, typer.Option("--limit", help="Dead letters to list.")] = 20,
+) -> None:
+    """Messages per endpoint and status, disabled endpoints, and the newest dead letters."""
+    ob = _outbox()
+    out = Console(soft_wrap=True, width=200)
+    t = Table(title=f"webhook outbox {ob.path}", title_justify="left")
+    for col in ("endpoint", "pending", "delivered", "dead", "disabled"):
+        t.add_column(col, justify="right" if col != "endpoint" else "left")
+    disabled = ob.disabled()
+    for url, counts in sorted(ob.summary().items()):
+        t.add_row(url + (" [red](disabled)[/red]" if url in disabled else ""),
+                  *(f"{counts.get(k, 0):,}" for k in ("pending", "delivered", "dead", "disabled")))
+    out.print(t)
+    dead = ob.dead_letters(limit)
+    if dead:
+        d = Table(title="dead letters (newest first)", title_justify="left")
+        for col in ("event id", "endpoint", "type", "attempts", "last status", "last error"):
+            d.add_column(col)
+        for e, u, ty, n, st, le in dead:
+            d.add_row(e, u, ty, str(n), str(st or "-"), le or "")
+        out.print(d)
+    for url, why in disabled.items():
+        out.print(f"[red]disabled[/red] {url}: {why}; resume with: mevwatch webhooks enable {url}")
+    ob.close()
+
+
+@wh_app.command("enable")
+def webhooks_enable(url: Annotated[str, typer.Argument(help="Endpoint URL to enable again.")]) -> None:
+    """Re-enable an endpoint disabled by 410 Gone; its held messages are sent again."""
+    ob = _outbox()
+    n = ob.enable(url)
+    err.print(f"enabled {url}; {n} messages queued again")
+    ob.close()
+
+
+@wh_app.command("requeue")
+def webhooks_requeue(url: Annotated[Optional[str], typer.Option("--endpoint", help="Only this endpoint's dead letters.")] = None) -> None:
+    """Queue dead letters again (after fixing the receiver)."""
+    ob = _outbox()
+    n = ob.requeue_dead(url)
+    err.print(f"{n} dead letters queued again")
+    ob.close()
+
+
 sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")

@@ -43,6 +43,39 @@ class ClickHouseSettings(BaseModel):
     password: SecretStr | None = None
 
 
+class WebhookSubscriber(BaseModel):
+    """One webhook endpoint and what it wants to hear about."""
+
+    url: str = Field(..., description="http(s) URL that receives POSTed events")
+    secrets: list[SecretStr] = Field(default_factory=list, description="signing secrets (whsec_... or raw); several while rotating")
+    secret_files: list[Path] = Field(default_factory=list, description="files holding signing secrets, one per file")
+    kinds: list[str] = Field(default_factory=list, description="alert kinds to send; empty = all")
+    stages: list[str] = Field(default_factory=list, description="stages to send (pending, included, final, retracted); empty = all")
+    min_score: float = Field(0.0, ge=0.0, le=1.0)
+    addresses: list[str] = Field(default_factory=list, description="only alerts naming one of these accounts, pools or tokens; empty = all")
+
+    def secret_values(self) -> list[str]:
+        out = [s.get_secret_value() for s in self.secrets]
+        for f in self.secret_files:
+            try:
+                out.append(Path(f).read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"cannot read webhook secret file {f}: {exc.strerror}") from None
+        if not out:
+            raise ConfigError(f"webhook {self.url} has no signing secret (secrets or secret_files)")
+        return out
+
+
+class WebhookDelivery(BaseModel):
+    concurrency: int = Field(8, ge=1, description="deliveries in flight at once")
+    timeout_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(15, ge=1, description="then the message is a dead letter")
+    backoff_base_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt, with jitter")
+    backoff_max_s: float = Field(3600.0, gt=0)
+    allow_private: bool = Field(False, description="allow loopback and private targets (SSRF guard off)")
+    outbox: Path | None = Field(None, description="SQLite outbox file; default <data_dir>/outbox.sqlite")
+
+
 class AttestSettings(BaseModel):
     rpc: str | None = None
     contract: str | None = None
@@ -62,6 +95,10 @@ class Settings(BaseSettings):
     node: NodeSettings = NodeSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     attest: AttestSettings = AttestSettings()
+    webhooks: list[WebhookSubscriber] = Field(default_factory=list)
+    webhook_delivery: WebhookDelivery = WebhookDelivery()
+    health_port: int | None = Field(8080, description="port of /healthz and /readyz on 127.0.0.1 unless health_host; None = off")
+    health_host: str = "127.0.0.1"
 
     @classmethod
     def settings_customise_sources(

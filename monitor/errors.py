@@ -54,3 +54,15 @@ class BusError(MevwatchError):
 
 class ServiceError(MevwatchError):
     """A local service (Kafka, anvil, ClickHouse, Prometheus) could not be installed or started."""
+
+
+class StoreError(MevwatchError):
+    """The evidence store (chDB or a ClickHouse server) failed. ``retriable``: worth trying again."""
+
+    def __init__(self, message: str, *, retriable: bool = False):
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class DeliveryError(MevwatchError):
+    """A webhook subscriber is misconfigured or refused (SSRF guard, bad secret, bad URL)."""

@@ -238,3 +238,75 @@ class Anvil(_Process):
                 return "result" in json.loads(r.read())
         except OSError:
             return False
+
+
+CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/error.log</errorlog><console>0</console></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{tcp}</tcp_port>
+  <http_port>{http}</http_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+"""
+CLICKHOUSE_USERS = """<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+    <profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows>
+    <read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"""
+
+
+class ClickHouseServer(_Process):
+    """Debian's clickhouse-server on 127.0.0.1 with its data in ``data_dir`` (kept across restarts)."""
+
+    name = "clickhouse"
+    BINARY = Path(os.environ.get("MEVWATCH_CLICKHOUSE_SERVER", "/usr/sbin/clickhouse-server"))
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        super().__init__(data_dir)
+        self.port = port or free_port()
+        self.http_port = free_port()
+
+    def url(self, database: str = "mevwatch") -> str:
+        return f"clickhouse://127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 60.0) -> ClickHouseServer:
+        if self.running:
+            return self
+        if not self.BINARY.exists():
+            raise ServiceError(f"clickhouse-server not found at {self.BINARY}; run scripts/services/install.sh "
+                               "(apt-get install clickhouse-server)")
+        d = self.data_dir.resolve()
+        for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        (d / "users.xml").write_text(CLICKHOUSE_USERS)
+        cfg = d / "config.xml"
+        cfg.write_text(CLICKHOUSE_CONFIG.format(d=d, tcp=self.port, http=self.http_port))
+        self._spawn([str(self.BINARY), f"--config-file={cfg}"])
+        self._wait(self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        try:
+            from clickhouse_driver import Client
+
+            Client(host="127.0.0.1", port=self.port, connect_timeout=2).execute("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - not ready yet
+            return False

@@ -53,6 +53,7 @@ class Consumer(Protocol):
 
 
 class Bus(Protocol):
+    def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]: ...
     def produce(self, topic: str, key: bytes | None, value: bytes) -> None: ...
     def flush(self, timeout: float | None = None) -> None: ...
     def consumer(self, topics: list[str], group: str) -> Consumer: ...
@@ -94,6 +95,16 @@ class InProcessBus:
 
     def consumer(self, topics: list[str], group: str) -> _InProcessConsumer:
         return _InProcessConsumer(self, topics, group)
+
+    def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
+        """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets."""
+        out: list[Record] = []
+        with self._cond:
+            for t in topics:
+                for p, log in enumerate(self._topic(t)):
+                    end = self._committed[(group, t, p)]
+                    out += log[max(0, end - window.get(t, 0)):end]
+        return out
 
     def close(self) -> None:
         return None
@@ -182,6 +193,43 @@ class KafkaBus:
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
         return _KafkaConsumer(self.bootstrap, topics, group, self.client_id)
+
+    def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
+        """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
+        (read without joining the group, so nothing is committed or rebalanced)."""
+        import time
+
+        from kafka import KafkaConsumer, TopicPartition
+
+        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
+            ranges: dict[TopicPartition, tuple[int, int]] = {}
+            for tp in tps:
+                end = probe.committed(tp) or 0
+                if end > 0 and window.get(tp.topic, 0) > 0:
+                    ranges[tp] = (max(0, end - window[tp.topic]), end)
+            if not ranges:
+                return []
+            reader.assign(list(ranges))
+            for tp, (start, _end) in ranges.items():
+                reader.seek(tp, start)
+            out: list[Record] = []
+            todo = dict(ranges)
+            deadline = time.monotonic() + 60
+            while todo and time.monotonic() < deadline:
+                for tp, msgs in reader.poll(timeout_ms=500, max_records=10_000).items():
+                    for m in msgs:
+                        if tp in todo and m.offset < todo[tp][1]:
+                            out.append(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+                    if tp in todo and reader.position(tp) >= todo[tp][1]:
+                        del todo[tp]
+                        reader.pause(tp)
+            return out
+        finally:
+            probe.close()
+            reader.close()
 
     def close(self) -> None:
         self._producer.close(10)

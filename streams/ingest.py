@@ -159,3 +159,40 @@ def describe(topic: str, partition: int, offset: int, value: bytes, raw: bool = 
     tip = msg.max_priority_fee_per_gas if msg.max_priority_fee_per_gas is not None else msg.gas_price
     rep = f" replaces {msg.replaces}" if msg.replaces else ""
     return f"{where} pending {msg.hash} from {msg.from_address} nonce {msg.nonce} to {msg.to_address} tip {tip} seen {msg.first_seen_ns}{rep}"
+
+
+def last_block_on_topic(bootstrap: str, scan: int = 200) -> int | None:
+    """Number of the newest block record on the blocks topic (None when it holds none).
+
+    Reads at most the last ``scan`` records of its single partition. After a revert event
+    the newest canonical block is what the follower must continue from, which is the
+    newest block record."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    busmod.ensure_topics(bootstrap)
+    tp = TopicPartition(busmod.BLOCKS, 0)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        c.assign([tp])
+        end = c.end_offsets([tp])[tp]
+        if end == 0:
+            return None
+        c.seek(tp, max(0, end - scan))
+        newest: int | None = None
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < end - max(0, end - scan) and time.monotonic() < deadline:
+            for _tp, msgs in c.poll(timeout_ms=500).items():
+                for m in msgs:
+                    got += 1
+                    try:
+                        msg = envelope.decode(m.value, source=busmod.BLOCKS, position=m.offset)
+                    except EnvelopeError:
+                        continue
+                    if isinstance(msg, Block):
+                        newest = msg.number
+                    elif isinstance(msg, RevertEvent):
+                        newest = msg.block_number - 1 if newest is None or newest >= msg.block_number else newest
+        return newest
+    finally:
+        c.close()

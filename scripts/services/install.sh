@@ -3,6 +3,7 @@
 # $MEVWATCH_SERVICES (default ~/.cache/mevwatch/services; monitor/services.py looks there):
 #   kafka/libs  Apache Kafka broker jars from Maven Central (kafka-pom.xml)
 #   anvil       the anvil binary from the npm package @foundry-rs/anvil (pinned)
+#   clickhouse-server and prometheus from Debian's packages (apt; system-wide)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${MEVWATCH_SERVICES:-$HOME/.cache/mevwatch/services}
@@ -35,6 +36,14 @@ if [[ ! -f $ROOT/kafka/libs/.complete ]]; then
 fi
 
 install_anvil
+
+# ClickHouse server (Debian's clickhouse-server, 18.16) and Prometheus, from apt
+if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing clickhouse-server and prometheus from Debian's packages ..."
+  SUDO=""; [[ $(id -u) != 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clickhouse-server prometheus >/dev/null
+fi
 
 # solc-js for rebuilding the lab's contracts (pinned in contracts/package-lock.json)
 if [[ ! -d contracts/node_modules/solc ]]; then

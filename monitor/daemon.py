@@ -1,0 +1,251 @@
+"""``mevwatch run``: the long-running daemon.
+
+Roles:
+- ``all`` (default): node -> bus -> detect -> sinks in one process. With no Kafka
+  configured the bus is in-process and ClickHouse is embedded chDB: nothing to set up
+  but a node URL.
+- ``ingest``: node -> Kafka only. Resumes after the last block on the blocks topic.
+- ``detect``: Kafka -> detect -> sinks, in the consumer group ``<kafka.group_id>-detect``;
+  run several to share the mempool partitions (the single blocks partition is read by
+  one member at a time; see docs/operations.md).
+
+SIGTERM or SIGINT: stop ingesting, process what was already consumed, deliver due
+webhooks for up to ``--drain-s``, commit, exit 0. The health server runs on
+``health_host:health_port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.config import Settings
+from monitor.errors import ConfigError, StoreError
+from monitor.log import get_logger
+from monitor.pipeline import DetectWorker, Health, Sinks
+from monitor.sinks.outbox import Outbox
+from monitor.sinks.webhooks import Deliverer
+from monitor.store.store import AlertStore, settings_store
+from streams import bus as busmod
+from streams.envelope import Message, PendingTx
+from streams.ingest import last_block_on_topic, publish
+from streams.node import NodeSource
+
+log = get_logger("mevwatch.daemon")
+ROLES = ("all", "ingest", "detect")
+
+
+@dataclass
+class RunResult:
+    blocks: int = 0
+    pending: int = 0
+    alerts: int = 0
+    published: int = 0
+    interrupted: bool = False
+
+
+class Ingestor:
+    """NodeSource in a background thread, publishing every message to the bus."""
+
+    def __init__(self, rpc: str, bus: busmod.Bus, settings: Settings, health: Health, start_block: int | None):
+        self.bus, self.health = bus, health
+        self.source = NodeSource(rpc, chain_id=None, traces=settings.node.traces != "none",
+                                 max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
+                                 pending=True, confirmations=settings.node.confirmations, start_block=start_block)
+        self.published = 0
+        self.blocks = 0
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name="ingest", daemon=True)
+
+    def start(self) -> Ingestor:
+        self._thread.start()
+        return self
+
+    def _emit(self, msg: Message) -> None:
+        with self._lock:
+            publish(self.bus, msg)
+            self.published += 1
+            if not isinstance(msg, PendingTx):
+                self.bus.flush(30)
+                self.blocks += 1
+        self.health.node_ok = True
+
+    def _dead(self, source: str, reason: str, raw: bytes | None) -> None:
+        self.bus.produce(busmod.DEADLETTER, None, busmod.dead_letter(source, None, reason, raw))
+
+    def _main(self) -> None:
+        from streams.ingest import _until_stopped
+
+        try:
+            asyncio.run(_until_stopped(self.source, self._emit, self._dead))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main loop
+            self.error = exc
+            self.health.node_ok = False
+
+    def stop(self) -> None:
+        self.source.stop()
+        self._thread.join(15)
+        with self._lock:
+            self.bus.flush(30)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None, duration_s: float | None = None,
+               max_blocks: int | None = None, drain_s: float = 10.0, on_events=None,
+               stop: threading.Event | None = None) -> RunResult:
+    if role not in ROLES:
+        raise ConfigError(f"--role must be one of {', '.join(ROLES)}")
+    rpc = rpc or settings.node.rpc
+    if role in ("all", "ingest") and not rpc:
+        raise ConfigError("mevwatch run needs a node: --rpc ws://host:8546 or MEVWATCH_NODE__RPC")
+    if role != "all" and not settings.kafka.bootstrap:
+        raise ConfigError(f"--role {role} needs Kafka: --kafka host:9092 or MEVWATCH_KAFKA__BOOTSTRAP")
+    stop = stop or threading.Event()
+    health = Health(node_ok=None if role == "detect" else False)
+    result = RunResult()
+    restore_signals = _install_signals(stop)
+    bus = busmod.make_bus(settings.kafka.bootstrap, client_id=settings.kafka.client_id,
+                          partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor)
+    server = None
+    if settings.health_port is not None:
+        from monitor.health import serve
+
+        server = serve(health, settings.health_host, settings.health_port)
+        log.info("health endpoints", url=f"http://{settings.health_host}:{server.server_address[1]}/healthz")
+    store: AlertStore | None = None
+    outbox: Outbox | None = None
+    deliverer: Deliverer | None = None
+    worker: DetectWorker | None = None
+    ingestor: Ingestor | None = None
+    try:
+        if role in ("all", "detect"):
+            store = _open_store_retrying(settings, stop, health)
+            if store is None:
+                result.interrupted = True
+                return result
+            outbox = Outbox(settings.webhook_delivery.outbox or settings.data_dir / "outbox.sqlite")
+            if settings.webhooks:
+                deliverer = Deliverer(outbox, settings.webhooks, settings.webhook_delivery).start()
+            sinks = Sinks(bus, store, outbox, settings.webhooks, stop=stop, health=health,
+                          on_outbox=deliverer.wake if deliverer else None)
+            worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,
+                                  group=f"{settings.kafka.group_id}-detect")
+            worker.on_events = on_events
+            worker.restore(store)
+            worker.warm_up()
+        if role in ("all", "ingest"):
+            assert rpc is not None
+            start = _resume_block(settings, store)
+            ingestor = Ingestor(rpc, bus, settings, health, start).start()
+            log.info("ingesting", rpc=_redact(rpc), from_block=start if start is not None else "head")
+        deadline = time.monotonic() + duration_s if duration_s else None
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if ingestor is not None and not ingestor.alive and ingestor.error is not None:
+                raise ingestor.error
+            if worker is not None:
+                if worker.step(500) is None:
+                    break
+                if max_blocks is not None and worker.counts["blocks"] >= max_blocks:
+                    break
+            else:
+                health.beat = time.monotonic()
+                stop.wait(0.5)
+                if max_blocks is not None and ingestor is not None and ingestor.blocks >= max_blocks:
+                    break
+        result.interrupted = stop.is_set()
+    finally:
+        log.info("shutting down: draining")
+        if ingestor is not None:
+            ingestor.stop()
+            result.published = ingestor.published
+        if worker is not None:
+            if not (stop.is_set() and not health.store_ok):
+                t_end = time.monotonic() + drain_s
+                while time.monotonic() < t_end:  # what the ingest thread already put on the bus
+                    if worker.step(200) is None or worker.last_poll == 0:
+                        break
+            result.blocks, result.pending = worker.counts["blocks"], worker.counts["pending"]
+            result.alerts = worker.counts["alerts"]
+            worker.close()
+        if deliverer is not None:
+            deliverer.stop(drain_s)
+        if outbox is not None:
+            outbox.close()
+        if store is not None:
+            store.close()
+        try:
+            bus.flush(10)
+        except Exception:  # noqa: BLE001 - broker gone at exit: nothing left to lose (offsets not committed)
+            pass
+        bus.close()
+        if server is not None:
+            server.shutdown()
+        restore_signals()
+        log.info("stopped", blocks=result.blocks, alerts=result.alerts)
+    return result
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    return f"{u.scheme}://{u.hostname}:{u.port}" if u.hostname else url.split("?")[0]
+
+
+def _open_store_retrying(settings: Settings, stop: threading.Event, health: Health) -> AlertStore | None:
+    delay = 0.5
+    while True:
+        try:
+            return settings_store(settings)
+        except StoreError as exc:
+            if not exc.retriable:
+                raise
+            health.store_ok = False
+            health.last_error = str(exc)
+            log.warning("ClickHouse unavailable at start; retrying", error=str(exc)[:200], retry_in_s=delay)
+            if stop.wait(delay):
+                return None
+            delay = min(10.0, delay * 2)
+
+
+def _resume_block(settings: Settings, store: AlertStore | None) -> int | None:
+    """First block to ingest: after the last one processed (store) or published (Kafka); None = from head."""
+    last = None
+    if settings.kafka.bootstrap:
+        last = last_block_on_topic(settings.kafka.bootstrap)
+    elif store is not None:
+        last = store.last_block()
+    return last + 1 if last is not None else None
+
+
+def _install_signals(stop: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, frame) -> None:
+        log.info("signal received; stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for s in old:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def data_path(settings: Settings) -> Path:
+    return settings.data_dir

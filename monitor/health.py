@@ -1,0 +1,58 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` on a small HTTP server in a background thread.
+
+- ``/healthz``: 200 while the main loop has made progress (or backed off on purpose)
+  within the last 60 s; 503 otherwise (restart me).
+- ``/readyz``: 200 when the store, the bus and (for ingest) the node are reachable;
+  503 with the reason otherwise (stop sending me traffic, page someone).
+- ``/metrics``: Prometheus text format from prometheus-client's default registry.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+
+from monitor.pipeline import Health
+
+
+def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                ok = health.alive()
+                self._send(200 if ok else 503, {"status": "ok" if ok else "stalled"})
+            elif path == "/readyz":
+                ok = health.ready()
+                self._send(200 if ok else 503, {"status": "ready" if ok else "not ready", "store": health.store_ok,
+                                                "bus": health.bus_ok, "node": health.node_ok,
+                                                "last_error": None if ok else health.last_error})
+            elif path == "/metrics":
+                from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+                body = generate_latest()
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self._send(404, {"error": "not found"})
+
+        def _send(self, code: int, obj: dict) -> None:
+            body = orjson.dumps(obj)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server

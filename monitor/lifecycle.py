@@ -1,0 +1,94 @@
+"""Alert stages over the life of the chain: pending -> included -> final, or retracted.
+
+- ``pending``: raised by the mempool rules (version 1).
+- ``included``: raised by the block rules when its block is processed.
+- ``final``: its block is ``confirmations`` deep under the newest processed block.
+- ``retracted``: its block left the canonical chain before it was final (a revert
+  event, or a different block seen at a height already processed).
+
+Every transition gets ``version = block_event << 3 | stage order`` (see
+monitor/store/schema.py), where ``block_event`` is 1 + the offset of the blocks-topic
+record that caused it. Offsets only grow, and a re-delivered record yields the same
+version, so every sink can keep the newest row per alert and replays collapse.
+
+A block whose hash was already processed (a re-delivered record, or a block the
+ingest role published twice across a restart) raises nothing again.
+"""
+
+from __future__ import annotations
+
+from monitor.alerts import STAGE_ORDER, Alert, AlertEvent, with_stage
+from monitor.types import Block
+
+KEEP_HEIGHTS = 512
+
+
+def version_of(block_event_offset: int, stage: str) -> int:
+    return ((block_event_offset + 1) << 3) | STAGE_ORDER[stage]
+
+
+class Lifecycle:
+    def __init__(self, confirmations: int):
+        self.confirmations = confirmations
+        self.open: dict[str, Alert] = {}  # included, not yet final, by alert id
+        self.heights: dict[int, str] = {}  # processed canonical blocks: number -> hash
+        self.head: int | None = None
+        self.retracted = 0
+        self.finalized = 0
+
+    def restore(self, open_alerts: list[Alert], blocks: list[tuple[int, str, bool]]) -> None:
+        """State after a restart: alerts still awaiting finality and the recent processed blocks."""
+        for a in open_alerts:
+            self.open[a.alert_id] = with_stage(a, "included") if a.stage != "included" else a
+        for number, h, canonical in blocks:
+            if canonical:
+                self.heights[number] = h
+            elif self.heights.get(number) == h:
+                del self.heights[number]
+        if self.heights:
+            self.head = max(self.heights)
+
+    def seen(self, block: Block) -> bool:
+        return block.hash is not None and self.heights.get(block.number) == block.hash
+
+    def on_block(self, block: Block, alerts: list[Alert], offset: int) -> list[AlertEvent]:
+        """Events for a newly processed canonical block (call only when not :meth:`seen`)."""
+        events: list[AlertEvent] = []
+        # a different block at a height we processed: everything from there up was orphaned
+        stale = [n for n, h in self.heights.items() if n >= block.number and h != block.hash]
+        for n in sorted(stale, reverse=True):
+            events += self._retract(n, self.heights.pop(n), offset)
+        self.heights[block.number] = block.hash or ""
+        self.head = block.number if self.head is None else max(block.number, self.head) if not stale else block.number
+        inc = version_of(offset, "included")
+        for a in alerts:
+            events.append(AlertEvent(a, inc))
+            self.open[a.alert_id] = a
+        if self.head is not None:
+            horizon = self.head - self.confirmations
+            fin = version_of(offset, "final")
+            for aid, a in list(self.open.items()):
+                if a.block_number is not None and a.block_number <= horizon:
+                    del self.open[aid]
+                    events.append(AlertEvent(with_stage(a, "final"), fin))
+                    self.finalized += 1
+        for n in [n for n in self.heights if n < block.number - KEEP_HEIGHTS]:
+            del self.heights[n]
+        return events
+
+    def on_revert(self, block_number: int, block_hash: str, offset: int) -> list[AlertEvent]:
+        if self.heights.get(block_number) == block_hash:
+            del self.heights[block_number]
+            if self.head is not None and block_number <= self.head:
+                self.head = block_number - 1
+        return self._retract(block_number, block_hash, offset)
+
+    def _retract(self, number: int, block_hash: str, offset: int) -> list[AlertEvent]:
+        ver = version_of(offset, "retracted")
+        out = []
+        for aid, a in list(self.open.items()):
+            if a.block_number == number and (a.block_hash or "") == block_hash:
+                del self.open[aid]
+                out.append(AlertEvent(with_stage(a, "retracted"), ver))
+                self.retracted += 1
+        return out

@@ -1,0 +1,9 @@
+"""The ClickHouse evidence store: embedded chDB by default, a ClickHouse server through the native protocol.
+
+``open_store(settings)`` picks the backend from ``clickhouse.url``; see docs/store.md.
+"""
+
+from monitor.store.backend import Backend, ChdbBackend, ServerBackend, open_backend
+from monitor.store.store import AlertStore, open_store
+
+__all__ = ["AlertStore", "Backend", "ChdbBackend", "ServerBackend", "open_backend", "open_store"]

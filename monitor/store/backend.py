@@ -1,0 +1,177 @@
+"""Two ways to reach ClickHouse with one small interface.
+
+- :class:`ChdbBackend`: embedded chDB in this process (the default; data in a directory).
+- :class:`ServerBackend`: a ClickHouse server over the native protocol (``clickhouse-driver``).
+
+SQL is written once with ClickHouse's ``{name:Type}`` placeholders. chDB binds them
+server-side; for the server backend (which may predate query parameters, e.g.
+Debian's 18.16) they become clickhouse-driver's ``%(name)s``, escaped by the driver.
+Inserts never splice values into SQL: the server backend sends native blocks, chDB
+gets ``FORMAT JSONCompactEachRow`` data after the statement, which ClickHouse parses
+as data, never as SQL. So attacker-chosen strings (token names, symbols) are stored
+verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import orjson
+
+from monitor.errors import ConfigError, StoreError
+
+_PARAM = re.compile(r"\{(\w+):[^}]+\}")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Backend(Protocol):
+    name: str
+    database: str
+
+    def execute(self, sql: str) -> None: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]: ...
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def _ident(name: str, what: str) -> str:
+    if not _IDENT.match(name):
+        raise ConfigError(f"invalid ClickHouse {what} name {name!r}")
+    return name
+
+
+class ChdbBackend:
+    """Embedded ClickHouse (chDB). One per process: chDB allows a single session."""
+
+    name = "chdb"
+
+    def __init__(self, path: Path, database: str = "mevwatch"):
+        from chdb import session
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.database = _ident(database, "database")
+        self._lock = threading.Lock()
+        try:
+            self._s = session.Session(str(self.path))
+            self._s.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            self._s.query(f"USE {self.database}")
+        except Exception as exc:  # noqa: BLE001 - chDB raises its own error types
+            raise StoreError(f"cannot open chDB at {self.path}: {exc}") from None
+
+    def execute(self, sql: str) -> None:
+        self._run(sql, "CSV", None)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        out = self._run(sql, "JSONCompact", params)
+        return orjson.loads(out)["data"] if out else []
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        data = b"\n".join(orjson.dumps(list(r)) for r in rows).decode()
+        self._run(f"INSERT INTO {_ident(table, 'table')} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n{data}", "CSV", None)
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> bytes:
+        with self._lock:
+            try:
+                res = self._s.query(sql, fmt, params=params) if params else self._s.query(sql, fmt)
+            except Exception as exc:  # noqa: BLE001
+                raise StoreError(f"chDB query failed: {str(exc)[:500]}") from None
+        return res.bytes() if res is not None else b""
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._s.close()
+            except Exception:  # noqa: BLE001 - closing twice is harmless
+                pass
+
+
+class ServerBackend:
+    """A ClickHouse server through the native TCP protocol. URL: ``clickhouse://[user[:pw]@]host[:9000]/db``."""
+
+    name = "server"
+
+    def __init__(self, url: str, password: str | None = None, *, connect_timeout: float = 5.0,
+                 send_receive_timeout: float = 30.0):
+        u = urlparse(url)
+        if u.scheme not in ("clickhouse", "tcp") or not u.hostname:
+            raise ConfigError(f"clickhouse.url must look like clickhouse://host:9000/db, got {u.scheme}://{u.hostname or ''}")
+        self.host, self.port = u.hostname, u.port or 9000
+        self.database = _ident((u.path or "/mevwatch").strip("/") or "mevwatch", "database")
+        self._user = unquote(u.username) if u.username else "default"
+        self._password = password if password is not None else (unquote(u.password) if u.password else "")
+        self._kw = {"connect_timeout": connect_timeout, "send_receive_timeout": send_receive_timeout}
+        self._lock = threading.Lock()
+        self._client = self._connect(None)
+        self._call(f"CREATE DATABASE IF NOT EXISTS {self.database}", None, None)
+        self._client = self._connect(self.database)
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}/{self.database}"  # never the password
+
+    def _connect(self, database: str | None):
+        from clickhouse_driver import Client
+
+        return Client(host=self.host, port=self.port, user=self._user, password=self._password,
+                      database=database or "default", **self._kw)
+
+    def _wrap(self, exc: Exception) -> StoreError:
+        from clickhouse_driver import errors as chde
+
+        retriable = isinstance(exc, (chde.NetworkError, chde.SocketTimeoutError, OSError, EOFError))
+        return StoreError(f"ClickHouse at {self.where} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
+                          retriable=retriable)
+
+    def execute(self, sql: str) -> None:
+        self._call(sql, None, None)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        if params:
+            sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
+        return [list(r) for r in self._call(sql, params or None, None)]
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            self._call(f"INSERT INTO {_ident(table, 'table')} ({', '.join(columns)}) VALUES", None, rows)
+
+    def _call(self, sql: str, params: dict | None, rows: list | None) -> Any:
+        with self._lock:
+            try:
+                if rows is not None:
+                    return self._client.execute(sql, rows)
+                return self._client.execute(sql, params) if params else self._client.execute(sql)
+            except Exception as exc:  # noqa: BLE001 - the driver raises many types; all become StoreError
+                self._client.disconnect()
+                raise self._wrap(exc) from None
+
+    def ping(self) -> bool:
+        try:
+            self._call("SELECT 1", None, None)
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def open_backend(url: str | None, data_dir: Path, password: str | None = None) -> Backend:
+    """``url`` None: embedded chDB under ``data_dir``; else a ClickHouse server."""
+    if url is None:
+        return ChdbBackend(data_dir)
+    return ServerBackend(url, password)

@@ -1,0 +1,193 @@
+"""What mevwatch keeps in ClickHouse, and how it reads it back.
+
+One :class:`AlertStore` over either backend. Writes come in batches (one per polled
+bus batch): :meth:`AlertStore.write` inserts alerts, their transactions and evidence,
+decoded swaps, pending transactions, their fates and processed blocks. All tables
+are ReplacingMergeTree, so writing the same batch twice (a retry, a replay after a
+crash) leaves the same rows after ``FINAL``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from monitor.alerts import Alert, AlertEvent, alert_from_json
+from monitor.log import get_logger
+from monitor.store.backend import Backend, open_backend
+from monitor.store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from monitor.types import Block, DecodedBlock
+from streams.envelope import PendingTx
+from streams.fate import Fate
+
+log = get_logger("mevwatch.store")
+
+ALERT_COLS = ("alert_id", "version", "stage", "kind", "chain_id", "block_number", "block_hash", "detector", "score",
+              "model_hash", "attackers", "victims", "pools", "tokens", "profit_token", "profit_amount", "profit_eth",
+              "victim_loss_token", "victim_loss_amount", "victim_loss_eth", "gas_cost_wei", "first_seen_ns", "updated_at")
+TX_COLS = ("alert_id", "tx_hash", "role", "position", "version")
+EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id")
+SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position", "ord", "protocol", "pool", "sender",
+             "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version")
+PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "first_seen_ns", "source_node", "replaces", "version")
+FATE_COLS = ("hash", "fate", "block_number", "latency_ms", "replaced_by", "version")
+BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version")
+FATE_VERSION = {"included": 2, "replaced": 1, "dropped": 1}
+
+
+@dataclass
+class StoreBatch:
+    alerts: list[AlertEvent] = field(default_factory=list)
+    swaps: list[tuple] = field(default_factory=list)
+    pending: list[tuple] = field(default_factory=list)
+    fates: list[tuple] = field(default_factory=list)
+    blocks: list[tuple] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.alerts) + len(self.swaps) + len(self.pending) + len(self.fates) + len(self.blocks)
+
+    def add_block(self, db: DecodedBlock, version: int) -> None:
+        b = db.block
+        now = int(time.time())
+        self.blocks.append((b.number, b.hash or "", b.parent_hash or "", b.timestamp, len(b.transactions), 1, now, version))
+        for s in db.swaps:
+            self.swaps.append((b.number, b.hash or "", b.timestamp, s.transaction_hash, s.transaction_position, s.order,
+                               s.protocol, s.pool, s.sender, s.recipient, s.tx_from, s.token_in, s.token_out,
+                               f"{s.amount_in}", f"{s.amount_out}", version))
+
+    def add_revert(self, block_number: int, block_hash: str, version: int) -> None:
+        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version))
+
+    def add_pending(self, p: PendingTx) -> None:
+        self.pending.append((p.hash, p.chain_id, p.from_address, p.to_address or "", p.nonce, p.first_seen_ns,
+                             p.source_node, p.replaces or "", 1))
+
+    def add_fate(self, f: Fate) -> None:
+        self.fates.append((f.hash, f.fate, f.block_number, f.latency_ns / 1e6 if f.latency_ns is not None else None,
+                           f.by or "", FATE_VERSION.get(f.fate, 1)))
+
+
+def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
+    a = ev.alert
+    p, loss = a.profit, a.victim_loss
+    row = (a.alert_id, ev.version, a.stage, a.kind, a.chain_id, a.block_number, a.block_hash or "", a.detector,
+           float(a.score), a.model_hash or "", a.attackers, a.victims, a.pools, a.tokens,
+           p.token if p else "", f"{p.amount}" if p else "", p.eth if p else None,
+           loss.token if loss else "", f"{loss.amount}" if loss else "", loss.eth if loss else None,
+           f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now)
+    txs = [(a.alert_id, t.hash, t.role, t.position if t.position is not None else -1, ev.version) for t in a.txs]
+    record = a.to_jsonl().decode().rstrip("\n")
+    evidence = (a.alert_id, ev.version, a.stage, orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS).decode(), record, "", -1)
+    return row, txs, evidence
+
+
+class AlertStore:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @property
+    def where(self) -> str:
+        b = self.backend
+        return getattr(b, "where", None) or f"chDB {getattr(b, 'path', '')} database {b.database}"
+
+    # --- schema -------------------------------------------------------------------------------
+    def applied_migrations(self) -> list[int]:
+        self.backend.execute(MIGRATIONS_TABLE)
+        return sorted(int(r[0]) for r in self.backend.query("SELECT version FROM schema_migrations"))
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migrations in order; return the versions applied now."""
+        done = set(self.applied_migrations())
+        applied = []
+        for m in MIGRATIONS:
+            if m.version in done:
+                continue
+            for stmt in m.statements:
+                self.backend.execute(stmt)
+            self.backend.insert("schema_migrations", ("version", "name", "applied_at"), [(m.version, m.name, int(time.time()))])
+            log.info("migration applied", version=m.version, name=m.name)
+            applied.append(m.version)
+        return applied
+
+    def pending_migrations(self) -> list[int]:
+        done = set(self.applied_migrations())
+        return [m.version for m in MIGRATIONS if m.version not in done]
+
+    # --- writes -----------------------------------------------------------------------------------
+    def write(self, batch: StoreBatch) -> None:
+        """Insert a batch, table by table. Raises StoreError (``retriable`` when the server is away)."""
+        now = int(time.time())
+        rows, txs, evidence = [], [], []
+        for ev in batch.alerts:
+            r, t, e = alert_rows(ev, now)
+            rows.append(r)
+            txs += t
+            evidence.append(e)
+        b = self.backend
+        # evidence and transactions before the alert row: a reader never sees an alert without them
+        b.insert("evidence", EVIDENCE_COLS, evidence)
+        b.insert("alert_txs", TX_COLS, txs)
+        b.insert("alerts", ALERT_COLS, rows)
+        b.insert("swaps", SWAP_COLS, batch.swaps)
+        b.insert("pending_txs", PENDING_COLS, batch.pending)
+        b.insert("pending_fates", FATE_COLS, batch.fates)
+        b.insert("blocks", BLOCK_COLS, batch.blocks)  # last: the checkpoint follows the data
+
+    def write_alerts(self, events: list[AlertEvent]) -> None:
+        self.write(StoreBatch(alerts=events))
+
+    # --- reads ------------------------------------------------------------------------------------
+    def alert(self, alert_id: str) -> Alert | None:
+        rows = self.backend.query("SELECT record FROM evidence FINAL WHERE alert_id = {id:String}", {"id": alert_id})
+        return alert_from_json(orjson.loads(rows[0][0])) if rows else None
+
+    def alerts(self, *, stage: str | None = None, limit: int = 1_000_000) -> list[Alert]:
+        if stage is None:
+            rows = self.backend.query(f"SELECT record FROM evidence FINAL ORDER BY alert_id LIMIT {int(limit)}")
+        else:
+            rows = self.backend.query(f"SELECT record FROM evidence FINAL WHERE stage = {{stage:String}} ORDER BY alert_id LIMIT {int(limit)}",
+                                      {"stage": stage})
+        return [alert_from_json(orjson.loads(r[0])) for r in rows]
+
+    def alert_versions(self, alert_ids: list[str] | None = None) -> dict[str, tuple[int, str]]:
+        rows = self.backend.query("SELECT alert_id, version, stage FROM alerts FINAL")
+        return {r[0]: (int(r[1]), r[2]) for r in rows if alert_ids is None or r[0] in alert_ids}
+
+    def count(self, table: str, *, final: bool = True, where: str = "") -> int:
+        from monitor.store.backend import _ident
+
+        sql = f"SELECT count() FROM {_ident(table, 'table')}{' FINAL' if final else ''}{' WHERE ' + where if where else ''}"
+        return int(self.backend.query(sql)[0][0])
+
+    def recent_blocks(self, n: int = 128) -> list[tuple[int, str, bool]]:
+        """The newest ``n`` processed block heights: (number, hash, canonical), oldest first."""
+        rows = self.backend.query(
+            f"SELECT block_number, block_hash, canonical FROM blocks FINAL ORDER BY block_number DESC, version DESC LIMIT {int(n)}")
+        return sorted(((int(r[0]), r[1], bool(int(r[2]))) for r in rows), key=lambda x: x[0])
+
+    def last_block(self) -> int | None:
+        rows = self.backend.query("SELECT max(block_number), count() FROM blocks FINAL WHERE canonical = 1")
+        return int(rows[0][0]) if rows and int(rows[0][1]) else None
+
+    def ping(self) -> bool:
+        return self.backend.ping()
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def open_store(url: str | None, data_dir: Path, password: str | None = None, *, migrate: bool = True) -> AlertStore:
+    store = AlertStore(open_backend(url, data_dir, password))
+    if migrate:
+        store.migrate()
+    return store
+
+
+def settings_store(settings: Any, *, migrate: bool = True) -> AlertStore:
+    ch = settings.clickhouse
+    pw = ch.password.get_secret_value() if ch.password is not None else None
+    return open_store(ch.url, ch.data_dir, pw, migrate=migrate)

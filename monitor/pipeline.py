@@ -137,6 +137,7 @@ class DetectWorker:
         self.counts = {"pending": 0, "blocks": 0, "reverts": 0, "duplicates": 0, "alerts": 0}
         self.last_block: int | None = None
         self.last_poll = 0
+        self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()
         self.on_events: Callable[[list[AlertEvent]], None] | None = None
 
@@ -149,6 +150,10 @@ class DetectWorker:
             "SELECT alert_id FROM alerts FINAL WHERE stage = 'included' OR (version > {v:UInt64} AND stage IN ('final', 'retracted'))",
             {"v": ckpt_version})
         ids = {r[0] for r in rows}
+        if not getattr(self.bus, "durable", False):
+            # the in-process bus starts again at offset 0: continue the block events after the stored ones
+            top = store.backend.query("SELECT max(version) FROM alerts")
+            self.offset_base = max(ckpt_version, int(top[0][0] or 0) if top else 0) >> 3
         open_alerts = [a for a in store.alerts(limit=10_000_000) if a.alert_id in ids] if ids else []
         self.lifecycle.restore(open_alerts, blocks)
         if blocks:
@@ -187,11 +192,12 @@ class DetectWorker:
                     batch.add_pending(msg)
                     events += [AlertEvent(a, 1, msg.first_seen_ns) for a in self.watcher.on_pending(msg)]
                 elif isinstance(msg, Block):
-                    events += self._block(msg, rec.offset, batch)
+                    events += self._block(msg, rec.offset + self.offset_base, batch)
                 elif isinstance(msg, RevertEvent):
                     self.counts["reverts"] += 1
-                    events += self.lifecycle.on_revert(msg.block_number, msg.block_hash, rec.offset)
-                    batch.add_revert(msg.block_number, msg.block_hash, version_of(rec.offset, "retracted"))
+                    off = rec.offset + self.offset_base
+                    events += self.lifecycle.on_revert(msg.block_number, msg.block_hash, off)
+                    batch.add_revert(msg.block_number, msg.block_hash, version_of(off, "retracted"))
         if time.monotonic() - self._last_expire > 10:
             self._last_expire = time.monotonic()
             for f in self.fates.expire(time.time_ns()):

@@ -156,7 +156,7 @@ class Kafka(_Process):
         cfg = self._write_config()
         if not (self.logs_dir / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(cfg), heap="256m"),
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(cfg), heap="256m"),
                                  capture_output=True, text=True, cwd=self.data_dir)
             if fmt.returncode != 0:
                 raise ServiceError(f"kafka storage format failed: {fmt.stderr.strip()[-500:] or fmt.stdout.strip()[-500:]}")

@@ -69,6 +69,8 @@ def dead_letter(source: str, position: str | int | None, reason: str, raw: bytes
 class InProcessBus:
     """Thread-safe in-memory topics with partitions, consumer groups and committed offsets."""
 
+    durable = False  # offsets start again at 0 in a new process
+
     def __init__(self, partitions: int = 6):
         self.partitions = partitions
         self._logs: dict[str, list[list[Record]]] = {}
@@ -149,6 +151,8 @@ class _InProcessConsumer:
 # --- Kafka --------------------------------------------------------------------------------------
 class KafkaBus:
     """kafka-python producer (idempotent, acks=all) and manual-commit consumers."""
+
+    durable = True
 
     def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
                  create_topics: bool = True):

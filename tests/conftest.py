@@ -67,6 +67,16 @@ def kafka(tmp_path_factory):
     k.stop()
 
 
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory):
+    """Debian's clickhouse-server on 127.0.0.1 for the whole session (tests use their own databases)."""
+    from monitor.services import ClickHouseServer
+
+    ch = ClickHouseServer(tmp_path_factory.mktemp("clickhouse")).start()
+    yield ch
+    ch.stop()
+
+
 @pytest.fixture
 def anvil(tmp_path):
     """A fresh anvil node with mining off (tests mine with evm_mine)."""

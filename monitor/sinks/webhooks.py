@@ -8,6 +8,7 @@ alert stage, so receivers can de-duplicate), ``webhook-timestamp``,
 
 Delivery: at most ``concurrency`` requests in flight; a 2xx delivers; 410 Gone disables
 the endpoint (its queued messages wait, ``mevwatch webhooks enable URL`` resumes them);
+a ``Retry-After`` pauses the whole endpoint for that long;
 anything else (network error, timeout, 429, 5xx, other 4xx) retries after
 ``backoff_base_s * 2**attempt`` with full jitter in [50%, 100%], capped at
 ``backoff_max_s``, never sooner than the receiver's ``Retry-After``; after
@@ -110,6 +111,8 @@ class Deliverer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_result = None  # optional callback(status_label, seconds) for metrics
+        self._gone: set[str] = set(outbox.disabled())
+        self._paused: dict[str, float] = {}  # endpoint -> monotonic time its Retry-After ends
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Deliverer:
@@ -143,7 +146,9 @@ class Deliverer:
         tasks: set[asyncio.Task] = set()
         async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
             while not self._stop.is_set():
-                due = [m for m in self.outbox.due(self.settings.concurrency * 4) if m.id not in inflight]
+                now = time.monotonic()
+                due = [m for m in self.outbox.due(self.settings.concurrency * 4)
+                       if m.id not in inflight and self._paused.get(m.endpoint, 0.0) <= now]
                 for m in due:
                     if m.endpoint not in self.subs:
                         self.outbox.failed(m.id, None, "endpoint no longer configured", None)
@@ -165,6 +170,8 @@ class Deliverer:
 
     async def _send(self, http, sem: asyncio.Semaphore, m: OutboxMessage) -> None:
         async with sem:
+            if m.endpoint in self._gone:
+                return  # disabled while this one waited; the outbox holds it as 'disabled'
             status: int | None = None
             retry_after = None
             t0 = time.perf_counter()
@@ -192,6 +199,7 @@ class Deliverer:
             if status == 410:
                 self.outbox.failed(m.id, status, "410 Gone: endpoint disabled", time.time())
                 self.outbox.disable(m.endpoint, "answered 410 Gone")
+                self._gone.add(m.endpoint)
                 self.stats.disabled += 1
                 log.warning("webhook endpoint disabled (410 Gone)", endpoint=m.endpoint)
                 return
@@ -204,6 +212,7 @@ class Deliverer:
                 return
             delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempts - 1))
             delay *= 0.5 + random.random() / 2
-            if retry_after is not None:
+            if retry_after is not None:  # the receiver asked for a pause: hold the whole endpoint
                 delay = max(delay, min(retry_after, self.settings.backoff_max_s))
+                self._paused[m.endpoint] = time.monotonic() + min(retry_after, self.settings.backoff_max_s)
             self.outbox.failed(m.id, status, error, time.time() + delay)

@@ -45,6 +45,10 @@ def _ident(name: str, what: str) -> str:
     return name
 
 
+def _tsv_escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace("\0", "\\0")
+
+
 class ChdbBackend:
     """Embedded ClickHouse (chDB). One per process: chDB allows a single session."""
 
@@ -68,6 +72,8 @@ class ChdbBackend:
         self._run(sql, "CSV", None)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        if params:  # ClickHouse reads parameter values in its escaped text format
+            params = {k: _tsv_escape(v) if isinstance(v, str) else v for k, v in params.items()}
         out = self._run(sql, "JSONCompact", params)
         return orjson.loads(out)["data"] if out else []
 

@@ -12,6 +12,8 @@ Versions (``version`` columns) make the newest state of a row win under ``FINAL`
   stage order is pending 1, included 2, final 3, retracted 4. Pending alerts have
   version 1. A re-delivered record yields the same version and the same row, so
   replays after a crash collapse; an alert re-included after a reorg gets a newer one.
+  (The in-process bus restarts at offset 0 in a new process; there the block events
+  continue after the highest version stored.)
 - blocks: the same block event; ``canonical = 0`` rows mark reverted blocks.
 """
 

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, Feeder, Receiver, baseline, wait_until
+from harness import Daemon, Feeder, Receiver, baseline, wait_until
 from monitor.store.store import open_store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]

@@ -151,4 +151,4 @@ class AlertEvent:
     @property
     def event_id(self) -> str:
         """Stable per (alert, version): the webhook-id and the outbox's idempotency key."""
-        return f"{self.alert.alert_id[2:18]}-{self.version}"
+        return f"{self.alert.alert_id}-{self.version}"

@@ -78,6 +78,27 @@ def clickhouse(tmp_path_factory):
 
 
 @pytest.fixture
+def fresh_kafka(tmp_path):
+    """A broker of this test's own: fault tests kill it, and stage versions follow blocks-topic offsets."""
+    from monitor.services import Kafka
+
+    k = Kafka(tmp_path / "kafka").start()
+    yield k
+    k.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_messages(tmp_path_factory) -> list:
+    """A real lab run (anvil, contracts, bots): pending transactions and blocks with sandwiches."""
+    from sim.export import export
+    from streams import envelope
+
+    out = tmp_path_factory.mktemp("lab")
+    export(out, blocks=30, seed=5)
+    return [envelope.decode(line, source="recording") for line in (out / "recording.jsonl").read_bytes().splitlines()]
+
+
+@pytest.fixture
 def anvil(tmp_path):
     """A fresh anvil node with mining off (tests mine with evm_mine)."""
     from monitor.services import Anvil

@@ -13,7 +13,7 @@ from harness import Daemon, Receiver, wait_until
 from monitor.services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
-from tests.conftest import Rpc
+from conftest import Rpc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -12,7 +12,7 @@ from harness import Daemon, wait_until
 from monitor.services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
-from tests.conftest import Rpc
+from conftest import Rpc
 
 pytestmark = [pytest.mark.anvil]
 

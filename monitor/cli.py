@@ -246,7 +246,7 @@ def demo(
 
 @app.command()
 def run(
-    role: Annotated[str, typer.Option("--role", help="all (one process), ingest (node -> Kafka) or detect (Kafka -> detect -> sinks).")] = "all",
+    role: Annotated[str, typer.Option("--role", help="all (one process), ingest (node -> Kafka), detect (Kafka -> detect -> sinks) or attest (store -> chain).")] = "all",
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="WebSocket URL of the node (or MEVWATCH_NODE__RPC).")] = None,
     kafka: Annotated[Optional[str], typer.Option("--kafka", help="Kafka bootstrap host:port; default: in-process bus (role all only).")] = None,
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB under data_dir.")] = None,
@@ -255,12 +255,17 @@ def run(
     duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds (default: until SIGTERM).")] = None,
     max_blocks: Annotated[Optional[int], typer.Option("--max-blocks", help="Stop after this many new blocks.")] = None,
     drain: Annotated[float, typer.Option("--drain-s", help="On shutdown, seconds to finish consumed work and due webhooks.")] = 10.0,
+    attest_rpc: Annotated[Optional[str], typer.Option("--attest-rpc", help="http(s) node of the attestation chain; default: embedded py-evm chain.")] = None,
+    attest_contract: Annotated[Optional[str], typer.Option("--attest-contract", help="AttestationRegistry address on --attest-rpc.")] = None,
+    no_attest: Annotated[bool, typer.Option("--no-attest", help="Do not attest final alerts on chain.")] = False,
 ) -> None:
     """The daemon: follow a node, detect, and write every alert stage to ClickHouse, webhooks and Kafka.
 
     With no --kafka and no --clickhouse everything runs in this process (in-process bus,
-    embedded chDB). Restarts resume after the last processed block with no gap and no
-    duplicate. SIGTERM drains, delivers and commits before exiting.
+    embedded chDB, attestation on an embedded chain). Restarts resume after the last
+    processed block with no gap and no duplicate. SIGTERM drains, delivers and commits
+    before exiting. With Kafka, run exactly one --role attest process next to the
+    detect ones.
     """
     from monitor.daemon import run_daemon
 
@@ -273,6 +278,12 @@ def run(
         s.node.confirmations = confirmations
     if health_port is not None:
         s.health_port = health_port
+    if attest_rpc:
+        s.attest.rpc = attest_rpc
+    if attest_contract:
+        s.attest.contract = attest_contract
+    if no_attest:
+        s.attest.enabled = False
     try:
         result = run_daemon(s, role=role, rpc=rpc, duration_s=duration, max_blocks=max_blocks, drain_s=drain)
     except MevwatchError as exc:
@@ -320,7 +331,7 @@ def db_status(
         t.add_column("table")
         t.add_column("rows (FINAL)", justify="right")
         if not pending:
-            for name in ("alerts", "alert_txs", "evidence", "swaps", "pending_txs", "pending_fates", "blocks"):
+            for name in ("alerts", "alert_txs", "evidence", "swaps", "pending_txs", "pending_fates", "blocks", "attestations"):
                 t.add_row(name, f"{store.count(name):,}")
         Console(soft_wrap=True).print(t)
         err.print(f"pending migrations: {pending or 'none'}; last processed block: {store.last_block() if not pending else '-'}")
@@ -384,6 +395,166 @@ def webhooks_requeue(url: Annotated[Optional[str], typer.Option("--endpoint", he
     n = ob.requeue_dead(url)
     err.print(f"{n} dead letters queued again")
     ob.close()
+
+
+@app.command()
+def verify(
+    alert: Annotated[str, typer.Argument(help="An alert id (0x...) from the store, or a file: a bundle from `mevwatch attest proof` or an alert record.")],
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="http(s) node of the attestation chain; default: attest.rpc, else the embedded chain.")] = None,
+    contract: Annotated[Optional[str], typer.Option("--contract", help="AttestationRegistry address; default: the proof's, else attest.contract.")] = None,
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to read the alert and proof from; default: embedded chDB.")] = None,
+) -> None:
+    """Check an alert against its on-chain attestation; exit 0 only when it verifies.
+
+    Recomputes the alert's leaf from its canonical encoding (evidence included), walks the
+    proof to the root, checks that root in the registry and the model hash against the
+    shipped model. Exit 1: does not verify (or not attested yet); 2: could not check.
+    """
+    import orjson
+
+    from monitor.attest.chain import open_chain
+    from monitor.attest.verify import verify_alert
+
+    s = state.settings
+    record: dict | None = None
+    proof = None
+    try:
+        path = Path(alert)
+        if path.exists():
+            try:
+                doc = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                raise typer.BadParameter(f"{path} is not JSON: {exc}") from None
+            record, proof = (doc["alert"], doc.get("proof")) if isinstance(doc, dict) and "alert" in doc else (doc, None)
+            if not isinstance(record, dict) or "alert_id" not in record:
+                raise typer.BadParameter(f"{path} holds neither an alert record nor a proof bundle")
+        elif not alert.startswith("0x"):
+            raise typer.BadParameter(f"{alert} is neither a file nor an alert id (0x...)")
+        if proof is None:
+            store = _store(clickhouse, migrate=False)
+            found = store.proof(record["alert_id"] if record else alert.lower())
+            store.close()
+            if found is None:
+                err.print(f"[red]unknown alert[/red] {alert} in {s.clickhouse.url or 'the embedded store'}")
+                raise typer.Exit(2)
+            stored, proof = found
+            if record is None:
+                record = stored.to_json()
+        chain = open_chain(s, rpc=rpc, contract=contract or (proof or {}).get("contract"))
+        verdict = verify_alert(record, proof, chain)
+    except MevwatchError as exc:
+        raise fail(exc, 2) from None
+    out = Console(soft_wrap=True)
+    out.print(f"alert {verdict.alert_id}")
+    for c in verdict.checks:
+        out.print(f"  {'[green]ok  [/green]' if c.ok else '[red]FAIL[/red]'} {c.name}: {c.detail}")
+    if verdict.ok:
+        out.print("[bold green]VERIFIED[/bold green]: this alert, byte for byte, is in a batch attested on chain")
+    else:
+        out.print("[bold red]NOT VERIFIED[/bold red]")
+        raise typer.Exit(1)
+
+
+attest_app = typer.Typer(help="On-chain attestation of final alerts: the registry, batches, proofs.", no_args_is_help=True)
+app.add_typer(attest_app, name="attest")
+
+
+@attest_app.command("deploy")
+def attest_deploy(
+    rpc: Annotated[str, typer.Option("--rpc", help="http(s) node of the attestation chain.")],
+    attester: Annotated[Optional[str], typer.Option("--attester", help="First attester (default: the deploying key).")] = None,
+) -> None:
+    """Deploy an AttestationRegistry with the configured key (its owner); prints its address."""
+    from web3 import HTTPProvider, Web3
+
+    from monitor.attest.chain import deploy_registry, load_account
+
+    try:
+        account = load_account(state.settings)
+        if account is None:
+            raise MevwatchError("no key: set MEVWATCH_ATTEST__PRIVATE_KEY_FILE, attest.private_key or attest.keystore")
+        address = deploy_registry(Web3(HTTPProvider(rpc)), account, attester)
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"registry deployed by {account.address}")
+    typer.echo(address)
+
+
+@attest_app.command("flush")
+def attest_flush(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="http(s) node of the attestation chain; default: attest.rpc or embedded.")] = None,
+    contract: Annotated[Optional[str], typer.Option("--contract", help="AttestationRegistry address.")] = None,
+) -> None:
+    """Attest every final alert not attested yet now (finishing a batch left in flight first)."""
+    from monitor.attest.batcher import make_batcher
+
+    try:
+        store = _store(clickhouse, migrate=True)
+        b = make_batcher(state.settings, store, rpc=rpc, contract=contract)
+        n = 0
+        while (r := b.step(force=True)) is not None:
+            n += 1
+            err.print(f"batch {r.attested.batch_id}: {r.plan.count} alerts, blocks {r.plan.from_block}..{r.plan.to_block}, "
+                      f"root {r.plan.root}" + (f", tx {r.attested.tx_hash}" if r.attested.tx_hash else " (already on chain)"))
+        store.close()
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    err.print(f"{n} batch(es) attested; horizon: final blocks up to {b.horizon()}")
+
+
+@attest_app.command("proof")
+def attest_proof(
+    alert_id: Annotated[str, typer.Argument(help="Alert id (0x...).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="File for the bundle; '-' for stdout.")] = "-",
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+) -> None:
+    """Write an alert and its inclusion proof as one JSON bundle, checkable by `mevwatch verify FILE` anywhere."""
+    import orjson
+
+    try:
+        store = _store(clickhouse, migrate=False)
+        found = store.proof(alert_id.lower())
+        store.close()
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    if found is None:
+        err.print(f"[red]unknown alert[/red] {alert_id}")
+        raise typer.Exit(2)
+    alert, proof = found
+    if proof is None:
+        err.print(f"alert {alert_id} is {alert.stage} and not attested yet")
+        raise typer.Exit(1)
+    body = orjson.dumps({"alert": alert.to_json(), "proof": proof}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if out == "-":
+        sys.stdout.buffer.write(body)
+    else:
+        Path(out).write_bytes(body)
+        err.print(f"wrote {out}; check it with: mevwatch verify {out}")
+
+
+@attest_app.command("status")
+def attest_status(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Batches to list.")] = 20,
+) -> None:
+    """Attested batches (newest first) and the final alerts still waiting for one."""
+    try:
+        store = _store(clickhouse, migrate=True)
+        rows = store.attestations(limit)
+        waiting = store.unattested_final_range()
+        n_wait = store.count("alerts", where="stage = 'final' AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0)")
+        store.close()
+    except MevwatchError as exc:
+        raise fail(exc) from None
+    t = Table(title="attested batches", title_justify="left")
+    for col in ("batch", "blocks", "alerts", "root", "tx", "gas", "chain", "registry"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["batch_id"]), f"{r['from_block']}..{r['to_block']}", str(r["alert_count"]), r["root"],
+                  r["tx_hash"] or "(adopted)", str(r["gas_used"] or "-"), str(r["attest_chain_id"]), r["contract"])
+    Console(soft_wrap=True, width=250).print(t)
+    err.print(f"final alerts not attested yet: {n_wait}" + (f" (blocks {waiting[0]}..{waiting[1]})" if waiting else ""))
 
 
 sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",

@@ -77,9 +77,22 @@ class WebhookDelivery(BaseModel):
 
 
 class AttestSettings(BaseModel):
-    rpc: str | None = None
-    contract: str | None = None
-    private_key: SecretStr | None = None
+    """On-chain attestation of final alerts (docs/attestation.md)."""
+
+    enabled: bool = Field(True, description="attest final alerts (role all runs the batcher; else run --role attest)")
+    rpc: str | None = Field(None, description="http(s) URL of the attestation chain's node; None = embedded py-evm chain under data_dir")
+    contract: str | None = Field(None, description="AttestationRegistry address; embedded: deployed on first use")
+    private_key: SecretStr | None = Field(None, description="attester key (0x hex); or private_key_file, keystore")
+    keystore: Path | None = Field(None, description="encrypted JSON keystore of the attester key")
+    keystore_password: SecretStr | None = None
+    batch_blocks: int = Field(100, ge=1, description="attest when this many final blocks are unattested")
+    batch_seconds: float = Field(600.0, gt=0, description="... or when the oldest unattested final alert waited this long")
+    confirmations: int = Field(2, ge=1, description="attestation-chain blocks on top of the attestation before proofs are stored")
+    priority_fee_gwei: float = Field(1.5, ge=0)
+    max_fee_gwei: float = Field(300.0, gt=0, description="never pay more per gas; hold the batch while the base fee is higher")
+    replace_after_s: float = Field(60.0, gt=0, description="re-send with 12.5% higher fees when not mined by then")
+    receipt_timeout_s: float = Field(900.0, gt=0)
+    uri_template: str = Field("", description="stored with each batch; {root} and {batch_from}/{batch_to} are filled in")
 
 
 class Settings(BaseSettings):
@@ -115,6 +128,7 @@ class Settings(BaseSettings):
 
 _SECRET_FILE_VARS = {
     "MEVWATCH_ATTEST__PRIVATE_KEY_FILE": ("attest", "private_key"),
+    "MEVWATCH_ATTEST__KEYSTORE_PASSWORD_FILE": ("attest", "keystore_password"),
     "MEVWATCH_CLICKHOUSE__PASSWORD_FILE": ("clickhouse", "password"),
 }
 

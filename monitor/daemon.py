@@ -8,6 +8,9 @@ Roles:
 - ``detect``: Kafka -> detect -> sinks, in the consumer group ``<kafka.group_id>-detect``;
   run several to share the mempool partitions (the single blocks partition is read by
   one member at a time; see docs/operations.md).
+- ``attest``: ClickHouse -> batches of final alerts -> the attestation registry. Run
+  exactly one (one attester key, one nonce sequence). Role ``all`` runs it as a thread
+  when ``attest.enabled``.
 
 SIGTERM or SIGINT: stop ingesting, process what was already consumed, deliver due
 webhooks for up to ``--drain-s``, commit, exit 0. The health server runs on
@@ -36,7 +39,7 @@ from streams.ingest import last_block_on_topic, publish
 from streams.node import NodeSource
 
 log = get_logger("mevwatch.daemon")
-ROLES = ("all", "ingest", "detect")
+ROLES = ("all", "ingest", "detect", "attest")
 
 
 @dataclass
@@ -106,7 +109,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     rpc = rpc or settings.node.rpc
     if role in ("all", "ingest") and not rpc:
         raise ConfigError("mevwatch run needs a node: --rpc ws://host:8546 or MEVWATCH_NODE__RPC")
-    if role != "all" and not settings.kafka.bootstrap:
+    if role in ("ingest", "detect") and not settings.kafka.bootstrap:
         raise ConfigError(f"--role {role} needs Kafka: --kafka host:9092 or MEVWATCH_KAFKA__BOOTSTRAP")
     stop = stop or threading.Event()
     health = Health(node_ok=None if role == "detect" else False)
@@ -125,12 +128,25 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     deliverer: Deliverer | None = None
     worker: DetectWorker | None = None
     ingestor: Ingestor | None = None
+    attest_stop = threading.Event()
+    attest_thread: threading.Thread | None = None
     try:
-        if role in ("all", "detect"):
+        if role in ("all", "detect", "attest"):
             store = _open_store_retrying(settings, stop, health)
             if store is None:
                 result.interrupted = True
                 return result
+        if role == "attest" or (role == "all" and settings.attest.enabled):
+            from monitor.attest.batcher import make_batcher
+
+            assert store is not None
+            batcher = make_batcher(settings, store, stop=attest_stop)
+            attest_thread = threading.Thread(target=batcher.run, args=(attest_stop,), name="attest", daemon=True)
+            attest_thread.start()
+            log.info("attesting final alerts", registry=batcher.chain.address, chain_id=batcher.chain.chain_id,
+                     attester=batcher.address, embedded=batcher.chain.embedded)
+        if role in ("all", "detect"):
+            assert store is not None
             outbox = Outbox(settings.webhook_delivery.outbox or settings.data_dir / "outbox.sqlite")
             if settings.webhooks:
                 deliverer = Deliverer(outbox, settings.webhooks, settings.webhook_delivery).start()
@@ -165,6 +181,9 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
         result.interrupted = stop.is_set()
     finally:
         log.info("shutting down: draining")
+        attest_stop.set()
+        if attest_thread is not None:
+            attest_thread.join(30)
         if ingestor is not None:
             ingestor.stop()
             result.published = ingestor.published

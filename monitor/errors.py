@@ -66,3 +66,14 @@ class StoreError(MevwatchError):
 
 class DeliveryError(MevwatchError):
     """A webhook subscriber is misconfigured or refused (SSRF guard, bad secret, bad URL)."""
+
+
+class AttestError(MevwatchError):
+    """Attesting a batch failed: the chain refused it, fees above the cap, no key.
+
+    ``retriable`` is True when trying again later can succeed (node away, fees high).
+    """
+
+    def __init__(self, message: str, *, retriable: bool = False):
+        super().__init__(message)
+        self.retriable = retriable

@@ -1,8 +1,10 @@
 // Compiles contracts/src/*.sol with the pinned npm solc (contracts/package.json) and writes
-// sim/artifacts/<Contract>.json (shipped with the Python package) = {contract, abi, bytecode, deployedBytecode, compiler, settings}.
+// <dir>/<Contract>.json (shipped with the Python package) = {contract, abi, bytecode, deployedBytecode, compiler, settings}:
+// the attestation registry goes to monitor/attest/artifacts (the product uses it), the lab's
+// contracts to sim/artifacts.
 // Reproducible: same sources + same solc + same settings give byte-identical output
 // (sources are keyed by file name; the metadata hash is left out of the bytecode).
-// Usage: node scripts/build_contracts.mjs [--out DIR]
+// Usage: node scripts/build_contracts.mjs [--out DIR]   (--out: every artifact into DIR, for comparison)
 import { createRequire } from "node:module";
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -13,7 +15,10 @@ const require = createRequire(join(root, "contracts", "package.json"));
 const solc = require("solc");
 
 const outIdx = process.argv.indexOf("--out");
-const outDir = outIdx > 0 ? process.argv[outIdx + 1] : join(root, "sim", "artifacts");
+const outAll = outIdx > 0 ? process.argv[outIdx + 1] : null;
+const PRODUCT = new Set(["AttestationRegistry"]);
+const outDirOf = (name) =>
+  outAll ?? (PRODUCT.has(name) ? join(root, "monitor", "attest", "artifacts") : join(root, "sim", "artifacts"));
 const srcDir = join(root, "contracts", "src");
 
 const settings = {
@@ -39,7 +44,6 @@ const errors = (output.errors || []).filter((e) => e.severity === "error");
 for (const e of output.errors || []) console.error(e.formattedMessage);
 if (errors.length) process.exit(1);
 
-mkdirSync(outDir, { recursive: true });
 const names = [];
 for (const file of Object.keys(output.contracts).sort()) {
   for (const [name, c] of Object.entries(output.contracts[file]).sort()) {
@@ -53,8 +57,9 @@ for (const file of Object.keys(output.contracts).sort()) {
       compiler: solc.version(),
       settings: { optimizer: settings.optimizer, evmVersion: settings.evmVersion, metadata: settings.metadata },
     };
-    writeFileSync(join(outDir, `${name}.json`), JSON.stringify(artifact, null, 1) + "\n");
+    mkdirSync(outDirOf(name), { recursive: true });
+    writeFileSync(join(outDirOf(name), `${name}.json`), JSON.stringify(artifact, null, 1) + "\n");
     names.push(name);
   }
 }
-console.log(`compiled ${names.join(", ")} with solc ${solc.version()} -> ${outDir}`);
+console.log(`compiled ${names.join(", ")} with solc ${solc.version()} -> ${outAll ?? "sim/artifacts, monitor/attest/artifacts"}`);

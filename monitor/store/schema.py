@@ -15,6 +15,9 @@ Versions (``version`` columns) make the newest state of a row win under ``FINAL`
   (The in-process bus restarts at offset 0 in a new process; there the block events
   continue after the highest version stored.)
 - blocks: the same block event; ``canonical = 0`` rows mark reverted blocks.
+- evidence rows of attested alerts: the final version + 2 (stage order 5), carrying the
+  inclusion proof and the batch id; a replayed final event (version + 0) cannot undo them.
+- attestations: one row per batch on chain (version 1).
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             block_number UInt64, block_hash String, parent_hash String, block_time DateTime, tx_count UInt32,
             canonical UInt8, processed_at DateTime, version UInt64
         ) ENGINE = {ENGINE} ORDER BY (block_number, block_hash)""",
+    )),
+    Migration(2, "attestation batches", (
+        f"""CREATE TABLE IF NOT EXISTS attestations (
+            batch_id UInt64, root String, contract String, attest_chain_id UInt64, tx_hash String,
+            attest_block Nullable(UInt64), gas_used Nullable(UInt64), attester String, from_block UInt64, to_block UInt64,
+            alert_count UInt32, model_hash String, uri String, attested_at DateTime, version UInt64
+        ) ENGINE = {ENGINE} ORDER BY (contract, batch_id)""",
     )),
 )
 

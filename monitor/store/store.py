@@ -35,6 +35,9 @@ SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position
              "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version")
 PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "first_seen_ns", "source_node", "replaces", "version")
 FATE_COLS = ("hash", "fate", "block_number", "latency_ms", "replaced_by", "version")
+ATTEST_COLS = ("batch_id", "root", "contract", "attest_chain_id", "tx_hash", "attest_block", "gas_used", "attester",
+               "from_block", "to_block", "alert_count", "model_hash", "uri", "attested_at", "version")
+PROOF_VERSION_STEP = 2  # evidence row with a proof: the final version + 2 (see schema.py)
 BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version")
 FATE_VERSION = {"included": 2, "replaced": 1, "dropped": 1}
 
@@ -172,6 +175,54 @@ class AlertStore:
     def last_block(self) -> int | None:
         rows = self.backend.query("SELECT max(block_number), count() FROM blocks FINAL WHERE canonical = 1")
         return int(rows[0][0]) if rows and int(rows[0][1]) else None
+
+    # --- attestation ------------------------------------------------------------------------------
+    def final_alerts(self, from_block: int, to_block: int) -> list[tuple[Alert, int]]:
+        """Final alerts of blocks ``from_block..to_block`` with their final versions, by alert id."""
+        where = ("stage = 'final' AND block_number >= {f:UInt64} AND block_number <= {t:UInt64}")
+        p = {"f": from_block, "t": to_block}
+        versions = {r[0]: int(r[1]) for r in self.backend.query(f"SELECT alert_id, version FROM alerts FINAL WHERE {where}", p)}
+        if not versions:
+            return []
+        rows = self.backend.query(
+            f"SELECT alert_id, record FROM evidence FINAL WHERE alert_id IN (SELECT alert_id FROM alerts FINAL WHERE {where})", p)
+        out = []
+        for aid, rec in rows:
+            a = alert_from_json(orjson.loads(rec))
+            if a.stage == "final" and aid in versions:
+                out.append((a, versions[aid]))
+        return sorted(out, key=lambda x: x[0].alert_id)
+
+    def unattested_final_range(self) -> tuple[int, int] | None:
+        """Lowest and highest block of final alerts that carry no proof yet."""
+        rows = self.backend.query(
+            "SELECT min(block_number), max(block_number), count() FROM alerts FINAL WHERE stage = 'final' "
+            "AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0)")
+        if not rows or not int(rows[0][2]):
+            return None
+        return int(rows[0][0]), int(rows[0][1])
+
+    def write_proofs(self, items: list[tuple[Alert, int, str, int]], batch_row: tuple) -> None:
+        """Store each alert's inclusion proof (alert, final version, proof JSON, batch id) and the batch."""
+        now = int(time.time())
+        ev = []
+        for a, version, proof, batch_id in items:
+            _row, _txs, e = alert_rows(AlertEvent(a, version), now)
+            ev.append((*e[:1], version + PROOF_VERSION_STEP, *e[2:5], proof, batch_id))
+        self.backend.insert("evidence", EVIDENCE_COLS, ev)
+        self.backend.insert("attestations", ATTEST_COLS, [batch_row])
+
+    def proof(self, alert_id: str) -> tuple[Alert, dict[str, Any] | None] | None:
+        """An alert's record and its proof (None when not attested yet); None for an unknown alert."""
+        rows = self.backend.query("SELECT record, proof FROM evidence FINAL WHERE alert_id = {id:String}", {"id": alert_id})
+        if not rows:
+            return None
+        rec, proof = rows[0]
+        return alert_from_json(orjson.loads(rec)), (orjson.loads(proof) if proof else None)
+
+    def attestations(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.backend.query(f"SELECT {', '.join(ATTEST_COLS)} FROM attestations FINAL ORDER BY batch_id DESC LIMIT {int(limit)}")
+        return [dict(zip(ATTEST_COLS, r)) for r in rows]
 
     def ping(self) -> bool:
         return self.backend.ping()

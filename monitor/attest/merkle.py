@@ -1,0 +1,102 @@
+"""The Merkle tree of an attestation batch, and inclusion proofs.
+
+The tree of RFC 9162 (Certificate Transparency v2, section 2.1) with keccak-256:
+
+- leaf hash  = keccak256(0x00 || canonical alert bytes)
+- node hash  = keccak256(0x01 || left || right)
+- a tree of n > 1 leaves splits at k, the largest power of two below n: the left
+  subtree holds leaves [0, k), the right one [k, n). One leaf: its leaf hash.
+
+Leaves are the batch's alerts sorted by alert id (as lowercase hex strings). The
+different prefixes keep a leaf from ever being read as a node. A proof is the audit
+path of RFC 9162 section 2.1.3: the sibling hashes from the leaf up, with the leaf's
+index and the tree size, and is checked with the algorithm of section 2.1.3.2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_hash.auto import keccak
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return keccak(b"\x00" + data)
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return keccak(b"\x01" + left + right)
+
+
+def _split(n: int) -> int:
+    k = 1
+    while k << 1 < n:
+        k <<= 1
+    return k
+
+
+def root_of(leaves: list[bytes]) -> bytes:
+    """Merkle tree hash over leaf hashes (not raw data)."""
+    if not leaves:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    level = list(leaves)
+    # bottom-up over complete pairs gives the same tree as the recursive split definition
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def path_of(leaves: list[bytes], index: int) -> list[bytes]:
+    """Audit path of leaf ``index``: sibling hashes from the bottom up (RFC 9162 PATH)."""
+    if not 0 <= index < len(leaves):
+        raise IndexError(f"leaf {index} outside a tree of {len(leaves)}")
+    path: list[bytes] = []
+    level = list(leaves)
+    i = index
+    while len(level) > 1:
+        sib = i ^ 1
+        if sib < len(level):
+            path.append(level[sib])
+        nxt = [node_hash(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        i //= 2
+    return path
+
+
+def verify_path(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
+    """RFC 9162 section 2.1.3.2: does ``path`` lead from ``leaf`` at ``index`` to ``root``?"""
+    if index >= size or size < 1:
+        return False
+    fn, sn = index, size - 1
+    r = leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+@dataclass(frozen=True)
+class Tree:
+    leaves: list[bytes]
+
+    @property
+    def root(self) -> bytes:
+        return root_of(self.leaves)
+
+    def proof(self, index: int) -> list[bytes]:
+        return path_of(self.leaves, index)

@@ -204,13 +204,15 @@ def demo(
     blocks: Annotated[int, typer.Option("--blocks", help="Blocks to simulate.", min=1)] = 60,
     block_time: Annotated[float, typer.Option("--block-time", help="Seconds per block (0: as fast as the lab can go).", min=0)] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the lab's market and traders.")] = 5,
-    out: Annotated[Path, typer.Option("--out", help="Folder for alerts, the recording and the ground truth.")] = Path(".mevwatch/demo"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for alerts, the recording, the ground truth, the chDB store and the embedded chain.")] = Path(".mevwatch/demo"),
+    no_attest: Annotated[bool, typer.Option("--no-attest", help="Do not attest final alerts on the embedded chain.")] = False,
 ) -> None:
     """Run the simulation lab on a local anvil and monitor it live; then score the alerts against the ground truth.
 
     Honest traders, a sandwich bot (some attacks split over two accounts), an arbitrageur
     between two venues and a copier that front-runs bounty claims act on the real mempool; mevwatch follows the node, raises pending alerts (exposed swaps, sandwich
-    attempts) and included sandwiches, and finally prints precision and recall. Ctrl-C
+    attempts) and included sandwiches, stores every stage in embedded chDB, attests the
+    final alerts on an embedded chain, and finally prints precision and recall. Ctrl-C
     stops it cleanly; anvil is always shut down.
     """
     from monitor.demo import run_demo
@@ -219,7 +221,7 @@ def demo(
     if not console.is_terminal:
         console = Console(width=160)  # piped or logged: no wrapping of table rows
     try:
-        result = run_demo(blocks=blocks, seed=seed, out_dir=out, console=console, block_time=block_time)
+        result = run_demo(blocks=blocks, seed=seed, out_dir=out, console=console, block_time=block_time, attest=not no_attest)
     except MevwatchError as exc:
         raise fail(exc) from None
     if result.interrupted:
@@ -237,9 +239,21 @@ def demo(
     for a in result.alerts:
         kinds[a.kind] = kinds.get(a.kind, 0) + 1
     console.print("alerts by kind: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
-    console.print(f"written to {out}/: alerts.jsonl (every alert), recording.jsonl (the node's messages), labels.jsonl (ground truth)")
-    console.print(f"replay it:  mevwatch --chain-id 31337 replay {out}/recording.jsonl --out replayed.jsonl")
-    console.print(f"query it:   jq -c 'select(.kind==\"sandwich\") | {{block_number, profit, victim_loss}}' {out}/alerts.jsonl")
+    console.print(f"written to {out}/: alerts.jsonl (every alert), recording.jsonl (the node's messages), labels.jsonl (ground truth)", soft_wrap=True)
+    if result.store_path is not None:
+        st = result.stored
+        console.print(f"stored in chDB at {result.store_path}: {st.get('alerts', 0)} alerts (newest stage each), "
+                      f"{st.get('swaps', 0)} swaps, {st.get('pending_txs', 0)} pending transactions, {st.get('blocks', 0)} blocks",
+                      soft_wrap=True)
+    cfg = out / "mevwatch.yaml"
+    if result.registry:
+        console.print(f"attested {result.attested} final alerts in {result.batches} batches on the embedded chain "
+                      f"(registry {result.registry})", soft_wrap=True)
+    console.print(f"replay it:  mevwatch --chain-id 31337 replay {out}/recording.jsonl --out replayed.jsonl", soft_wrap=True)
+    console.print(f"query it:   mevwatch --config {cfg} db status", soft_wrap=True)
+    console.print(f"            jq -c 'select(.kind==\"sandwich\") | {{block_number, profit, victim_loss}}' {out}/alerts.jsonl", soft_wrap=True)
+    if result.example_attested:
+        console.print(f"verify one: mevwatch --config {cfg} verify {result.example_attested}", soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)
 

@@ -2,13 +2,18 @@
 
 Starts anvil, deploys the lab's market, runs honest traders and the sandwich bot on the
 real mempool, and monitors it all the way production does: the node source's messages go
-through the bus (the in-process one) into decode, the exact rules and the mempool rules.
-Alerts appear in a live table as they are raised; at the end, precision and recall against
-the lab's ground truth, and where everything was written.
+through the bus (the in-process one) into the detect role's pipeline (decode, the exact
+rules, the mempool rules, alert stages) and into the embedded chDB store; final alerts are
+attested on the embedded chain. Alerts appear in a live table as they are raised; at the
+end, precision and recall against the lab's ground truth, and where everything was written.
+Everything lives under ``--out`` (its own mevwatch.yaml, chdb/, attest/); a new demo
+replaces the previous one's store and chain.
 """
 
 from __future__ import annotations
 
+import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,21 +23,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from monitor.alerts import Alert
-from monitor.decode import BlockDecoder
-from monitor.detect import detect_block
+import yaml
+
+from monitor.alerts import Alert, AlertEvent
+from monitor.attest.batcher import make_batcher
+from monitor.config import Settings, load_settings
 from monitor.detect.pending import MempoolWatcher
+from monitor.pipeline import DetectWorker, Health, Sinks
 from monitor.services import Anvil
-from monitor.types import Block
+from monitor.store.store import AlertStore, open_store
 from sim.runner import Lab, LabResult
 from sim.score import Score, score
 from streams import bus as busmod
 from streams import envelope
-from streams.consume import decode_records
-from streams.envelope import PendingTx
 from streams.ingest import publish
 
 CHAIN_ID = 31337
+DEMO_CONFIRMATIONS = 5  # the lab's anvil does not reorganise: 5 blocks make a minute's run show every stage
 
 
 @dataclass
@@ -42,47 +49,58 @@ class DemoResult:
     scores: dict[str, Score] = field(default_factory=dict)
     out_dir: Path = Path(".")
     interrupted: bool = False
+    events: list[AlertEvent] = field(default_factory=list)
+    store_path: Path | None = None
+    stored: dict[str, int] = field(default_factory=dict)
+    attested: int = 0
+    batches: int = 0
+    registry: str | None = None
+    example_attested: str | None = None
 
 
 class Monitor:
-    """Bus consumer -> decode -> rules (blocks) and mempool rules (pending)."""
+    """The detect role's pipeline on the in-process bus: decode, the exact and mempool rules,
+    alert stages (pending, included, final), written to the embedded chDB store."""
 
-    def __init__(self, bus: busmod.Bus, group: str = "mevwatch-demo"):
-        self.bus = bus
-        self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
-        self.last_block: int | None = None
-        self.decoder = BlockDecoder()
-        self.watcher = MempoolWatcher(chain_id=CHAIN_ID)
-        self.alerts: list[Alert] = []
+    def __init__(self, bus: busmod.Bus, store: AlertStore | None, confirmations: int, group: str = "mevwatch-demo"):
+        self.stop = threading.Event()
+        sinks = Sinks(bus, store, None, [], stop=self.stop, health=Health(), publish_alerts=False)
+        self.worker = DetectWorker(bus, sinks, chain_id=CHAIN_ID, confirmations=confirmations, group=group)
+        self.events: list[AlertEvent] = []
+        self.alerts: list[Alert] = []  # pending and included: what is scored against the ground truth
+
+    @property
+    def watcher(self) -> MempoolWatcher:
+        return self.worker.watcher
+
+    @property
+    def last_block(self) -> int | None:
+        return self.worker.last_block
 
     def close(self) -> None:
-        self.consumer.close()
+        self.worker.close()
 
-    def step(self, timeout_ms: int = 0) -> list[Alert]:
-        """Process what the bus holds (waiting up to ``timeout_ms`` for it); return the new alerts."""
-        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=1_000_000)
-        # the two topics' records in the order they were produced (a block after the pending
-        # transactions it includes); on a timestamp tie, pending first
-        records.sort(key=lambda r: (r.timestamp_ms, r.topic != busmod.MEMPOOL))
-        new: list[Alert] = []
-        for _rec, msg in decode_records(records, self.bus):
-            if isinstance(msg, PendingTx):
-                new += self.watcher.on_pending(msg)
-            elif isinstance(msg, Block):
-                self.last_block = msg.number
-                decoded = self.decoder.decode(msg)
-                self.watcher.observe_block(decoded)
-                new += detect_block(decoded)
-        self.consumer.commit()  # after the work is done
-        self.alerts += new
+    def step(self) -> list[AlertEvent]:
+        """Process everything the bus holds; return the new stage events."""
+        new: list[AlertEvent] = []
+        while True:
+            got = self.worker.step(0)
+            if got is None:
+                break
+            new += got
+            if self.worker.last_poll == 0:
+                break
+        self.events += new
+        self.alerts += [e.alert for e in new if e.alert.stage in ("pending", "included")]
         return new
 
 
-def _table(alerts: list[Alert], blocks_done: int, blocks: int) -> Table:
-    t = Table(title=f"mevwatch demo: block {blocks_done}/{blocks}, {len(alerts)} alerts", title_justify="left", expand=False)
+def _table(events: list[AlertEvent], blocks_done: int, blocks: int, attested: int = 0) -> Table:
+    t = Table(title=f"mevwatch demo: block {blocks_done}/{blocks}, {len(events)} alert events, {attested} final alerts attested",
+              title_justify="left", expand=False)
     for col in ("stage", "kind", "block", "attacker", "victim", "profit ETH", "victim loss ETH"):
         t.add_column(col)
-    for a in alerts[-14:]:
+    for a in [e.alert for e in events[-14:]]:
         loss = ""
         if a.victim_loss is not None:
             loss = f"{a.victim_loss.eth:.4f}" if a.victim_loss.eth is not None else f"{a.victim_loss.amount:.3e} (token)"
@@ -92,12 +110,34 @@ def _table(alerts: list[Alert], blocks_done: int, blocks: int) -> Table:
     return t
 
 
-def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_time: float = 1.0) -> DemoResult:
+def demo_settings(out_dir: Path) -> Settings:
+    """The demo's own settings: everything under ``out_dir`` (written there as mevwatch.yaml)."""
+    out = out_dir.resolve()
+    return load_settings(chain_id=CHAIN_ID, data_dir=str(out), clickhouse__data_dir=str(out / "chdb"),
+                         node__confirmations=DEMO_CONFIRMATIONS, attest__batch_blocks=10, attest__batch_seconds=5.0)
+
+
+def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_time: float = 1.0,
+             attest: bool = True) -> DemoResult:
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in ("chdb", "attest"):  # each demo starts on a fresh chain: the previous demo's store goes
+        shutil.rmtree(out_dir / old, ignore_errors=True)
+    settings = demo_settings(out_dir)
+    (out_dir / "mevwatch.yaml").write_text(yaml.safe_dump(
+        {"chain_id": CHAIN_ID, "data_dir": str(settings.data_dir), "clickhouse": {"data_dir": str(settings.clickhouse.data_dir)},
+         "node": {"confirmations": DEMO_CONFIRMATIONS}}))
     result = DemoResult(None, out_dir=out_dir)
+    store = open_store(None, settings.clickhouse.data_dir)
+    result.store_path = settings.clickhouse.data_dir
+    batcher = make_batcher(settings, store) if attest else None
+    attest_stop = threading.Event()
+    attest_thread = None
+    if batcher is not None:
+        attest_thread = threading.Thread(target=batcher.run, args=(attest_stop, 1.0), name="attest", daemon=True)
+        attest_thread.start()
     node = Anvil(out_dir / "anvil", chain_id=CHAIN_ID).start()
     bus = busmod.InProcessBus()
-    mon = Monitor(bus)
+    mon = Monitor(bus, store, DEMO_CONFIRMATIONS)
     published = 0
     lab = Lab(node.http_url, node.ws_url, seed=seed)
     try:
@@ -114,7 +154,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
                     publish(bus, m)
                 published = len(messages)
                 mon.step()
-                live.update(_table(mon.alerts, rnd + 1, blocks))
+                live.update(_table(mon.events, rnd + 1, blocks, batcher.alerts_attested if batcher else 0))
                 next_block += block_time  # pace the lab like a chain with this block time
                 time.sleep(max(0.0, next_block - time.monotonic()))
 
@@ -124,7 +164,25 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         result.interrupted = True
     finally:
         node.stop()
+        attest_stop.set()
+        if attest_thread is not None:
+            attest_thread.join(30)
+        try:
+            if batcher is not None and not result.interrupted:
+                batcher.attester.stop.clear()
+                while batcher.step(force=True) is not None:  # everything final by now
+                    pass
+        finally:
+            if batcher is not None:
+                result.attested, result.batches = batcher.alerts_attested, batcher.batches
+                result.registry = batcher.chain.address
+            result.stored = {t: store.count(t) for t in ("alerts", "swaps", "pending_txs", "blocks")}
+            finals = store.backend.query("SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0 ORDER BY alert_id LIMIT 1")
+            result.example_attested = finals[0][0] if finals else None
+            mon.close()
+            store.close()
     result.alerts = mon.alerts
+    result.events = mon.events
     _write(result, out_dir)
     if result.lab is not None:
         labels = [a.to_json() for a in result.lab.attacks]

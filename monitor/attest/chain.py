@@ -60,7 +60,8 @@ def decode_revert(data: bytes | str | None) -> str:
         return f"reverted: 0x{bytes(data).hex()}"
     types = [i["type"] for i in item["inputs"]]
     vals = decode(types, bytes(data[4:])) if types else ()
-    shown = ", ".join("0x" + v.hex() if isinstance(v, bytes) else str(v) for v in vals)
+    shown = ", ".join("0x" + v.hex() if isinstance(v, bytes) else to_checksum_address(v) if t == "address" else str(v)
+                      for t, v in zip(types, vals))
     return f"{item['name']}({shown})"
 
 

@@ -40,4 +40,12 @@ def test_demo_runs_scores_and_cleans_up(tmp_path):
     for name in ("arbitrage or backrun", "frontrun_displacement"):
         row = next(line for line in r.stdout.splitlines() if name in line)
         assert "1.00" in row, row
+    # every stage went to the embedded chDB store, and the final alerts were attested on the embedded chain
+    stored = next(line for line in r.stdout.splitlines() if line.startswith("stored in chDB"))
+    assert int(stored.split(": ")[1].split()[0]) > 0
+    attested = next(line for line in r.stdout.splitlines() if line.startswith("attested "))
+    assert int(attested.split()[1]) > 0, attested
+    verify = next(line for line in r.stdout.splitlines() if line.startswith("verify one:")).split(": ", 1)[1].split()
+    v = subprocess.run([exe, *verify[1:]], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0 and "VERIFIED" in v.stdout, v.stdout + v.stderr
     assert anvils() == before  # no stray node

@@ -78,13 +78,16 @@ class Daemon:
     """``mevwatch run --role detect`` as a real process (killable, restartable)."""
 
     def __init__(self, tmp: Path, *, kafka: str | None, clickhouse: str | None, confirmations: int, webhooks: list[dict] | None = None,
-                 role: str = "detect", rpc: str | None = None, group: str = "mevwatch"):
+                 role: str = "detect", rpc: str | None = None, group: str = "mevwatch", extra: dict | None = None,
+                 env: dict | None = None):
         self.tmp = tmp
         self.health_port = free_port()
         cfg = {"chain_id": 31337, "data_dir": str(tmp / "data"), "kafka": {"bootstrap": kafka, "group_id": group},
                "clickhouse": {"url": clickhouse, "data_dir": str(tmp / "data" / "chdb")}, "node": {"confirmations": confirmations},
                "health_port": self.health_port, "webhooks": webhooks or [],
                "webhook_delivery": {"allow_private": True, "backoff_base_s": 0.05, "backoff_max_s": 1.0, "max_attempts": 50}}
+        cfg.update(extra or {})
+        self.env = env or {}
         self.config = tmp / f"mevwatch-{uuid.uuid4().hex[:6]}.yaml"
         self.config.write_text(yaml.safe_dump(cfg))
         self.role, self.rpc = role, rpc
@@ -95,7 +98,7 @@ class Daemon:
         cmd = [sys.executable, "-m", "monitor.cli", "--config", str(self.config), "run", "--role", self.role]
         if self.rpc:
             cmd += ["--rpc", self.rpc]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(REPO), **self.env)
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         return self
@@ -124,6 +127,18 @@ class Daemon:
             return e.code, json.loads(e.read())
         except (urllib.error.URLError, OSError):
             return 0, {}  # not listening (yet, or any more)
+
+
+def start_on_lab(daemon: Daemon, lab, rpc, ready=None) -> int:
+    """Set up the lab's market, start the daemon, mine one block and wait until the daemon
+    follows the node (``ready()``, default /readyz); returns the block number before that block."""
+    lab.setup()
+    daemon.start()
+    start = int(rpc("eth_blockNumber"), 16)
+    wait_until(lambda: daemon.get("/healthz")[0] == 200, 60, "the daemon's health endpoint", daemon.tail)
+    rpc("evm_mine")
+    wait_until(ready or (lambda: daemon.get("/readyz")[0] == 200), 60, "the daemon to follow the node", daemon.tail)
+    return start
 
 
 def wait_until(cond, timeout: float, what: str, tail=lambda: "") -> None:

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from harness import Daemon, Receiver, wait_until
+from harness import Daemon, Receiver, start_on_lab, wait_until
 from monitor.services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
@@ -29,12 +29,7 @@ def test_reorg_retracts_alerts_in_every_sink(tmp_path, fresh_kafka, clickhouse):
     rpc = Rpc(node.http_url)
     try:
         lab = Lab(node.http_url, node.ws_url, seed=3)
-        lab.setup()
-        daemon.start()
-        start = int(rpc("eth_blockNumber"), 16)
-        wait_until(lambda: daemon.get("/healthz")[0] == 200, 60, "the daemon", daemon.tail)
-        rpc("evm_mine")
-        wait_until(lambda: store.count("blocks") >= 1, 60, "the daemon to follow the node", daemon.tail)
+        start = start_on_lab(daemon, lab, rpc, lambda: store.count("blocks") >= 1)
         snap = rpc("evm_snapshot")
         lab.run(8)
         head = int(rpc("eth_blockNumber"), 16)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import Daemon, wait_until
+from harness import Daemon, start_on_lab, wait_until
 from monitor.services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
@@ -23,11 +23,7 @@ def test_run_embedded_defaults_and_restart(tmp_path):
     daemon = Daemon(tmp_path, kafka=None, clickhouse=None, confirmations=2, role="all", rpc=node.ws_url)
     try:
         lab = Lab(node.http_url, node.ws_url, seed=4)
-        lab.setup()
-        daemon.start()
-        wait_until(lambda: daemon.get("/healthz")[0] == 200, 60, "the daemon's health endpoint", daemon.tail)
-        rpc("evm_mine")
-        wait_until(lambda: daemon.get("/readyz")[0] == 200, 60, "the daemon to be ready", daemon.tail)
+        start_on_lab(daemon, lab, rpc)
         first = int(rpc("eth_blockNumber"), 16)
         lab.run(6)
         time.sleep(3)

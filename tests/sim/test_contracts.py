@@ -34,6 +34,9 @@ def test_build_is_reproducible(tmp_path):
     assert names == ["Bot.json", "Bounty.json", "Factory.json", "Pair.json", "Router.json", "Token.json"]
     for n in names:
         assert (tmp_path / n).read_bytes() == (committed / n).read_bytes(), n
+    product = REPO / "monitor" / "attest" / "artifacts"  # the attestation registry ships with the monitor
+    assert sorted(p.name for p in product.glob("*.json")) == ["AttestationRegistry.json"]
+    assert (tmp_path / "AttestationRegistry.json").read_bytes() == (product / "AttestationRegistry.json").read_bytes()
     assert json.loads((committed / "Pair.json").read_text())["compiler"].startswith("0.8.30")
     assert (BUILD / "Pair.json").read_bytes() == (committed / "Pair.json").read_bytes()  # what the package loads
 

@@ -1,0 +1,214 @@
+"""The batcher on real chains and real stores: final alerts only, proofs stored with the
+alerts, restarts in the middle of a batch, fee caps and replacements, the embedded chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from monitor.alerts import Alert, AlertEvent, AlertTx, Amount
+from monitor.attest.batcher import make_batcher
+from monitor.attest.chain import deploy_registry, open_chain
+from monitor.attest.verify import verify_alert
+from monitor.config import load_settings
+from monitor.errors import AttestError
+from monitor.lifecycle import version_of
+from monitor.store.store import StoreBatch, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's first dev account
+CONFIRMATIONS = 12
+
+
+def alert(i: int, block: int, stage: str = "final", model: str | None = None) -> Alert:
+    return Alert(kind="sandwich", stage=stage, chain_id=31337, block_number=block, block_hash=f"0x{block:064x}",
+                 txs=[AlertTx(f"0x{i:062x}a1", 0, "frontrun"), AlertTx(f"0x{i:062x}b2", 1, "victim"), AlertTx(f"0x{i:062x}c3", 2, "backrun")],
+                 attackers=["0xa"], victims=["0xv"], pools=["0xp"], tokens=["'); DROP TABLE alerts; --"],
+                 profit=Amount("0xweth", 10**18 + i, 1.0 + i / 8), victim_loss=Amount("0xt", 5 * i, None), gas_cost_wei=21000,
+                 evidence={"i": i, "symbol": "\"{x:String}\" %(s)s"}, model_hash=model)
+
+
+def put(store, alerts: list[Alert], head: int) -> None:
+    """Final (or other-stage) alerts plus the processed-block checkpoint ``head``."""
+    b = StoreBatch(alerts=[AlertEvent(a, version_of(1000 + i + head, a.stage)) for i, a in enumerate(alerts)])
+    b.blocks.append((head, f"0x{head:064x}", "", 0, 0, 1, 0, version_of(2000 + head, "included")))
+    store.write(b)
+
+
+def proofs(store) -> dict[str, tuple[int, dict]]:
+    rows = store.backend.query("SELECT alert_id, batch_id, proof FROM evidence FINAL WHERE batch_id >= 0")
+    return {r[0]: (int(r[1]), json.loads(r[2])) for r in rows}
+
+
+def anvil_settings(tmp_path, anvil, rpc, **extra):
+    rpc("evm_setAutomine", True)
+    w3 = Web3(HTTPProvider(anvil.http_url))
+    contract = deploy_registry(w3, Account.from_key(ANVIL_KEY))
+    rpc("evm_setAutomine", False)
+    key = tmp_path / "attester.key"
+    key.write_text(ANVIL_KEY + "\n")
+    os.environ["MEVWATCH_ATTEST__PRIVATE_KEY_FILE"] = str(key)
+    try:
+        s = load_settings(data_dir=str(tmp_path / "data"), chain_id=31337, node__confirmations=CONFIRMATIONS,
+                          attest__rpc=anvil.http_url, attest__contract=contract, attest__confirmations=1, **extra)
+    finally:
+        del os.environ["MEVWATCH_ATTEST__PRIVATE_KEY_FILE"]
+    return s, w3
+
+
+@pytest.mark.anvil
+def test_attester_restarted_mid_batch_does_not_double_attest(tmp_path, anvil, rpc, clickhouse):
+    s, w3 = anvil_settings(tmp_path, anvil, rpc)
+    store = open_store(clickhouse.url(f"a_{uuid.uuid4().hex[:8]}"), tmp_path)
+    first = [alert(i, 10 + i) for i in range(10)]
+    put(store, first + [alert(99, 27, "retracted"), alert(98, 30, "included")], head=40)  # horizon 28
+
+    stop = threading.Event()
+    b1 = make_batcher(s, store, stop=stop)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(b1.step(force=True)))
+    t.start()
+    deadline = time.monotonic() + 30
+    while int(rpc("txpool_status")["pending"], 16) == 0:  # the attestation is in the mempool, not mined
+        assert time.monotonic() < deadline and t.is_alive(), "no attestation broadcast"
+        time.sleep(0.05)
+    stop.set()  # the process "dies" before the receipt and before any proof is written
+    t.join(10)
+    assert out == [None] and b1.attester.journal.path.exists() and proofs(store) == {}
+    sent = json.loads(b1.attester.journal.path.read_text())["sent"][0]["tx_hash"]
+
+    # meanwhile more blocks become final, and the pending attestation is mined
+    put(store, [alert(100 + i, 29 + i) for i in range(3)], head=50)  # horizon 38
+    rpc("evm_mine")
+
+    b2 = make_batcher(s, store)  # the restarted attester
+    r1 = b2.step(force=True)
+    assert r1 is not None and r1.attested.batch_id == 1 and r1.attested.tx_hash == sent
+    assert (r1.plan.from_block, r1.plan.to_block, r1.plan.count) == (10, 28, 10)
+    rpc("evm_setAutomine", True)
+    r2 = b2.step(force=True)
+    assert r2 is not None and r2.attested.batch_id == 2
+    assert (r2.plan.from_block, r2.plan.to_block, r2.plan.count) == (29, 38, 3)
+    assert b2.step(force=True) is None  # nothing left
+    assert not b2.attester.journal.path.exists()
+
+    # exactly two transactions from the attester, two batches, every final alert in exactly one
+    assert w3.eth.get_transaction_count(Account.from_key(ANVIL_KEY).address) == 2 + 1  # + the registry's deployment
+    assert b2.chain.batch_count() == 2
+    got = proofs(store)
+    assert set(got) == {a.alert_id for a in first} | {alert(100 + i, 29 + i).alert_id for i in range(3)}
+    assert {bid for bid, _p in got.values()} == {1, 2}
+    assert alert(99, 27, "retracted").alert_id not in got and alert(98, 30, "included").alert_id not in got
+    for aid, (bid, proof) in got.items():
+        a, p = store.proof(aid)
+        v = verify_alert(a.to_json(), p, b2.chain)
+        assert v.ok, [c for c in v.checks if not c.ok]
+
+    # a batch journaled but never broadcast (crash between the two) is sent on restart
+    put(store, [alert(200, 39)], head=60)
+    b3 = make_batcher(s, store)
+    from monitor.attest.batcher import build_plan
+
+    alerts = store.final_alerts(39, 48)
+    plan, _ = build_plan(alerts, 39, 48)
+    nonce = w3.eth.get_transaction_count(b3.address, "pending")
+    b3.attester.journal.save(plan, nonce, [b3.attester._sign(plan, nonce, 10**10, 10**9)])
+    r = b3.step()
+    assert r is not None and r.attested.batch_id == 3 and r.plan.root == plan.root and not r.attested.adopted
+    assert b3.chain.batch_count() == 3
+    store.close()
+
+
+@pytest.mark.anvil
+def test_fees_are_capped_and_stuck_transactions_replaced(tmp_path, anvil, rpc, clickhouse):
+    s, w3 = anvil_settings(tmp_path, anvil, rpc, attest__replace_after_s=0.5, attest__priority_fee_gwei=1.0)
+    store = open_store(clickhouse.url(f"f_{uuid.uuid4().hex[:8]}"), tmp_path)
+    put(store, [alert(i, 5 + i) for i in range(4)], head=30)
+
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    s.attest.max_fee_gwei = base / 2 / 1e9  # below the base fee: hold, do not overpay
+    with pytest.raises(AttestError, match="above the cap") as info:
+        make_batcher(s, store).step(force=True)
+    assert info.value.retriable
+
+    s.attest.max_fee_gwei = 300.0
+    b = make_batcher(s, store)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(b.step(force=True)))
+    t.start()
+    deadline = time.monotonic() + 30
+    while b.attester.replacements < 2:  # nobody mines: the attester raises its fees, same nonce
+        assert time.monotonic() < deadline, "no replacement"
+        time.sleep(0.1)
+    rpc("evm_mine")
+    t.join(30)
+    (r,) = out
+    assert r is not None and r.attested.batch_id == 1
+    journal_txs = b.attester.replacements + 1
+    tx = w3.eth.get_transaction(r.attested.tx_hash)
+    assert tx["nonce"] == 1 and tx["maxPriorityFeePerGas"] > 10**9  # the replacement, with a higher tip, was mined
+    assert w3.eth.get_transaction_count(b.address) == 2 and journal_txs >= 3
+    store.close()
+
+
+@pytest.mark.fast
+def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
+    data = tmp_path / "data"
+    s = load_settings(data_dir=str(data), chain_id=31337, node__confirmations=CONFIRMATIONS,
+                      clickhouse__data_dir=str(data / "chdb"))
+    store = open_store(None, data / "chdb")
+    m1, m2 = "0x" + "aa" * 32, "0x" + "bb" * 32
+    finals = [alert(i, 10 + i) for i in range(5)] + [alert(10 + i, 20 + i, model=m1) for i in range(2)] + [
+        alert(20 + i, 25 + i, model=m2) for i in range(2)]
+    put(store, finals + [alert(50, 12, "retracted"), alert(51, 12, "included")], head=60)
+    b = make_batcher(s, store)
+    assert b.chain.embedded
+    got = []
+    while (r := b.step(force=True)) is not None:
+        got.append(r)
+    # cut where the model changes: rules-only and model m1 first, then m2
+    assert [(r.plan.from_block, r.plan.to_block, r.plan.count) for r in got] == [(10, 24, 7), (25, 48, 2)]
+    assert got[0].plan.model_hash == m1 and got[1].plan.model_hash == m2
+    assert set(proofs(store)) == {a.alert_id for a in finals}
+    store.close()
+
+    # the embedded chain is rebuilt from its log: same batches after a restart
+    c = open_chain(s)
+    assert c.batch_count() == 2 and c.batch(1).root.hex() == got[0].plan.root[2:]
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {data}\nchain_id: 31337\nclickhouse:\n  data_dir: {data / 'chdb'}\n")
+    cli = [sys.executable, "-m", "monitor.cli", "--config", str(cfg), "--log-level", "WARNING"]
+    aid = finals[0].alert_id
+    r = subprocess.run(cli + ["verify", aid], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 0 and "VERIFIED" in r.stdout, r.stdout + r.stderr
+    bundle = tmp_path / "bundle.json"
+    r = subprocess.run(cli + ["attest", "proof", aid, "--out", str(bundle)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(cli + ["verify", str(bundle)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 0 and "VERIFIED" in r.stdout, r.stdout + r.stderr
+    # one changed byte of evidence: not verified
+    text = bundle.read_text()
+    assert text.count('"i": 0') == 1
+    bundle.write_text(text.replace('"i": 0', '"i": 1'))
+    r = subprocess.run(cli + ["verify", str(bundle)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 1 and "NOT VERIFIED" in r.stdout and "does not lead" in r.stdout, r.stdout
+    # a model-scored alert: its batch names the model, and no such model is shipped here
+    r = subprocess.run(cli + ["verify", finals[5].alert_id], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 1 and "is not a model shipped here" in r.stdout, r.stdout
+    # not final, not attested
+    r = subprocess.run(cli + ["verify", alert(51, 12, "included").alert_id], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 1 and "only final alerts" in r.stdout, r.stdout
+    r = subprocess.run(cli + ["verify", "0x" + "12" * 32], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 2 and "unknown alert" in r.stderr, r.stderr

@@ -72,12 +72,25 @@ def replay(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8).")] = None,
     dead_letter: Annotated[Optional[Path], typer.Option("--dead-letter", help="Write every rejected input (file, position, reason) here as JSONL.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+    store: Annotated[bool, typer.Option("--store", help="Also write alerts (as final), swaps and blocks to the evidence store (embedded chDB unless --clickhouse).")] = False,
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
 
-    Exits 1 when some input was rejected (the rest is still processed and reported).
+    With --store or --clickhouse the alerts, decoded swaps and blocks also go to ClickHouse,
+    as the dashboards read them. Exits 1 when some input was rejected (the rest is still
+    processed and reported).
     """
     from monitor.replay import replay_files
+
+    alert_store = None
+    if store or clickhouse:
+        if rpc is not None:
+            raise fail(MevwatchError("--store is for file replays; for a node, use mevwatch run"), 2)
+        try:
+            alert_store = _store(clickhouse, migrate=True)
+        except MevwatchError as exc:
+            raise fail(exc, 2) from None
 
     if rpc is not None:
         from monitor.replay_rpc import replay_rpc
@@ -98,7 +111,8 @@ def replay(
         except MevwatchError as exc:
             raise fail(exc, 2) from None
         total = sum(1 for _, f in found if f == "mev-inspect") or None
-        run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb, chain_id=state.settings.chain_id)  # noqa: E731
+        run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
+                                            chain_id=state.settings.chain_id, store=alert_store)
 
     sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
     show = not quiet and err.is_terminal
@@ -114,6 +128,11 @@ def replay(
             sink.close()
         else:
             sink.flush()
+        if alert_store is not None:
+            where = alert_store.where
+            alert_store.close()
+            if not quiet:
+                err.print(f"stored alerts, swaps and blocks in {where}")
     if dead_letter is not None:
         import orjson
 
@@ -569,6 +588,75 @@ def attest_status(
                   r["tx_hash"] or "(adopted)", str(r["gas_used"] or "-"), str(r["attest_chain_id"]), r["contract"])
     Console(soft_wrap=True, width=250).print(t)
     err.print(f"final alerts not attested yet: {n_wait}" + (f" (blocks {waiting[0]}..{waiting[1]})" if waiting else ""))
+
+
+dash_app = typer.Typer(help="Grafana dashboards as code: export, push to Grafana, check every panel's query.", no_args_is_help=True)
+app.add_typer(dash_app, name="dashboards")
+
+
+@dash_app.command("export")
+def dashboards_export(out: Annotated[Path, typer.Argument(help="Folder for the dashboard JSON files.")]) -> None:
+    """Write the dashboards as Grafana JSON (what dashboards/json/ holds)."""
+    from dashboards.build import export
+
+    for p in export(out):
+        err.print(f"wrote {p}")
+
+
+@dash_app.command("push")
+def dashboards_push(
+    url: Annotated[str, typer.Option("--url", help="Grafana base URL, e.g. https://grafana.example.org.")],
+    token: Annotated[Optional[str], typer.Option("--token", help="Grafana service account token (or GRAFANA_TOKEN).", envvar="GRAFANA_TOKEN")] = None,
+    folder: Annotated[str, typer.Option("--folder", help="Folder to put them in.")] = "mevwatch",
+) -> None:
+    """Create or update the dashboards in a Grafana (HTTP API, grafana-client)."""
+    from dashboards.grafana import push
+
+    if not token:
+        raise fail(MevwatchError("--token or GRAFANA_TOKEN is required"), 2)
+    try:
+        for u in push(url, token, folder=folder):
+            err.print(f"pushed {u}")
+    except MevwatchError as exc:
+        raise fail(exc) from None
+
+
+@dash_app.command("check")
+def dashboards_check(
+    prometheus: Annotated[Optional[str], typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090.")] = None,
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db (default: the configured store).")] = None,
+    no_clickhouse: Annotated[bool, typer.Option("--no-clickhouse", help="Skip the ClickHouse panels.")] = False,
+    days: Annotated[float, typer.Option("--days", help="Time range of the ClickHouse panels, back from now.")] = 7.0,
+) -> None:
+    """Run every panel's query against Prometheus and ClickHouse; exit 1 if one fails or returns nothing."""
+    import time as _time
+
+    from dashboards.grafana import check
+
+    store = None
+    try:
+        if not no_clickhouse:
+            store = _store(clickhouse, migrate=False)
+        now = int(_time.time())
+        results = check(prometheus=prometheus, store=store, from_s=max(0, now - int(days * 86400)), to_s=now)
+    except MevwatchError as exc:
+        raise fail(exc, 2) from None
+    finally:
+        if store is not None:
+            store.close()
+    t = Table(title="dashboard panels", title_justify="left")
+    for col in ("dashboard", "panel", "source", "series / rows"):
+        t.add_column(col)
+    bad = 0
+    for r in results:
+        ok = r.results > 0
+        bad += not ok
+        t.add_row(r.dashboard, r.panel, r.source, str(r.results) if r.error is None else f"[red]{r.error}[/red]",
+                  style=None if ok else "yellow")
+    Console(soft_wrap=True, width=200).print(t)
+    if bad:
+        err.print(f"{bad} of {len(results)} panel queries failed or returned nothing")
+        raise typer.Exit(1)
 
 
 sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",

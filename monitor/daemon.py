@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor import metrics
 from monitor.config import Settings
 from monitor.errors import ConfigError, StoreError
 from monitor.log import get_logger
@@ -71,10 +72,15 @@ class Ingestor:
 
     def _emit(self, msg: Message) -> None:
         with self._lock:
-            publish(self.bus, msg)
+            try:
+                publish(self.bus, msg)
+                if not isinstance(msg, PendingTx):
+                    self.bus.flush(30)
+            except Exception:
+                metrics.PRODUCE_ERRORS.inc()
+                raise
             self.published += 1
             if not isinstance(msg, PendingTx):
-                self.bus.flush(30)
                 self.blocks += 1
         self.health.node_ok = True
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 import orjson
 
+from monitor import metrics
 from monitor.alerts import AlertEvent
 from monitor.config import WebhookSubscriber
 from monitor.decode import BlockDecoder
@@ -86,7 +87,7 @@ class Sinks:
             if self.on_outbox is not None:
                 self.on_outbox()
         blocks, batch.blocks = batch.blocks, []
-        if self.store is not None and len(batch) and not self._retry(lambda: self.store.write(batch), "store"):
+        if self.store is not None and len(batch) and not self._retry(lambda: self._timed_write(batch), "store"):
             return False
         if self.publish_alerts and batch.alerts:
             def produce() -> None:
@@ -96,8 +97,14 @@ class Sinks:
             if not self._retry(produce, "bus"):
                 return False
         if self.store is not None and blocks:
-            return self._retry(lambda: self.store.write(StoreBatch(blocks=blocks)), "store")
+            return self._retry(lambda: self._timed_write(StoreBatch(blocks=blocks)), "store")
         return True
+
+    def _timed_write(self, batch: StoreBatch) -> None:
+        assert self.store is not None
+        t = time.perf_counter()
+        self.store.write(batch)
+        metrics.CH_INSERT.observe(time.perf_counter() - t)
 
     def _retry(self, fn: Callable[[], None], what: str) -> bool:
         delay = 0.25
@@ -113,8 +120,10 @@ class Sinks:
                 self.health.last_error = str(exc)
                 if what == "store":
                     self.store_failures += 1
+                    metrics.CH_FAILURES.inc()
                 else:
                     self.produce_failures += 1
+                    metrics.PRODUCE_ERRORS.inc()
                 log.warning(f"{what} unavailable; holding offsets and retrying", error=str(exc)[:300], retry_in_s=round(delay, 2))
                 self.health.beat = time.monotonic()  # backing off is not being stuck
                 if self.stop.wait(delay * (0.5 + random.random() / 2)):
@@ -139,6 +148,8 @@ class DetectWorker:
         self.last_poll = 0
         self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()
+        self._last_lag = 0.0
+        self._block_arrival: dict[str, float] = {}  # block hash -> when its record reached the bus (s)
         self.on_events: Callable[[list[AlertEvent]], None] | None = None
 
     def restore(self, store: AlertStore) -> None:
@@ -188,13 +199,17 @@ class DetectWorker:
             for rec, msg in decode_records(records, self.bus):
                 if isinstance(msg, PendingTx):
                     self.counts["pending"] += 1
+                    metrics.PENDING_SEEN.inc()
                     self.fates.on_pending(msg)
                     batch.add_pending(msg)
                     events += [AlertEvent(a, 1, msg.first_seen_ns) for a in self.watcher.on_pending(msg)]
                 elif isinstance(msg, Block):
+                    if msg.hash:
+                        self._block_arrival[msg.hash] = rec.timestamp_ms / 1000
                     events += self._block(msg, rec.offset + self.offset_base, batch)
                 elif isinstance(msg, RevertEvent):
                     self.counts["reverts"] += 1
+                    metrics.REVERTED_BLOCKS.inc()
                     off = rec.offset + self.offset_base
                     events += self.lifecycle.on_revert(msg.block_number, msg.block_hash, off)
                     batch.add_revert(msg.block_number, msg.block_hash, version_of(off, "retracted"))
@@ -210,10 +225,32 @@ class DetectWorker:
             return None
         self._commit()
         self.counts["alerts"] += len(events)
+        self._observe(events)
         self.sinks.health.beat = time.monotonic()
         if self.on_events is not None and events:
             self.on_events(events)
         return events
+
+    def _observe(self, events: list[AlertEvent]) -> None:
+        """Metrics of committed events: counts by kind and stage, and detection latency."""
+        now = time.time()
+        for ev in events:
+            a = ev.alert
+            metrics.ALERTS.labels(a.kind, a.stage).inc()
+            if a.stage == "pending" and ev.first_seen_ns:
+                metrics.DETECTION_LATENCY.labels("pending").observe(max(0.0, now - ev.first_seen_ns / 1e9))
+            elif a.stage == "included" and a.block_hash in self._block_arrival:
+                metrics.DETECTION_LATENCY.labels("head").observe(max(0.0, now - self._block_arrival[a.block_hash]))
+        if len(self._block_arrival) > 256:
+            for h in list(self._block_arrival)[:-128]:
+                del self._block_arrival[h]
+        if time.monotonic() - self._last_lag > 5.0:
+            self._last_lag = time.monotonic()
+            try:
+                for topic, n in self.consumer.lag().items():
+                    metrics.CONSUMER_LAG.labels(topic).set(n)
+            except Exception as exc:  # noqa: BLE001 - a lag probe must never stop detection
+                log.debug("consumer lag unavailable", error=repr(exc)[:200])
 
     def _block(self, block: Block, offset: int, batch: StoreBatch) -> list[AlertEvent]:
         decoded = self.decoder.decode(block)
@@ -224,6 +261,7 @@ class DetectWorker:
             self.fates.on_block(block)
             return []
         self.counts["blocks"] += 1
+        metrics.observe_block(block.number, block.timestamp)
         alerts = detect_block(decoded)
         events = self.lifecycle.on_block(block, alerts, offset)
         for ev in events:

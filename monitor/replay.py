@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from monitor.alerts import Alert
 from monitor.decode import BlockDecoder
 from monitor.detect import detect_block
@@ -73,19 +75,68 @@ def process_block(decoder: BlockDecoder, block: Block) -> tuple[DecodeStats, lis
     return decoded.stats, detect_block(decoded)
 
 
-def _process_file(item: tuple[str, int]) -> tuple[str, Any]:
-    path, chain_id = item
+def _process_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
+    path, chain_id, rows = item
     global _decoder
     if _decoder is None:
         _decoder = BlockDecoder()
     try:
         block = read_mev_inspect(Path(path), chain_id)
-        stats, alerts = process_block(_decoder, block)
+        decoded = _decoder.decode(block)
+        stats, alerts = decoded.stats, detect_block(decoded)
+        store_rows = None
+        if rows:  # the block and swap rows of the evidence store, built where the decoded block is
+            from monitor.store.store import StoreBatch
+
+            sb = StoreBatch()
+            sb.add_block(decoded, replay_version(block.number))
+            store_rows = (sb.blocks, sb.swaps)
     except InputError as exc:
         return "error", (path, exc.position, exc.reason)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the whole replay
         return "error", (path, None, f"internal error while processing this block: {exc!r} (please report it)")
-    return "ok", (block.number, len(block.transactions), stats, [a.to_jsonl() for a in alerts], [a.kind for a in alerts])
+    return "ok", (block.number, len(block.transactions), stats, [a.to_jsonl() for a in alerts], [a.kind for a in alerts],
+                  store_rows)
+
+
+def replay_version(block_number: int) -> int:
+    """Row version of replayed history: final at block event ``block_number`` (docs/store.md)."""
+    return ((block_number + 1) << 3) | 3
+
+
+class StoreWriter:
+    """Replayed alerts (at stage final: history is settled), swaps and blocks into the evidence
+    store, in batches of about ``batch_blocks`` blocks, through the daemon's own write path."""
+
+    def __init__(self, store: Any, batch_blocks: int = 500):
+        from monitor.store.store import StoreBatch
+
+        self.store, self.batch_blocks = store, batch_blocks
+        self._new = StoreBatch
+        self.batch = StoreBatch()
+        self.blocks = 0
+        self.alerts = 0
+
+    def add(self, alerts: list[Alert], rows: tuple[list, list] | None, block_number: int | None) -> None:
+        from monitor.alerts import AlertEvent, with_stage
+
+        for a in alerts:
+            if a.stage == "pending":
+                self.batch.alerts.append(AlertEvent(a, 1))
+            else:
+                self.batch.alerts.append(AlertEvent(with_stage(a, "final"), replay_version(a.block_number or 0)))
+        self.alerts += len(alerts)
+        if rows is not None:
+            self.batch.blocks += rows[0]
+            self.batch.swaps += rows[1]
+            self.blocks += 1
+            if len(self.batch.blocks) >= self.batch_blocks:
+                self.flush()
+
+    def flush(self) -> None:
+        if len(self.batch):
+            self.store.write(self.batch)
+        self.batch = self._new()
 
 
 # --- driver --------------------------------------------------------------------------------
@@ -102,8 +153,11 @@ def replay_files(
     chain_id: int = 1,
     on_block: Callable[[int], None] | None = None,
     on_alert: Callable[[bytes], None] | None = None,
+    store: Any = None,
 ) -> ReplaySummary:
-    """Replay ``paths``; write alert lines to ``out``; call ``on_block`` after each block."""
+    """Replay ``paths``; write alert lines to ``out`` (and, given ``store``, alerts, swaps and
+    blocks to the evidence store); call ``on_block`` after each block."""
+    writer = StoreWriter(store) if store is not None else None
     files = discover(paths, fmt)
     summary = ReplaySummary()
     started = time.perf_counter()
@@ -118,14 +172,18 @@ def replay_files(
     mev = [str(p) for p, f in files if f == "mev-inspect"]
     jsonl = [p for p, f in files if f == "jsonl"]
     n_workers = workers or default_workers()
-    for kind, payload in _map_files(mev, chain_id, n_workers):
+    for kind, payload in _map_files(mev, chain_id, n_workers, writer is not None):
         if kind == "error":
             src, pos, reason = payload
             summary.problems.append(InputProblem(src, str(pos) if pos is not None else None, reason))
             continue
-        number, n_txs, stats, lines, kinds = payload
+        number, n_txs, stats, lines, kinds, rows = payload
         summary.add_block(number, n_txs, stats, kinds)
         emit(lines)
+        if writer is not None:
+            from monitor.alerts import alert_from_json
+
+            writer.add([alert_from_json(orjson.loads(x)) for x in lines], rows, number)
         if on_block:
             on_block(number)
     if jsonl:
@@ -143,6 +201,8 @@ def replay_files(
                     pending_alerts = watcher.on_pending(msg)
                     summary.alerts_by_kind.update(a.kind for a in pending_alerts)
                     emit(a.to_jsonl() for a in pending_alerts)
+                    if writer is not None:
+                        writer.add(pending_alerts, None, None)
                     continue
                 if isinstance(msg, envelope.RevertEvent):
                     summary.reverts += 1
@@ -152,14 +212,22 @@ def replay_files(
                 stats, alerts = decoded.stats, detect_block(decoded)
                 summary.add_block(msg.number, len(msg.transactions), stats, [a.kind for a in alerts])
                 emit(a.to_jsonl() for a in alerts)
+                if writer is not None:
+                    from monitor.store.store import StoreBatch
+
+                    sb = StoreBatch()
+                    sb.add_block(decoded, replay_version(msg.number))
+                    writer.add(alerts, (sb.blocks, sb.swaps), msg.number)
                 if on_block:
                     on_block(msg.number)
+    if writer is not None:
+        writer.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
 
 
-def _map_files(paths: list[str], chain_id: int, workers: int) -> Iterator[tuple[str, Any]]:
-    items = [(p, chain_id) for p in paths]
+def _map_files(paths: list[str], chain_id: int, workers: int, rows: bool = False) -> Iterator[tuple[str, Any]]:
+    items = [(p, chain_id, rows) for p in paths]
     if workers <= 1 or len(items) < 4:
         _worker_init()
         for it in items:

@@ -310,3 +310,48 @@ class ClickHouseServer(_Process):
             return True
         except Exception:  # noqa: BLE001 - not ready yet
             return False
+
+
+class Prometheus(_Process):
+    """Debian's Prometheus on 127.0.0.1 scraping the given ``targets`` (host:port) every ``interval``."""
+
+    name = "prometheus"
+    BINARY = Path(os.environ.get("MEVWATCH_PROMETHEUS", "/usr/bin/prometheus"))
+
+    def __init__(self, data_dir: Path, targets: list[str], *, interval: str = "1s", rule_files: list[Path] | None = None,
+                 port: int | None = None):
+        super().__init__(data_dir)
+        self.port = port or free_port()
+        self.targets, self.interval = targets, interval
+        self.rule_files = [Path(p).resolve() for p in rule_files or []]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> Prometheus:
+        if self.running:
+            return self
+        if not self.BINARY.exists():
+            raise ServiceError(f"prometheus not found at {self.BINARY}; run scripts/services/install.sh "
+                               "(apt-get install prometheus)")
+        import yaml
+
+        d = self.data_dir.resolve()
+        cfg = {"global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
+               "rule_files": [str(p) for p in self.rule_files],
+               "scrape_configs": [{"job_name": "mevwatch", "static_configs": [{"targets": self.targets}]}]}
+        (d / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+        self._spawn([str(self.BINARY), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"])
+        self._wait(self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False

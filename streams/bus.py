@@ -49,6 +49,7 @@ class Record:
 class Consumer(Protocol):
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]: ...
     def commit(self) -> None: ...
+    def lag(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
@@ -137,6 +138,14 @@ class _InProcessConsumer:
                 self._position[(t, p)] = pos + len(batch)
             if len(out) >= max_records:
                 break
+        return out
+
+    def lag(self) -> dict[str, int]:
+        """Records between this consumer's position and the end of each topic."""
+        out: dict[str, int] = {}
+        with self.bus._cond:
+            for (t, p), pos in self._position.items():
+                out[t] = out.get(t, 0) + len(self.bus._logs[t][p]) - pos
         return out
 
     def commit(self) -> None:
@@ -258,6 +267,18 @@ class _KafkaConsumer:
 
     def commit(self) -> None:
         self._c.commit()
+
+    def lag(self) -> dict[str, int]:
+        """Records between this consumer's positions and the ends of its assigned partitions."""
+        parts = list(self._c.assignment())
+        if not parts:
+            return {}
+        ends = self._c.end_offsets(parts)
+        out: dict[str, int] = {}
+        for tp in parts:
+            pos = self._c.position(tp)
+            out[tp.topic] = out.get(tp.topic, 0) + max(0, int(ends.get(tp, pos)) - int(pos))
+        return out
 
     def close(self) -> None:
         self._c.close()

@@ -140,6 +140,10 @@ class ChainFollower:
         if k < self.last:
             depth = self.last - k
             self.reorgs += 1
+            from monitor import metrics
+
+            metrics.REORGS.inc()
+            metrics.REORG_DEPTH.observe(depth)
             for n in range(self.last, k, -1):
                 h = self.canonical.pop(n, None)
                 if h is not None:
@@ -209,6 +213,9 @@ class NodeSource:
                     break
                 attempt += 1
                 self.reconnects += 1
+                from monitor import metrics
+
+                metrics.RECONNECTS.inc()
                 delay = min(self.reconnect_max_s, 0.25 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
                 log.warning("node connection lost; reconnecting", url=self.url, error=repr(exc)[:200], retry_in_s=round(delay, 2))
                 try:

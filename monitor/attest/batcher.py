@@ -159,10 +159,11 @@ class Batcher:
             raise AttestError(f"batch {att.batch_id}: the store's alerts no longer give root {plan.root} "
                               f"({len(alerts)} of {plan.count} alerts found); proofs not written")
         b = self.chain.batch(att.batch_id)
+        tree = merkle.Tree(leaves)
         items = []
         for i, (a, v) in enumerate(sorted(alerts, key=lambda x: x[0].alert_id)):
             proof = {"format": PROOF_FORMAT, "batch_id": att.batch_id, "root": plan.root, "leaf": "0x" + leaves[i].hex(),
-                     "index": i, "size": len(leaves), "path": ["0x" + p.hex() for p in merkle.path_of(leaves, i)],
+                     "index": i, "size": len(leaves), "path": ["0x" + p.hex() for p in tree.proof(i)],
                      "contract": self.chain.address, "chain_id": self.chain.chain_id, "tx_hash": att.tx_hash,
                      "from_block": plan.from_block, "to_block": plan.to_block, "model_hash": plan.model_hash}
             items.append((a, v, orjson.dumps(proof, option=orjson.OPT_SORT_KEYS).decode(), att.batch_id))
@@ -175,6 +176,7 @@ class Batcher:
         from monitor import metrics
 
         metrics.ATTEST_BATCHES.inc()
+        metrics.ATTEST_LAST.set(time.time())
         metrics.ATTEST_ALERTS.inc(plan.count)
         if att.gas_used:
             metrics.ATTEST_GAS.inc(att.gas_used)
@@ -187,10 +189,15 @@ class Batcher:
         from monitor import metrics
 
         delay = poll_s
+        last_gauge = 0.0
         while not stop.is_set():
             try:
                 while self.step() is not None and not stop.is_set():
                     pass
+                if time.monotonic() - last_gauge > 15:
+                    last_gauge = time.monotonic()
+                    metrics.ATTEST_WAITING.set(self.store.count(
+                        "alerts", where="stage = 'final' AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0)"))
                 delay = poll_s
                 self.last_error = None
             except (AttestError, StoreError) as exc:

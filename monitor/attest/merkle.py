@@ -15,8 +15,6 @@ index and the tree size, and is checked with the algorithm of section 2.1.3.2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eth_hash.auto import keccak
 
 
@@ -35,37 +33,43 @@ def _split(n: int) -> int:
     return k
 
 
-def root_of(leaves: list[bytes]) -> bytes:
-    """Merkle tree hash over leaf hashes (not raw data)."""
+def levels_of(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree, leaves first, root last (bottom-up over complete pairs, an odd
+    node carried up unchanged: the same tree as RFC 9162's recursive split)."""
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
-    level = list(leaves)
-    # bottom-up over complete pairs gives the same tree as the recursive split definition
-    while len(level) > 1:
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
         nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
-        level = nxt
-    return level[0]
+        levels.append(nxt)
+    return levels
 
 
-def path_of(leaves: list[bytes], index: int) -> list[bytes]:
-    """Audit path of leaf ``index``: sibling hashes from the bottom up (RFC 9162 PATH)."""
-    if not 0 <= index < len(leaves):
-        raise IndexError(f"leaf {index} outside a tree of {len(leaves)}")
+def root_of(leaves: list[bytes]) -> bytes:
+    """Merkle tree hash over leaf hashes (not raw data)."""
+    return levels_of(leaves)[-1][0]
+
+
+def path_in(levels: list[list[bytes]], index: int) -> list[bytes]:
+    """Audit path of leaf ``index`` from precomputed levels: sibling hashes, bottom up (RFC 9162 PATH)."""
+    if not 0 <= index < len(levels[0]):
+        raise IndexError(f"leaf {index} outside a tree of {len(levels[0])}")
     path: list[bytes] = []
-    level = list(leaves)
     i = index
-    while len(level) > 1:
+    for level in levels[:-1]:
         sib = i ^ 1
         if sib < len(level):
             path.append(level[sib])
-        nxt = [node_hash(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
         i //= 2
     return path
+
+
+def path_of(leaves: list[bytes], index: int) -> list[bytes]:
+    """Audit path of one leaf (builds the tree; use :class:`Tree` for many proofs)."""
+    return path_in(levels_of(leaves), index)
 
 
 def verify_path(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
@@ -90,13 +94,16 @@ def verify_path(leaf: bytes, index: int, size: int, path: list[bytes], root: byt
     return sn == 0 and r == root
 
 
-@dataclass(frozen=True)
 class Tree:
-    leaves: list[bytes]
+    """A batch's tree, built once: its root and every leaf's proof."""
+
+    def __init__(self, leaves: list[bytes]):
+        self.leaves = list(leaves)
+        self.levels = levels_of(self.leaves)
 
     @property
     def root(self) -> bytes:
-        return root_of(self.leaves)
+        return self.levels[-1][0]
 
     def proof(self, index: int) -> list[bytes]:
-        return path_of(self.leaves, index)
+        return path_in(self.levels, index)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from monitor import metrics
 from monitor.alerts import AlertEvent
 from monitor.config import WebhookDelivery, WebhookSubscriber
 from monitor.errors import DeliveryError
@@ -145,8 +146,12 @@ class Deliverer:
         inflight: set[int] = set()
         tasks: set[asyncio.Task] = set()
         async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
+            last_depth = 0.0
             while not self._stop.is_set():
                 now = time.monotonic()
+                if now - last_depth > 1.0:
+                    metrics.OUTBOX_DEPTH.set(self.outbox.depth())
+                    last_depth = now
                 due = [m for m in self.outbox.due(self.settings.concurrency * 4)
                        if m.id not in inflight and self._paused.get(m.endpoint, 0.0) <= now]
                 for m in due:
@@ -190,6 +195,8 @@ class Deliverer:
             elapsed = time.perf_counter() - t0
             label = f"{status}" if status is not None else "error"
             self.stats.count(label)
+            metrics.WEBHOOKS.labels(metrics.delivery_status(status)).inc()
+            metrics.WEBHOOK_LATENCY.observe(elapsed)
             if self.on_result is not None:
                 self.on_result(label, elapsed)
             if status is not None and 200 <= status < 300:

@@ -1,0 +1,244 @@
+"""Grafana dashboards as code (plain Python -> dashboard JSON).
+
+Three dashboards, exported to dashboards/json/ (committed; a test rebuilds and compares):
+
+- ``mevwatch-overview``: the few numbers to look at first (both data sources);
+- ``mevwatch-mev``: MEV activity from ClickHouse (sandwiches per hour, victim loss in ETH,
+  top attackers and pools, pending vs included, detector mix, attested batches);
+- ``mevwatch-pipeline``: pipeline health from Prometheus (throughput, head lag, latency,
+  Kafka, ClickHouse, webhooks, attestation).
+
+Data sources are referenced by fixed uids, provisioned by dashboards/provisioning/:
+``mevwatch-prometheus`` (Prometheus) and ``mevwatch-clickhouse`` (the
+``grafana-clickhouse-datasource`` plugin, native protocol). SQL uses the plugin's
+``$__timeFilter(column)`` macro and runs unchanged on ClickHouse 18.16 and 25+; PromQL uses
+Grafana's ``$__rate_interval`` and ``$__range``. :func:`expand_sql` and :func:`expand_promql`
+do what Grafana does with them, so ``mevwatch dashboards check`` (and the tests) can run
+every panel's query against real backends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+PROM = {"type": "prometheus", "uid": "mevwatch-prometheus"}
+CH = {"type": "grafana-clickhouse-datasource", "uid": "mevwatch-clickhouse"}
+JSON_DIR = Path(__file__).resolve().parent / "json"
+FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
+
+# sandwiches with the time of their block (alerts carry the block hash; blocks its time)
+_SANDWICH_BLOCKS = """SELECT alert_id, block_hash, victim_loss_eth, profit_eth, attackers, pools, stage, block_number
+  FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
+_BLOCK_TIMES = "SELECT block_hash, block_time FROM blocks FINAL WHERE canonical = 1"
+
+
+def _prom(expr: str, legend: str = "__auto", ref: str = "A") -> dict[str, Any]:
+    return {"refId": ref, "datasource": PROM, "expr": expr, "legendFormat": legend, "range": True}
+
+
+def _sql(sql: str, fmt: int = FORMAT_TABLE, ref: str = "A") -> dict[str, Any]:
+    return {"refId": ref, "datasource": CH, "editorType": "sql", "format": fmt,
+            "queryType": "timeseries" if fmt == FORMAT_TIMESERIES else "table", "rawSql": sql.strip()}
+
+
+class _Layout:
+    def __init__(self) -> None:
+        self.x, self.y, self.row_h, self.next_id = 0, 0, 0, 1
+
+    def panel(self, title: str, kind: str, targets: list[dict], *, w: int = 12, h: int = 8, unit: str | None = None,
+              description: str = "", datasource: dict | None = None, options: dict | None = None) -> dict[str, Any]:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        p: dict[str, Any] = {"id": self.next_id, "title": title, "type": kind, "description": description,
+                             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
+                             "datasource": datasource or targets[0]["datasource"], "targets": targets,
+                             "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
+                             "options": options or {}}
+        self.next_id += 1
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return p
+
+
+def _dashboard(uid: str, title: str, description: str, panels: list[dict], time_from: str = "now-24h") -> dict[str, Any]:
+    return {"uid": uid, "title": title, "description": description, "tags": ["mevwatch"], "timezone": "utc",
+            "editable": True, "schemaVersion": 39, "version": 1, "refresh": "30s",
+            "time": {"from": time_from, "to": "now"}, "templating": {"list": []}, "annotations": {"list": []},
+            "links": [{"title": "mevwatch", "type": "dashboards", "tags": ["mevwatch"], "asDropdown": True}],
+            "panels": panels}
+
+
+def overview() -> dict[str, Any]:
+    L = _Layout()
+    stat = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
+    panels = [
+        L.panel("Sandwiches (included or final)", "stat", [_sql(f"""
+SELECT count() AS sandwiches
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)""")], w=6, h=5, options=stat),
+        L.panel("Victim loss (ETH)", "stat", [_sql(f"""
+SELECT sum(victim_loss_eth) AS victim_loss_eth
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)""")], w=6, h=5, unit="none", options=stat),
+        L.panel("Blocks processed / s", "stat", [_prom("sum(rate(mevwatch_blocks_processed_total[$__rate_interval]))")],
+                w=6, h=5, unit="ops", options=stat),
+        L.panel("Head lag", "stat", [_prom("max(mevwatch_head_lag_seconds)")], w=6, h=5, unit="s", options=stat),
+        L.panel("Alerts by stage", "timeseries", [_prom("sum by (stage) (rate(mevwatch_alerts_total[$__rate_interval]))",
+                                                         "{{stage}}")], unit="ops"),
+        L.panel("Detection latency p99", "timeseries", [_prom(
+            "histogram_quantile(0.99, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket[$__rate_interval])))",
+            "{{source}}")], unit="s", description="pending: first sight of the transaction to the committed alert; head: block on the bus to the committed alert"),
+        L.panel("Webhook outbox depth", "stat", [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=5, options=stat),
+        L.panel("Final alerts awaiting attestation", "stat", [_prom("sum(mevwatch_attestation_waiting_alerts)")], w=6, h=5,
+                options=stat),
+        L.panel("Model", "stat", [_prom("max by (model_hash, device, detector) (mevwatch_model_info)",
+                                        "{{detector}} {{model_hash}} on {{device}}")], w=12, h=5,
+                options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "name"}),
+    ]
+    return _dashboard("mevwatch-overview", "mevwatch / Overview", "What mevwatch sees and how it is doing.", panels)
+
+
+def mev_activity() -> dict[str, Any]:
+    L = _Layout()
+    panels = [
+        L.panel("Sandwiches per hour", "timeseries", [_sql(f"""
+SELECT toStartOfHour(block_time) AS time, count() AS sandwiches
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
+        L.panel("Victim loss per hour (ETH)", "timeseries", [_sql(f"""
+SELECT toStartOfHour(block_time) AS time, sum(victim_loss_eth) AS victim_loss_eth
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
+        L.panel("Top attackers", "table", [_sql(f"""
+SELECT arrayJoin(attackers) AS attacker, count() AS sandwiches, sum(profit_eth) AS profit_eth,
+       sum(victim_loss_eth) AS victim_loss_eth
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+GROUP BY attacker ORDER BY sandwiches DESC, attacker LIMIT 20""")]),
+        L.panel("Top pools", "table", [_sql(f"""
+SELECT arrayJoin(pools) AS pool, count() AS sandwiches, sum(victim_loss_eth) AS victim_loss_eth
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+GROUP BY pool ORDER BY sandwiches DESC, pool LIMIT 20""")]),
+        L.panel("Pending vs included", "barchart", [_sql("""
+SELECT kind, stage, count() AS alerts
+FROM alerts FINAL
+WHERE kind IN ('sandwich', 'sandwich_attempt', 'exposed_swap') AND $__timeFilter(updated_at)
+GROUP BY kind, stage ORDER BY kind, stage""")],
+                description="Alerts by newest stage, by the time mevwatch wrote them: attempts seen in the mempool against sandwiches that landed"),
+        L.panel("Detector mix", "piechart", [_sql("""
+SELECT detector, count() AS alerts
+FROM alerts FINAL
+WHERE stage IN ('included', 'final') AND $__timeFilter(updated_at)
+GROUP BY detector ORDER BY detector""")], description="rules, gnn, or both"),
+        L.panel("Swaps per hour by protocol", "timeseries", [_sql("""
+SELECT toStartOfHour(block_time) AS time, protocol, count() AS swaps
+FROM swaps FINAL
+WHERE $__timeFilter(block_time)
+GROUP BY time, protocol ORDER BY time, protocol""", FORMAT_TIMESERIES)]),
+        L.panel("Recent sandwiches", "table", [_sql(f"""
+SELECT block_time, block_number, stage, alert_id, attackers, profit_eth, victim_loss_eth
+FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+ORDER BY block_number DESC, alert_id LIMIT 100""")], w=24, h=10),
+        L.panel("Attested batches", "table", [_sql("""
+SELECT batch_id, from_block, to_block, alert_count, root, tx_hash, gas_used, attest_chain_id, contract
+FROM attestations FINAL
+WHERE $__timeFilter(attested_at)
+ORDER BY batch_id DESC LIMIT 50""")], w=24, h=8, description="Verify any alert with: mevwatch verify ALERT_ID"),
+    ]
+    return _dashboard("mevwatch-mev", "mevwatch / MEV activity", "Sandwiches and their victims, from ClickHouse.", panels, "now-7d")
+
+
+def pipeline() -> dict[str, Any]:
+    L = _Layout()
+    rate = "[$__rate_interval]"
+    panels = [
+        L.panel("Blocks and pending transactions / s", "timeseries", [
+            _prom(f"sum(rate(mevwatch_blocks_processed_total{rate}))", "blocks"),
+            _prom(f"sum(rate(mevwatch_pending_txs_seen_total{rate}))", "pending txs", "B")], unit="ops"),
+        L.panel("Head lag", "timeseries", [_prom("max by (instance) (mevwatch_head_lag_seconds)", "{{instance}}")], unit="s"),
+        L.panel("Detection latency", "timeseries", [
+            _prom(f"histogram_quantile(0.5, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket{rate})))", "p50 {{source}}"),
+            _prom(f"histogram_quantile(0.99, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket{rate})))", "p99 {{source}}", "B")],
+                unit="s"),
+        L.panel("Alerts by kind", "timeseries", [_prom(f"sum by (kind) (rate(mevwatch_alerts_total{rate}))", "{{kind}}")], unit="ops"),
+        L.panel("Kafka consumer lag", "timeseries", [_prom("sum by (topic) (mevwatch_kafka_consumer_lag_records)", "{{topic}}")]),
+        L.panel("Kafka produce errors, node reconnects, reorgs", "timeseries", [
+            _prom("sum(increase(mevwatch_kafka_produce_errors_total[$__range]))", "produce errors"),
+            _prom("sum(increase(mevwatch_node_reconnects_total[$__range]))", "reconnects", "B"),
+            _prom("sum(increase(mevwatch_reorgs_total[$__range]))", "reorgs", "C"),
+            _prom("sum(increase(mevwatch_reverted_blocks_total[$__range]))", "reverted blocks", "D")]),
+        L.panel("ClickHouse insert latency", "timeseries", [
+            _prom(f"histogram_quantile(0.99, sum by (le) (rate(mevwatch_clickhouse_insert_seconds_bucket{rate})))", "p99"),
+            _prom(f"histogram_quantile(0.5, sum by (le) (rate(mevwatch_clickhouse_insert_seconds_bucket{rate})))", "p50", "B")], unit="s"),
+        L.panel("ClickHouse insert failures", "stat", [_prom("sum(increase(mevwatch_clickhouse_insert_failures_total[$__range]))")],
+                w=6, h=8),
+        L.panel("Webhook outbox depth", "stat", [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=8),
+        L.panel("Webhook deliveries by status", "timeseries", [
+            _prom(f"sum by (status) (rate(mevwatch_webhook_deliveries_total{rate}))", "{{status}}")], unit="ops"),
+        L.panel("Webhook latency p99", "timeseries", [
+            _prom(f"histogram_quantile(0.99, sum by (le) (rate(mevwatch_webhook_delivery_seconds_bucket{rate})))", "p99")], unit="s"),
+        L.panel("Attestation", "timeseries", [
+            _prom("sum(increase(mevwatch_attestation_batches_total[$__range]))", "batches"),
+            _prom("sum(increase(mevwatch_attestation_failures_total[$__range]))", "failures", "B"),
+            _prom("sum(mevwatch_attestation_waiting_alerts)", "waiting alerts", "C")]),
+        L.panel("Attestation gas", "stat", [_prom("sum(increase(mevwatch_attestation_gas_total[$__range]))")], w=6, h=8),
+        L.panel("Since last attested batch", "stat", [
+            _prom("time() - max(mevwatch_attestation_last_success_timestamp_seconds > 0)")], w=6, h=8, unit="s"),
+    ]
+    return _dashboard("mevwatch-pipeline", "mevwatch / Pipeline health", "Throughput, lag, latency and sinks, from Prometheus.",
+                      panels, "now-6h")
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {d["uid"]: d for d in (overview(), mev_activity(), pipeline())}
+
+
+def render(d: dict[str, Any]) -> str:
+    return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def export(out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for uid, d in dashboards().items():
+        p = out_dir / f"{uid}.json"
+        p.write_text(render(d))
+        paths.append(p)
+    return paths
+
+
+def queries(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(panel title, datasource type, query) of every target."""
+    out = []
+    for p in d["panels"]:
+        for t in p["targets"]:
+            kind = t["datasource"]["type"]
+            out.append((p["title"], kind, t["expr"] if kind == "prometheus" else t["rawSql"]))
+    return out
+
+
+_TIME_FILTER = re.compile(r"\$__timeFilter\((\w+)\)")
+
+
+def expand_sql(sql: str, from_s: int, to_s: int) -> str:
+    """The ClickHouse plugin's macros, as it expands them (seconds since the epoch)."""
+    out = _TIME_FILTER.sub(lambda m: f"{m.group(1)} >= toDateTime({int(from_s)}) AND {m.group(1)} <= toDateTime({int(to_s)})", sql)
+    if "$__" in out:
+        raise ValueError(f"unexpanded macro in {out!r}")
+    return out
+
+
+def expand_promql(expr: str, rate_interval: str = "1m", range_: str = "1h") -> str:
+    """Grafana's variables in PromQL: ``$__rate_interval`` and ``$__range``."""
+    out = expr.replace("$__rate_interval", rate_interval).replace("$__range", range_)
+    if "$__" in out:
+        raise ValueError(f"unexpanded variable in {out!r}")
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.errors import ConfigError
@@ -94,6 +94,16 @@ class AttestSettings(BaseModel):
     receipt_timeout_s: float = Field(900.0, gt=0)
     uri_template: str = Field("", description="stored with each batch; {root} and {batch_from}/{batch_to} are filled in")
 
+    @field_validator("contract", mode="before")
+    @classmethod
+    def _address_read_as_number(cls, v: Any) -> Any:
+        # YAML reads an unquoted 0x... address as an integer; a 20-byte address survives the trip exactly
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not 0 <= v < 2**160:
+                raise ValueError("not a 20-byte address; quote it in YAML")
+            return f"0x{v:040x}"
+        return v
+
 
 class Settings(BaseSettings):
     """All of mevwatch's configuration."""
@@ -112,6 +122,7 @@ class Settings(BaseSettings):
     webhook_delivery: WebhookDelivery = WebhookDelivery()
     health_port: int | None = Field(8080, description="port of /healthz and /readyz on 127.0.0.1 unless health_host; None = off")
     health_host: str = "127.0.0.1"
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="where the GNN scorer runs (issue 5); the exact rules need no device")
 
     @classmethod
     def settings_customise_sources(

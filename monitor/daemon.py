@@ -121,7 +121,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     health = Health(node_ok=None if role == "detect" else False)
     result = RunResult()
     restore_signals = _install_signals(stop)
-    bus = busmod.make_bus(settings.kafka.bootstrap, client_id=settings.kafka.client_id,
+    bus = busmod.make_bus(None if role == "attest" else settings.kafka.bootstrap, client_id=settings.kafka.client_id,
                           partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor)
     server = None
     if settings.health_port is not None:

@@ -37,6 +37,17 @@ logger.clients.level = warn
 """
 
 
+HELM_VERSION = "v3.19.0"  # built from the Go module proxy by scripts/services/install.sh
+
+
+def helm_binary() -> Path:
+    """The helm binary scripts/services/install.sh built (helm ships no binary to any registry here)."""
+    path = SERVICES / "helm" / HELM_VERSION / "helm"
+    if not path.exists():
+        raise ServiceError(f"helm is not installed at {path}; run scripts/services/install.sh")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -43,3 +43,12 @@ def test_bad_config_names_the_problem(tmp_path, monkeypatch):
     monkeypatch.setenv("MEVWATCH_LOG_LEVEL", "LOUD")
     with pytest.raises(ConfigError, match="log_level"):
         load_settings()
+
+
+def test_unquoted_contract_address_in_yaml_is_read_exactly(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("attest:\n  contract: 0x005FbDB2315678afecb367f032d93F642f64180a\n")  # YAML reads this as a number
+    assert load_settings(f).attest.contract == "0x005fbdb2315678afecb367f032d93f642f64180a"
+    f.write_text("attest:\n  contract: 0x1" + "0" * 40 + "\n")  # 21 bytes: not an address
+    with pytest.raises(ConfigError, match="attest.contract"):
+        load_settings(f)

@@ -4,6 +4,7 @@
 #   kafka/libs  Apache Kafka broker jars from Maven Central (kafka-pom.xml)
 #   anvil       the anvil binary from the npm package @foundry-rs/anvil (pinned)
 #   clickhouse-server and prometheus from Debian's packages (apt; system-wide)
+#   helm        built with `go install` from the Go module proxy
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${MEVWATCH_SERVICES:-$HOME/.cache/mevwatch/services}
@@ -45,9 +46,19 @@ if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prom
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clickhouse-server prometheus >/dev/null
 fi
 
-# solc-js for rebuilding the lab's contracts (pinned in contracts/package-lock.json)
-if [[ ! -d contracts/node_modules/solc ]]; then
-  echo "installing solc-js (contracts/) from npm ..."
+# helm, built from the Go module proxy (no registry here serves its binary); version pinned
+# in monitor/services.py. The Go module cache makes a rebuild quick.
+HELM_VERSION=$(sed -n 's/^HELM_VERSION = "\(v[0-9.]*\)".*/\1/p' monitor/services.py)
+if [[ ! -x $ROOT/helm/$HELM_VERSION/helm ]]; then
+  echo "building helm $HELM_VERSION from the Go module proxy ..."
+  command -v go >/dev/null || { echo "Go is needed to build helm" >&2; exit 1; }
+  GOBIN="$ROOT/helm/$HELM_VERSION" GOFLAGS=-mod=mod go install \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+
+# solc-js and the reference libraries of the attestation encoding (pinned in contracts/package-lock.json)
+if [[ ! -d contracts/node_modules/solc || ! -d contracts/node_modules/canonicalize ]]; then
+  echo "installing contracts/ node packages from npm ..."
   (cd contracts && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 echo "services installed under $ROOT"

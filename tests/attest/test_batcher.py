@@ -212,3 +212,37 @@ def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
     assert r.returncode == 1 and "only final alerts" in r.stdout, r.stdout
     r = subprocess.run(cli + ["verify", "0x" + "12" * 32], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 2 and "unknown alert" in r.stderr, r.stderr
+
+
+@pytest.mark.anvil
+def test_attest_role_runs_as_its_own_process(tmp_path, clickhouse):
+    """`mevwatch run --role attest`: the store in, proofs out, SIGTERM to stop (embedded chain)."""
+    from monitor.services import free_port
+
+    url = clickhouse.url(f"r_{uuid.uuid4().hex[:8]}")
+    store = open_store(url, tmp_path)
+    finals = [alert(300 + i, 10 + i) for i in range(6)]
+    put(store, finals, head=40)
+    port = free_port()
+    cfg = tmp_path / "attest.yaml"
+    cfg.write_text(f"chain_id: 31337\ndata_dir: {tmp_path / 'data'}\nhealth_port: {port}\nkafka:\n  bootstrap: 127.0.0.1:1\n"
+                   "attest:\n  batch_blocks: 1\n  batch_seconds: 0.5\n")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(cfg), "run", "--role", "attest",
+                             "--clickhouse", url], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while set(proofs(store)) != {a.alert_id for a in finals}:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "timeout"
+            time.sleep(0.3)
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "mevwatch_attestation_batches_total 1.0" in text and "mevwatch_attestation_alerts_total 6.0" in text
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()

@@ -55,11 +55,14 @@ def gas_figures() -> list[tuple[str, int]]:
 
             reg = w3.eth.contract(address=addr, abi=registry_artifact()["abi"])
             out = []
-            for n, uri in enumerate(["", "", "https://mevwatch.example.org/batches/0x" + "ab" * 10, ""]):
+            cases = [("", b"\0" * 32), ("", b"\0" * 32), ("https://mevwatch.example.org/batches/0x" + "ab" * 10, b"\0" * 32),
+                     ("", b"\x42" * 32)]
+            for n, (uri, model) in enumerate(cases):
                 root = bytes([n + 1]) * 32
-                h = reg.functions.attest(root, 100 * n, 100 * n + 99, 250, b"\0" * 32, uri).transact({"from": acct.address})
+                h = reg.functions.attest(root, 100 * n, 100 * n + 99, 250, model, uri).transact({"from": acct.address})
                 r = w3.eth.wait_for_transaction_receipt(h)
                 label = ("first batch of an attester" if n == 0 else "a later batch") + (f", uri of {len(uri)} bytes" if uri else ", empty uri")
+                label += ", with a model hash" if model != b"\0" * 32 else ""
                 out.append((label, int(r["gasUsed"])))
             return out
         finally:

@@ -251,7 +251,7 @@ def demo(
     for kind, sc in result.scores.items():
         label = {"either": "sandwich, pending or included", "sandwich": "sandwich (included)",
                  "sandwich_attempt": "sandwich_attempt (pending)", "arbitrage": "arbitrage or backrun",
-                 "displacement": "frontrun_displacement"}[kind]
+                 "displacement": "frontrun_displacement", "jit": "jit_sandwich (CL pool)"}[kind]
         t.add_row(label, str(sc.attacks), str(sc.found), f"{sc.recall:.2f}", str(sc.alerts), str(sc.false_positives), f"{sc.precision:.2f}")
     console.print(t)
     kinds: dict[str, int] = {}

@@ -77,14 +77,19 @@ class Monitor:
     def last_block(self) -> int | None:
         return self.worker.last_block
 
+    @property
+    def consumer(self):
+        return self.worker.consumer
+
     def close(self) -> None:
         self.worker.close()
 
-    def step(self) -> list[AlertEvent]:
-        """Process everything the bus holds; return the new stage events."""
+    def step(self, timeout_ms: int = 0) -> list[AlertEvent]:
+        """Process everything the bus holds (waiting up to ``timeout_ms`` for it: a Kafka
+        consumer needs a positive wait); return the new stage events."""
         new: list[AlertEvent] = []
         while True:
-            got = self.worker.step(0)
+            got = self.worker.step(timeout_ms)
             if got is None:
                 break
             new += got
@@ -191,6 +196,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         result.scores["either"] = score(alerts, labels)
         result.scores["arbitrage"] = score(alerts, labels, kinds=("arbitrage", "backrun"))
         result.scores["displacement"] = score(alerts, labels, kinds=("frontrun_displacement",))
+        result.scores["jit"] = score(alerts, labels, kinds=("jit_sandwich",))
     return result
 
 

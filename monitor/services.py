@@ -225,7 +225,7 @@ class Anvil(_Process):
         if self.running:
             return self
         cmd = [str(self.binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
-               "--order", "fees", "--silent"]
+               "--order", "fees", "--silent", "--accounts", "12"]
         if self.block_time is None:
             cmd.append("--no-mining")
         else:

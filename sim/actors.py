@@ -20,17 +20,34 @@ GWEI = 10**9
 class Attack:
     attack_id: str
     kind: str  # sandwich
-    variant: str  # classic | split_accounts
+    variant: str  # classic | split_accounts | multi_victim | two_pool
     txs: list[dict]  # {"hash", "role"}
     pool: str
     expected_profit_wei: int
     block_number: int | None = None
     outcome: str | None = None  # landed | failed (a victim that reverted, legs out of order)
+    pools: list[str] = field(default_factory=list)  # every pool attacked (two_pool: both)
 
     def to_json(self) -> dict:
         return {"attack_id": self.attack_id, "kind": self.kind, "variant": self.variant, "txs": self.txs,
-                "pool": self.pool, "expected_profit_wei": str(self.expected_profit_wei), "block_number": self.block_number,
-                "outcome": self.outcome}
+                "pool": self.pool, "pools": self.pools or [self.pool], "expected_profit_wei": str(self.expected_profit_wei),
+                "block_number": self.block_number, "outcome": self.outcome}
+
+
+def best_front(run, hi: int, tol: int) -> tuple[int, int] | None:
+    """(front-run size, profit) of the most profitable front-run no larger than the largest one
+    every victim still accepts (binary search to ``tol``); ``run(a)`` -> (victims pass, profit).
+    None when even no front-run lets them pass."""
+    from monitor.money import argmax_unimodal
+
+    if not run(0)[0]:
+        return None
+    lo = hi if run(hi)[0] else 0
+    while hi - lo > tol:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if run(mid)[0] else (lo, mid)
+    a = argmax_unimodal(lambda x: run(x)[1], 0, lo)
+    return a, run(a)[1]
 
 
 def _tx_params(tip: int, gas: int = 400_000) -> dict:
@@ -42,8 +59,43 @@ def _tx_params(tip: int, gas: int = 400_000) -> dict:
 class HonestTraders:
     """Accounts that buy and sell lab tokens through the router with varied sizes and slippage."""
 
+    cross_share = 0.2  # share of trades from one lab token to another, through WETH (two pools)
+    cl_share = 0.15  # share of trades in the concentrated-liquidity pool
+
+    def cl_trade(self, who: str) -> str:
+        """A WETH <-> token swap in the CL pool through the CL router (V3's exactInputSingle)."""
+        m, rng = self.m, self.rng
+        pool = m.cl_pool
+        buy = rng.random() < 0.6
+        sqrt_p = pool.functions.sqrtPriceX96().call()
+        weth_is0 = pool.functions.token0().call().lower() == WETH_ADDRESS
+        tok_per_weth = (sqrt_p * sqrt_p) >> 192 if weth_is0 else (1 << 192) // max(1, sqrt_p * sqrt_p)
+        amount = rng.randint(1, 60) * 10**17  # 0.1 .. 6 WETH worth
+        t_in, t_out = (m.weth.address, m.cl_token.address) if buy else (m.cl_token.address, m.weth.address)
+        if not buy:
+            amount = amount * max(1, tok_per_weth)
+        tip = rng.randint(1, 4) * GWEI
+        params = (t_in, t_out, 3000, who, 2**40, amount, 0, 0)  # no slippage limit: JIT does not need one
+        fn = m.cl_router.functions.exactInputSingle(params)
+        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
+
     def __init__(self, w3, market: Market, accounts: list[str], rng: random.Random):
         self.w3, self.m, self.accounts, self.rng = w3, market, accounts, rng
+
+    def cross_trade(self, who: str) -> str:
+        """Token A -> WETH -> token B through the router: one swap in each of two pools."""
+        m, rng = self.m, self.rng
+        a, b = rng.sample(m.tokens, 2)
+        ra_w, ra_t = _weth_reserves(m.pair(a))
+        rb_w, rb_t = _weth_reserves(m.pair(b))
+        amount = rng.randint(1, 40) * 10**17 * ra_t // ra_w  # worth 0.1 .. 4 WETH
+        mid = amount * 997 * ra_w // (ra_t * 1000 + amount * 997)
+        quote = mid * 997 * rb_t // (rb_w * 1000 + mid * 997)
+        slippage_bps = rng.choice([30, 50, 100, 300, 500])
+        min_out = quote * (10_000 - slippage_bps) // 10_000
+        tip = rng.randint(1, 4) * GWEI
+        fn = m.router.functions.swapExactTokensForTokens(amount, min_out, [a.address, m.weth.address, b.address], who, 2**40)
+        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
 
     def round(self, n: int) -> list[str]:
         """``n`` swaps by ``n`` different traders (one trader never buys and sells around someone
@@ -52,6 +104,10 @@ class HonestTraders:
 
     def trade(self, who: str) -> str:
         w3, m, rng = self.w3, self.m, self.rng
+        if m.cl_pool is not None and rng.random() < self.cl_share:
+            return self.cl_trade(who)
+        if len(m.tokens) > 1 and rng.random() < self.cross_share:
+            return self.cross_trade(who)
         tok = rng.choice(m.tokens)
         buy = rng.random() < 0.6
         pair = m.pair(tok)
@@ -103,6 +159,7 @@ class SandwichBot:
         router = self.m.router.address.lower()
         ops = {o.lower() for o in self.operators}
         by_pool: dict[str, list[tuple[PendingTx, object]]] = {}
+        cross: list[tuple[PendingTx, object]] = []
         for p in pending:
             if p.hash in self.seen or p.to_address != router or p.from_address in ops:
                 continue
@@ -111,6 +168,10 @@ class SandwichBot:
                 if intent.exact == "in" and len(intent.path) == 2 and intent.token_in == WETH_ADDRESS and intent.token_out in self.m.pairs:
                     by_pool.setdefault(intent.token_out, []).append((p, intent))
                     break
+                if (intent.exact == "in" and len(intent.path) == 3 and intent.path[1] == WETH_ADDRESS
+                        and intent.token_in in self.m.pairs and intent.token_out in self.m.pairs):
+                    cross.append((p, intent))
+                    break
         best = None
         for tok_addr, victims in by_pool.items():
             # the pool runs them by max fee (= headroom + tip), ties in arrival order
@@ -118,6 +179,15 @@ class SandwichBot:
             plan = self._plan(tok_addr, victims)
             if plan is not None and (best is None or plan[3] > best[3]):
                 best = plan
+        best_cross = None
+        for victim in cross:
+            plan2 = self._plan_two_pool(victim)
+            if plan2 is not None and (best_cross is None or plan2[2] > best_cross[2]):
+                best_cross = plan2
+        if best_cross is not None and (best is None or best_cross[2] > best[3]):
+            attack = self._send_two_pool(*best_cross)
+            self.attacks.append(attack)
+            return [attack]
         if best is None:
             return []
         attack = self._send(*best)
@@ -126,7 +196,7 @@ class SandwichBot:
 
     def _plan(self, tok_addr: str, victims: list) -> tuple | None:
         """(token, victims, front-run size, profit) of the best sandwich around ``victims``, or None."""
-        from monitor.money import argmax_unimodal, v2_amount_out
+        from monitor.money import v2_amount_out
 
         pair = self.m.pairs[tok_addr]
         r0, r1, _ = pair.functions.getReserves().call()
@@ -145,19 +215,10 @@ class SandwichBot:
                 rin, rout = rin + amount, rout - out
             return True, v2_amount_out(got, rout, rin) - a
 
-        if not run(0)[0]:
+        best = best_front(run, self.max_in_wei, 10**12)
+        if best is None or best[1] < self.min_profit_wei:
             return None
-        lo, hi = 0, self.max_in_wei
-        if run(hi)[0]:
-            lo = hi
-        while hi - lo > 10**12:  # largest front-run every victim still accepts
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if run(mid)[0] else (lo, mid)
-        a = argmax_unimodal(lambda x: run(x)[1], 0, lo)
-        profit = run(a)[1]
-        if profit < self.min_profit_wei:
-            return None
-        return tok_addr, victims, a, profit
+        return tok_addr, victims, best[0], best[1]
 
     def _send(self, tok_addr: str, victims: list, front_in: int, profit: int) -> Attack:
         w3, m = self.w3, self.m
@@ -181,6 +242,128 @@ class SandwichBot:
             + [{"hash": hx(h_back), "role": "backrun"}],
             pool=pair.address.lower(), expected_profit_wei=profit,
         )
+
+
+    # --- across two pools: a token A -> WETH -> token B victim -----------------------------------
+    def _plan_two_pool(self, victim: tuple) -> tuple | None:
+        """(victim, front-run size in token A, profit in WETH) of the best two-pool sandwich, or None.
+
+        The front-run takes the victim's path (A -> WETH in A's pool, WETH -> B in B's pool), the
+        back-run the reverse one; both pools are sandwiched at once, by the bot contract."""
+        from monitor.money import v2_amount_out
+
+        p, intent = victim
+        ra_w, ra_t = _weth_reserves(self.m.pairs[intent.token_in])
+        rb_w, rb_t = _weth_reserves(self.m.pairs[intent.token_out])
+
+        def run(a: int) -> tuple[bool, int]:
+            aw, at_, bw, bt = ra_w, ra_t, rb_w, rb_t
+            w = v2_amount_out(a, at_, aw)
+            at_, aw = at_ + a, aw - w
+            got_b = v2_amount_out(w, bw, bt)
+            bw, bt = bw + w, bt - got_b
+            vw = v2_amount_out(intent.amount_in, at_, aw)
+            at_, aw = at_ + intent.amount_in, aw - vw
+            vout = v2_amount_out(vw, bw, bt)
+            if vout < intent.amount_out_min:
+                return False, 0
+            bw, bt = bw + vw, bt - vout
+            w2 = v2_amount_out(got_b, bt, bw)
+            bt, bw = bt + got_b, bw - w2
+            back = v2_amount_out(w2, aw, at_)
+            return True, (back - a) * ra_w // ra_t  # profit in token A, valued in WETH
+
+        hi = self.max_in_wei * ra_t // ra_w
+        best = best_front(run, hi, max(10**12, hi // 10**9))
+        if best is None or best[1] < self.min_profit_wei:
+            return None
+        return victim, best[0], best[1]
+
+    def _send_two_pool(self, victim: tuple, front_in: int, profit: int) -> Attack:
+        w3, m = self.w3, self.m
+        p, intent = victim
+        pool_a, pool_b = m.pairs[intent.token_in], m.pairs[intent.token_out]
+        ra_w, ra_t = _weth_reserves(pool_a)
+        rb_w, rb_t = _weth_reserves(pool_b)
+        w = front_in * 997 * ra_w // (ra_t * 1000 + front_in * 997)
+        bought = w * 997 * rb_t // (rb_w * 1000 + w * 997)
+        tip = p.max_priority_fee_per_gas or GWEI
+        front_from = self.operators[0]
+        back_from = self.operators[1] if self.split and len(self.operators) > 1 else self.operators[0]
+        cs = w3.to_checksum_address
+        h_front = self.bot.functions.route([pool_a.address, pool_b.address], cs(intent.token_in), front_in, 0).transact(
+            {"from": front_from, "nonce": self._next_nonce(front_from), **_tx_params(tip + 10 * GWEI, 600_000)})
+        h_back = self.bot.functions.route([pool_b.address, pool_a.address], cs(intent.token_out), bought, 0).transact(
+            {"from": back_from, "nonce": self._next_nonce(back_from), **_tx_params(max(tip // 2, 1), 600_000)})
+        hx = lambda h: "0x" + h.hex().removeprefix("0x")  # noqa: E731
+        return Attack(
+            attack_id=f"sandwich-{len(self.attacks)}-{p.hash[2:10]}", kind="sandwich", variant="two_pool",
+            txs=[{"hash": hx(h_front), "role": "frontrun"}, {"hash": p.hash, "role": "victim"}, {"hash": hx(h_back), "role": "backrun"}],
+            pool=pool_a.address.lower(), expected_profit_wei=profit, pools=[pool_a.address.lower(), pool_b.address.lower()],
+        )
+
+
+class JitProvider:
+    """Just-in-time liquidity: sees a large pending swap for the CL pool, adds liquidity in a
+    tick range right before it (higher tip) and removes it with the fees right after (lower
+    tip), from its own contract."""
+
+    RANGE = (-60, 60)  # a narrow range around the price (a label here: CLPool keeps positions in range)
+
+    def __init__(self, w3, market: Market, bot, operator: str, *, min_in_weth: int = 2 * 10**18, multiple: int = 4):
+        self.w3, self.m, self.bot, self.operator = w3, market, bot, operator
+        self.min_in_weth, self.multiple = min_in_weth, multiple
+        self.attacks: list[Attack] = []
+        self.seen: set[str] = set()
+        self._nonce: int | None = None
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.operator, "pending")
+        n = self._nonce
+        self._nonce += 1
+        return n
+
+    def react(self, pending: list[PendingTx]) -> list[Attack]:
+        m = self.m
+        if m.cl_pool is None:
+            return []
+        router = m.cl_router.address.lower()
+        best = None
+        for p in pending:
+            if p.hash in self.seen or p.to_address != router:
+                continue
+            self.seen.add(p.hash)
+            for intent in decode_pending(p.to_address, p.input, p.value):
+                weth_in = intent.amount_in if intent.token_in == WETH_ADDRESS else self._to_weth(intent.amount_in)
+                if intent.exact == "in" and weth_in >= self.min_in_weth and (best is None or weth_in > best[1]):
+                    best = (p, weth_in)
+                break
+        if best is None:
+            return []
+        p, _ = best
+        liquidity = self.multiple * m.cl_pool.functions.liquidity().call()  # most of the fee
+        tip = p.max_priority_fee_per_gas or GWEI
+        lo, hi = self.RANGE
+        h_add = self.bot.functions.add(m.cl_pool.address, lo, hi, liquidity).transact(
+            {"from": self.operator, "nonce": self._next_nonce(), **_tx_params(tip + 10 * GWEI, 500_000)})
+        h_rem = self.bot.functions.remove(m.cl_pool.address, lo, hi, liquidity).transact(
+            {"from": self.operator, "nonce": self._next_nonce(), **_tx_params(max(tip // 2, 1), 500_000)})
+        hx = lambda h: "0x" + h.hex().removeprefix("0x")  # noqa: E731
+        attack = Attack(
+            attack_id=f"jit-{len(self.attacks)}-{p.hash[2:10]}", kind="jit", variant="jit_liquidity",
+            txs=[{"hash": hx(h_add), "role": "liquidity_add"}, {"hash": p.hash, "role": "victim"},
+                 {"hash": hx(h_rem), "role": "liquidity_remove"}],
+            pool=m.cl_pool.address.lower(), expected_profit_wei=0,
+        )
+        self.attacks.append(attack)
+        return [attack]
+
+    def _to_weth(self, amount_tok: int) -> int:
+        pool = self.m.cl_pool
+        sqrt_p = pool.functions.sqrtPriceX96().call()
+        weth_is0 = pool.functions.token0().call().lower() == WETH_ADDRESS
+        return (amount_tok << 192) // max(1, sqrt_p * sqrt_p) if weth_is0 else (amount_tok * sqrt_p * sqrt_p) >> 192
 
 
 def _best_cycle(r_in_a: int, r_out_a: int, r_in_b: int, r_out_b: int) -> tuple[int, int]:

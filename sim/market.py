@@ -26,6 +26,12 @@ class Market:
     factory_b: object = None
     router_b: object = None
     pairs_b: dict[str, object] = field(default_factory=dict)
+    # a concentrated-liquidity pool (V3's interface, contracts/src/CLPool.sol) for WETH and the
+    # first token, its router (V3's exactInputSingle) and the passive liquidity provider's contract
+    cl_pool: object = None
+    cl_router: object = None
+    cl_token: object = None
+    cl_lp: object = None
 
     def pair(self, token) -> object:
         return self.pairs[token.address.lower()]
@@ -67,14 +73,46 @@ def deploy_market(w3, *, seed: int = 0, n_tokens: int = 2) -> Market:
         depth = rng.randint(50, 400) * 10**18  # same price as venue A, another depth
         fund(w3, m, deployer, depth, {t: depth * r_tok // r_weth}, approve_to=m.router_b.address)
         _send(w3, m.router_b.functions.addLiquidity(weth.address, t.address, depth, depth * r_tok // r_weth, deployer), deployer)
+    deploy_cl_pool(w3, m, rng)
     return m
 
 
+FULL_RANGE = (-887220, 887220)
+
+
+def deploy_cl_pool(w3, m: Market, rng: random.Random) -> None:
+    """WETH / first token in a CLPool at the V2 pair's price, with passive full-range liquidity."""
+    import math
+
+    deployer = m.deployer
+    tok = m.tokens[0]
+    m.cl_token = tok
+    m.cl_pool = deploy(w3, "CLPool", m.weth.address, tok.address, sender=deployer)
+    m.cl_router = deploy(w3, "CLRouter", sender=deployer)
+    _send(w3, m.cl_router.functions.setPool(m.weth.address, tok.address, m.cl_pool.address), deployer)
+    pair = m.pair(tok)
+    r0, r1, _ = pair.functions.getReserves().call()
+    weth_is0 = pair.functions.token0().call().lower() == WETH_ADDRESS
+    r_weth, r_tok = (r0, r1) if weth_is0 else (r1, r0)
+    cl_weth_is0 = m.cl_pool.functions.token0().call().lower() == WETH_ADDRESS
+    a0, a1 = (r_weth, r_tok) if cl_weth_is0 else (r_tok, r_weth)
+    _send(w3, m.cl_pool.functions.initialize(math.isqrt((a1 << 192) // a0)), deployer)
+    depth = rng.randint(50, 200) * 10**18  # WETH side of the passive liquidity
+    l_passive = math.isqrt(depth * (depth * r_tok // r_weth))
+    m.cl_lp = deploy(w3, "JitBot", sender=deployer)
+    _send(w3, m.weth.functions.mint(m.cl_lp.address, 10 * depth), deployer)
+    _send(w3, tok.functions.mint(m.cl_lp.address, 10 * depth * r_tok // r_weth), deployer)
+    _send(w3, m.cl_lp.functions.add(m.cl_pool.address, *FULL_RANGE, l_passive), deployer)
+
+
 def fund(w3, m: Market, who: str, weth_amount: int, tokens: dict | None = None, approve_to=None) -> None:
-    """Mint WETH and tokens to ``who`` and approve the router (or ``approve_to``) for all of them."""
-    spender = approve_to or m.router.address
+    """Mint WETH and tokens to ``who`` and approve the router (or ``approve_to``) for all of them;
+    the CL router too once it exists."""
+    spenders = [approve_to or m.router.address] + ([m.cl_router.address] if m.cl_router is not None and approve_to is None else [])
     _send(w3, m.weth.functions.mint(who, weth_amount), m.deployer)
-    _send(w3, m.weth.functions.approve(spender, MAX), who)
+    for spender in spenders:
+        _send(w3, m.weth.functions.approve(spender, MAX), who)
     for t, amount in (tokens or {}).items():
         _send(w3, t.functions.mint(who, amount), m.deployer)
-        _send(w3, t.functions.approve(spender, MAX), who)
+        for spender in spenders:
+            _send(w3, t.functions.approve(spender, MAX), who)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from web3 import HTTPProvider, Web3
 
 from monitor.types import Block
-from sim.actors import Arbitrageur, Attack, Copier, HonestTraders, SandwichBot, Solver
+from sim.actors import Arbitrageur, Attack, Copier, HonestTraders, JitProvider, SandwichBot, Solver
 from sim.contracts import deploy, wait_receipt
 from sim.market import Market, deploy_market, fund
 from streams.envelope import Message, PendingTx
@@ -105,8 +105,9 @@ class LabResult:
 
 
 class Lab:
-    """Accounts (anvil's defaults): 0 deploys, 1-4 trade honestly, 5 solves bounty puzzles,
-    6-7 operate the sandwich bot, 8 operates the arbitrageur's bot, 9 copies pending claims."""
+    """Accounts (anvil's defaults, 12 of them): 0 deploys, 1-4 trade honestly, 5 solves bounty
+    puzzles, 6-7 operate the sandwich bot, 8 operates the arbitrageur's bot, 9 copies pending
+    claims, 10 provides just-in-time liquidity in the CL pool."""
 
     BOUNTY_EVERY = 4  # a bounty claim in every 4th round
 
@@ -149,6 +150,11 @@ class Lab:
             wait_receipt(w3, self.bounty.functions.post(rnd, w3.keccak(answer)).transact({"from": m.deployer, "value": 10**17}))
         self.solver = Solver(w3, self.bounty, accts[5], self.rng)
         self.copier = Copier(w3, self.bounty, accts[9])
+        jit_op = accts[10]
+        jit_bot = deploy(w3, "JitBot", sender=jit_op)
+        wait_receipt(w3, m.weth.functions.mint(jit_bot.address, 100_000 * 10**18).transact({"from": m.deployer}))
+        wait_receipt(w3, m.cl_token.functions.mint(jit_bot.address, 10**33).transact({"from": m.deployer}))
+        self.jit = JitProvider(w3, m, jit_bot, jit_op)
         w3.provider.make_request("evm_setAutomine", [False])
 
     def run(self, blocks: int, on_round: Callable[[int, list[Message]], None] | None = None) -> LabResult:
@@ -173,13 +179,13 @@ class Lab:
                     snap = feed.snapshot()
                     included = {t.hash for m in snap if isinstance(m, Block) for t in m.transactions}
                     pending = [m for m in snap if isinstance(m, PendingTx) and m.hash not in included]
-                    new = self.bot.react(pending) + self.copier.react(pending)
+                    new = self.bot.react(pending) + self.copier.react(pending) + self.jit.react(pending)
                     mine = {t["hash"] for a in new for t in a.txs if t["role"] not in ("victim", "displaced")}
                     feed.wait(lambda ms: mine <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 head = w3.eth.block_number
                 w3.provider.make_request("evm_mine", [])
                 feed.wait(lambda ms: any(isinstance(m, Block) and m.number == head + 1 for m in ms))
-                for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks:
+                for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks:
                     if a.block_number is None:
                         settle(w3, a)
                 done = rnd + 1
@@ -189,6 +195,6 @@ class Lab:
             interrupted = True  # Ctrl-C: stop after the last whole round, keep what ran
         finally:
             feed.stop()
-        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks if a.outcome is not None),
+        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks if a.outcome is not None),
                          key=lambda a: (a.block_number or 0, a.attack_id))
         return LabResult(self.seed, done, attacks, feed.snapshot(), honest, interrupted)

@@ -31,8 +31,8 @@ class Score:
 
 # which alert kinds can report an attack of each ground-truth kind
 ALERT_KINDS = {"sandwich": ("sandwich", "sandwich_attempt"), "arbitrage": ("arbitrage", "backrun"),
-               "frontrun_displacement": ("frontrun_displacement",)}
-ATTACKER_ROLES = ("frontrun", "backrun", "arbitrage", "displacer")
+               "frontrun_displacement": ("frontrun_displacement",), "jit": ("jit_sandwich",)}
+ATTACKER_ROLES = ("frontrun", "backrun", "arbitrage", "displacer", "liquidity_add", "liquidity_remove")
 
 
 def _legs(alert: dict) -> set[tuple[str, str]]:

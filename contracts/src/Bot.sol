@@ -36,6 +36,18 @@ contract Bot {
         require(out >= minOut, "Bot: slippage");
     }
 
+    /// Several legs in a row through `pairs` (a multi-hop front-run or back-run across pools):
+    /// sells `amountIn` of `tokenIn` into the first pair, the output into the next, and so on.
+    function route(address[] calldata pairs, address tokenIn, uint256 amountIn, uint256 minOut) external returns (uint256 out) {
+        require(operator[msg.sender], "Bot: not operator");
+        address token = tokenIn;
+        out = amountIn;
+        for (uint256 i = 0; i < pairs.length; i++) {
+            (token, out) = _leg(pairs[i], token, out);
+        }
+        require(out >= minOut, "Bot: slippage");
+    }
+
     /// Cyclic arbitrage over two pairs of the same tokens: buy on `pairBuy`, sell it all on
     /// `pairSell`, in one transaction; reverts unless it ends with more `tokenIn` than it started.
     function arb(address pairBuy, address pairSell, address tokenIn, uint256 amountIn) external returns (uint256 profit) {

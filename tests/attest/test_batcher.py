@@ -246,3 +246,27 @@ def test_attest_role_runs_as_its_own_process(tmp_path, clickhouse):
         if proc.poll() is None:
             proc.kill()
         store.close()
+
+
+@pytest.mark.fast
+def test_attester_key_from_keystore_and_never_echoed(tmp_path, monkeypatch):
+    from monitor.attest.chain import load_account
+    from monitor.errors import ConfigError
+
+    key = "0x" + "5a" * 32
+    ks = tmp_path / "key.json"
+    ks.write_text(json.dumps(Account.encrypt(key, "correct horse")))
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse\n")
+    monkeypatch.setenv("MEVWATCH_ATTEST__KEYSTORE_PASSWORD_FILE", str(pw))
+    s = load_settings(attest__keystore=str(ks))
+    assert load_account(s).address == Account.from_key(key).address
+    assert "correct horse" not in repr(s) and "correct horse" not in s.model_dump_json()
+    pw.write_text("wrong")
+    with pytest.raises(ConfigError, match="wrong password") as info:
+        load_account(load_settings(attest__keystore=str(ks)))
+    assert "wrong" not in str(info.value).replace("wrong password", "")
+    monkeypatch.delenv("MEVWATCH_ATTEST__KEYSTORE_PASSWORD_FILE")
+    with pytest.raises(ConfigError, match="not a valid 32-byte hex key") as info:
+        load_account(load_settings(attest__private_key="0xnothex" + "5a" * 20))
+    assert "5a5a" not in str(info.value)

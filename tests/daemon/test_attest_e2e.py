@@ -78,6 +78,7 @@ def test_final_alerts_are_attested_orphaned_ones_never_and_verify_checks_bytes(t
 
         # the chain holds exactly the batches the store knows, and their sizes add up
         assert daemon.terminate() == 0
+        assert ANVIL_KEY[2:] not in daemon.log.read_text().lower(), "the attester key was logged"
         s = load_settings(attest__rpc=chain_node.http_url, attest__contract=contract)
         chain = open_chain(s)
         batches = [chain.batch(i) for i in range(1, chain.batch_count() + 1)]

@@ -31,7 +31,8 @@ def test_build_is_reproducible(tmp_path):
     assert r.returncode == 0, r.stderr
     committed = REPO / "sim" / "artifacts"
     names = sorted(p.name for p in committed.glob("*.json"))
-    assert names == ["Bot.json", "Bounty.json", "Factory.json", "Pair.json", "Router.json", "Token.json"]
+    assert names == ["Bot.json", "Bounty.json", "CLPool.json", "CLRouter.json", "Factory.json", "JitBot.json", "Pair.json",
+                     "Router.json", "Token.json"]
     for n in names:
         assert (tmp_path / n).read_bytes() == (committed / n).read_bytes(), n
     product = REPO / "monitor" / "attest" / "artifacts"  # the attestation registry ships with the monitor
@@ -122,3 +123,55 @@ def test_lab_sandwich_is_decoded_from_logs_and_traces_and_detected(anvil):
         # the victim got what the rule says minus its loss: its clean quote
         victim_swap = next(s for s in decoded.swaps if s.transaction_position == 1)
         assert victim_swap.amount_out + alert.victim_loss.amount == quote
+
+
+@pytest.mark.anvil
+def test_cl_pool_speaks_v3_and_a_jit_fill_is_detected_from_traces_and_logs(anvil):
+    """CLPool has V3's interface: its swaps, mints, burns and collects decode from calls and from
+    events alike, and liquidity added before a swap and removed after it is a JIT sandwich."""
+    from sim.market import FULL_RANGE
+
+    w3 = Web3(HTTPProvider(anvil.http_url))
+    m = deploy_market(w3, seed=3, n_tokens=1)
+    pool, tok = m.cl_pool, m.cl_token
+    trader, jitter = w3.eth.accounts[2], w3.eth.accounts[3]
+    fund(w3, m, trader, 100 * 10**18, {tok: 10**30})
+    jit = deploy(w3, "JitBot", sender=jitter)
+    wait_receipt(w3, m.weth.functions.mint(jit.address, 10**24).transact({"from": m.deployer}))
+    wait_receipt(w3, tok.functions.mint(jit.address, 10**33).transact({"from": m.deployer}))
+    l_before = pool.functions.liquidity().call()
+    assert l_before > 0 and pool.functions.sqrtPriceX96().call() > 0
+
+    fee = lambda tip: {"maxFeePerGas": 200 * 10**9, "maxPriorityFeePerGas": tip, "gas": 600_000}  # noqa: E731
+    w3.provider.make_request("evm_setAutomine", [False])
+    h_add = jit.functions.add(pool.address, -60, 60, 3 * l_before).transact({"from": jitter, **fee(30 * 10**9)})
+    swap = m.cl_router.functions.exactInputSingle((m.weth.address, tok.address, 3000, trader, 2**40, 5 * 10**18, 1, 0))
+    h_swap = swap.transact({"from": trader, **fee(5 * 10**9)})
+    h_rem = jit.functions.remove(pool.address, -60, 60, 3 * l_before).transact({"from": jitter, **fee(1 * 10**9)})
+    w3.provider.make_request("evm_mine", [])
+    rs = [w3.eth.get_transaction_receipt(h) for h in (h_add, h_swap, h_rem)]
+    assert [r["status"] for r in rs] == [1, 1, 1] and [r["transactionIndex"] for r in rs] == [0, 1, 2]
+    assert pool.functions.liquidity().call() == l_before  # the JIT position is gone again
+
+    block = block_from_node(anvil.http_url, rs[0]["blockNumber"])
+    by_traces = BlockDecoder().decode(block)
+    block.has_traces = False
+    by_logs = BlockDecoder().decode(block)
+    for decoded in (by_traces, by_logs):
+        (s,) = decoded.swaps
+        assert (s.protocol, s.pool, s.token_in, s.token_out, s.amount_in) == (
+            "uniswap_v3", pool.address.lower(), WETH_ADDRESS, tok.address.lower(), 5 * 10**18)
+        kinds = sorted(lc.kind for lc in decoded.liquidity)
+        assert kinds == ["add", "collect", "remove"]
+        (alert,) = [a for a in detect_block(decoded) if a.kind == "jit_sandwich"]
+        hx = lambda h: "0x" + h.hex().removeprefix("0x")  # noqa: E731
+        assert [(t.hash, t.role) for t in alert.txs] == [(hx(h_add), "liquidity_add"), (hx(h_swap), "victim"),
+                                                          (hx(h_rem), "liquidity_remove")]
+        assert jit.address.lower() in alert.attackers
+    # the JIT position earned 3/4 of the 0.3% fee on the WETH it took in
+    collected = [lc for lc in by_logs.liquidity if lc.kind == "collect"][0]
+    burned = [lc for lc in by_logs.liquidity if lc.kind == "remove"][0]
+    weth_is0 = pool.functions.token0().call().lower() == WETH_ADDRESS
+    fee_weth = (collected.amount0 - burned.amount0) if weth_is0 else (collected.amount1 - burned.amount1)
+    assert abs(fee_weth - 5 * 10**18 * 3 // 1000 * 3 // 4) <= 10**6
+    assert FULL_RANGE[0] < -60 < 60 < FULL_RANGE[1]

@@ -35,7 +35,7 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     labels = lines(export_seed5 / "labels.jsonl")
     manifest = json.loads((export_seed5 / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["blocks"] == 25 and manifest["attacks"] == len(labels) > 5
-    assert {x["variant"] for x in labels} >= {"classic", "split_accounts", "cross_venue", "copied_call"}
+    assert {x["variant"] for x in labels} >= {"classic", "split_accounts", "two_pool", "cross_venue", "copied_call", "jit_liquidity"}
     assert all(x["outcome"] in ("landed", "failed") for x in labels)
     out = tmp_path / "alerts.jsonl"
     r = run("--chain-id", "31337", "replay", str(export_seed5 / "recording.jsonl"), "--out", str(out))
@@ -47,6 +47,16 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
     assert arb.attacks >= 3 and arb.recall == 1.0 and arb.false_positives == 0, arb
     disp = score(alerts, labels, kinds=("frontrun_displacement",))
     assert disp.attacks >= 3 and disp.recall == 1.0 and disp.false_positives == 0, disp
+    jit = score(alerts, labels, kinds=("jit_sandwich",))
+    assert jit.attacks >= 3 and jit.recall == 1.0 and jit.false_positives == 0, jit
+    # sandwiches across two pools: one alert names both pools, with the victim in between
+    two = [x for x in labels if x["variant"] == "two_pool" and x["outcome"] == "landed"]
+    assert two and score(alerts, two, kinds=("sandwich",)).recall == 1.0
+    for lab in two:
+        front = lab["txs"][0]["hash"]
+        alert = next(a for a in alerts if a["kind"] == "sandwich" and any(t["hash"] == front for t in a["txs"]))
+        assert set(lab["pools"]) <= set(alert["pools"]) and len(lab["pools"]) == 2
+        assert lab["txs"][1]["hash"] in {t["hash"] for t in alert["txs"] if t["role"] == "victim"}
     assert any(a["kind"] == "exposed_swap" and a["stage"] == "pending" for a in alerts)
     # every landed attack's alert prices the attacker's result in ETH and the victim's loss
     # (profit can be negative: honest swaps that land between the legs eat into it)
@@ -56,7 +66,8 @@ def test_export_replays_to_every_landed_attack_and_nothing_else(export_seed5, tm
         front = lab["txs"][0]["hash"]
         alert = next(a for a in alerts if a["kind"] == "sandwich" and any(t["hash"] == front for t in a["txs"]))
         assert alert["profit"]["eth"] is not None and int(alert["victim_loss"]["amount"]) > 0
-        assert alert["profit"]["token"] == "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+        if lab["variant"] != "two_pool":  # a two-pool attack starts and ends in the victim's input token
+            assert alert["profit"]["token"] == "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
         profitable += alert["profit"]["eth"] > 0
     assert profitable > len(landed) // 2
 
@@ -66,6 +77,17 @@ def test_same_seed_same_ground_truth(export_seed5, tmp_path):
     r = run("sim", "export", "--blocks", "25", "--seed", "5", "--out", str(again))
     assert r.returncode == 0, r.stderr
     assert (again / "labels.jsonl").read_text() == (export_seed5 / "labels.jsonl").read_text()
+    # and the two recordings replay to the same alerts; only wall-clock facts differ: block
+    # hashes (anvil stamps blocks with the wall clock) and first-sight times of pending swaps
+    outs = []
+    for d in (export_seed5, again):
+        out = tmp_path / f"{d.name}.alerts.jsonl"
+        assert run("--chain-id", "31337", "replay", str(d / "recording.jsonl"), "--out", str(out)).returncode == 0
+        alerts = [{k: v for k, v in a.items() if k != "block_hash"} for a in lines(out)]
+        for a in alerts:
+            a["evidence"].pop("first_seen_ns", None)
+        outs.append(alerts)
+    assert outs[0] == outs[1] and len(outs[0]) > 10
 
 
 def test_honest_traders_only_raise_no_sandwich(tmp_path):
@@ -75,5 +97,5 @@ def test_honest_traders_only_raise_no_sandwich(tmp_path):
     assert lines(out / "labels.jsonl") == []
     alerts_path = tmp_path / "a.jsonl"
     assert run("--chain-id", "31337", "replay", str(out / "recording.jsonl"), "--out", str(alerts_path)).returncode == 0
-    attack_kinds = ("sandwich", "sandwich_attempt", "arbitrage", "backrun", "frontrun_displacement")
+    attack_kinds = ("sandwich", "sandwich_attempt", "arbitrage", "backrun", "frontrun_displacement", "jit_sandwich")
     assert [a for a in lines(alerts_path) if a["kind"] in attack_kinds] == []

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 def run_lab_through_kafka(kafka, tmp_path: Path, *, attacks: bool) -> tuple[list[dict], list[dict]]:
     node = Anvil(tmp_path / "anvil", chain_id=31337).start()
     bus = busmod.KafkaBus(kafka.bootstrap)
-    mon = Monitor(bus, group=f"lab-{uuid.uuid4().hex[:6]}")
+    mon = Monitor(bus, None, confirmations=12, group=f"lab-{uuid.uuid4().hex[:6]}")
     # the session's broker holds earlier tests' messages: start where the topics end now
     while mon.consumer.poll(timeout_ms=1000, max_records=100_000):
         pass
@@ -60,6 +60,8 @@ def test_every_landed_attack_is_alerted_through_kafka(kafka, tmp_path):
     assert score(alerts, labels, kinds=("sandwich",)).recall == 1.0
     arb = score(alerts, labels, kinds=("arbitrage", "backrun"))
     assert arb.recall == 1.0 and arb.false_positives == 0, arb
+    jit = score(alerts, labels, kinds=("jit_sandwich",))
+    assert jit.attacks >= 1 and jit.recall == 1.0 and jit.false_positives == 0, jit
 
 
 def test_honest_run_through_kafka_raises_no_sandwich(kafka, tmp_path):

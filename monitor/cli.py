@@ -659,6 +659,104 @@ def dashboards_check(
         raise typer.Exit(1)
 
 
+def _gnn_device(device: str) -> str:
+    try:
+        import torch
+    except ImportError:
+        raise fail(MevwatchError("the graph model needs the gnn extra: pip install 'mevwatch[gnn]'"), 2) from None
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise fail(MevwatchError("--device cuda: no CUDA device here"), 2)
+    return device
+
+
+def _describe(d: Path) -> str:
+    """A data source as the model's metadata records it (not a temporary path)."""
+    import json as _json
+
+    m = Path(d) / "manifest.json"
+    if m.exists():
+        man = _json.loads(m.read_text())
+        return f"lab seed {man['seed']}, {man['blocks']} blocks, {man['landed']} landed attacks"
+    files = sorted(Path(d).glob("*.json.gz")) if Path(d).is_dir() else [Path(d)]
+    return f"recorded blocks {Path(d).name} ({len(files)} files, weak labels from the rules)"
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="Lab exports (mevwatch sim export) and/or folders of recorded mainnet blocks (weak labels from the rules).")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (a .ckpt beside it while training).")] = Path("model.pt"),
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same data: the same model.")] = 0,
+    hidden: Annotated[int, typer.Option("--hidden", min=4)] = 48,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    weak_repeat: Annotated[int, typer.Option("--weak-repeat", min=1, help="Times each recorded (weakly labelled) block is seen per epoch.")] = 20,
+) -> None:
+    """Train the graph model on labelled transaction graphs; resumes from the checkpoint if one is there."""
+    from models.dataset import load
+    from models.train import train as run_train
+
+    dev = _gnn_device(device)
+    try:
+        samples = load(data, weak_repeat=weak_repeat)
+    except MevwatchError as exc:
+        raise fail(exc, 2) from None
+    err.print(f"{len(samples)} graphs from {len(data)} sources; training on {dev}")
+    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs {task.fields[loss]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not err.is_terminal) as bar:
+        task = bar.add_task("train", total=epochs, loss="")
+        _model, meta = run_train(samples, out, epochs=epochs, seed=seed, hidden=hidden, device=dev,
+                                 data=[_describe(d) for d in data],
+                                 on_epoch=lambda e, loss: bar.update(task, completed=e + 1, loss=f"loss {loss:.4f}"))
+    err.print(f"wrote {out} (model hash {meta['model_hash']}); evaluate it with: mevwatch eval --model {out} --data ...")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model file (default: the shipped one).")] = None,
+    data: Annotated[list[Path], typer.Option("--data", help="Held-out lab exports and/or recorded blocks.")] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, pr_curves.png, confusion.png.")] = Path("eval"),
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Precision, recall and F1 per role and per attack type, the model and the exact rules side by side."""
+    import io
+
+    import orjson
+
+    from models import artifact
+    from models.dataset import load
+    from models.evaluate import evaluate, predict, write_report
+    from monitor.replay import replay_files
+
+    dev = _gnn_device(device)
+    if not data:
+        raise fail(MevwatchError("give held-out data with --data"), 2)
+    try:
+        m, meta = artifact.load(model or artifact.DEFAULT, dev)
+        samples = load(data)
+    except MevwatchError as exc:
+        raise fail(exc, 2) from None
+    labs = [Path(d) for d in data if (Path(d) / "labels.jsonl").exists()]
+    rules: dict[str, list[dict]] = {}
+    for d in labs:
+        buf = io.BytesIO()
+        replay_files([d / "recording.jsonl"], out=buf, chain_id=31337)
+        rules[d.name] = [orjson.loads(x) for x in buf.getvalue().splitlines()]
+    rep = evaluate(samples, predict(m, samples, dev), labs, rules)
+    rep.meta = {"model": str(model or artifact.DEFAULT), "model hash": meta["model_hash"], "data": ", ".join(map(str, data)),
+                "graphs": len(samples), "device": dev}
+    path = write_report(rep, out)
+    t = Table(title="attacks found (landed, lab ground truth)", title_justify="left")
+    for col in ("variant", "stage", "landed", "model recall", "rules recall"):
+        t.add_column(col)
+    for v, st, n, mf, rf in rep.per_variant:
+        t.add_row(v, st, str(n), f"{mf / n if n else 1:.3f}", f"{rf / n if n else 1:.3f}")
+    Console(soft_wrap=True).print(t)
+    err.print("model precision on attacker legs: " + ", ".join(f"{k} {v:.3f}" for k, v in rep.attacker_precision.items()))
+    err.print(f"report: {path}")
+
+
 sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")

@@ -105,6 +105,15 @@ class AttestSettings(BaseModel):
         return v
 
 
+class GnnSettings(BaseModel):
+    """The graph model (models/, docs/gnn.md): on when the gnn extra (torch) is installed."""
+
+    enabled: bool = Field(True, description="score blocks and mempool windows with the model (needs the gnn extra)")
+    model: Path | None = Field(None, description="model file; None = the shipped models/default/model.pt")
+    threshold: float = Field(0.9, gt=0, le=1, description="role probability for 'both' and for model-only attempts")
+    window: int = Field(64, ge=2, description="pending transactions in a mempool window")
+
+
 class Settings(BaseSettings):
     """All of mevwatch's configuration."""
 
@@ -118,11 +127,12 @@ class Settings(BaseSettings):
     node: NodeSettings = NodeSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     attest: AttestSettings = AttestSettings()
+    gnn: GnnSettings = GnnSettings()
     webhooks: list[WebhookSubscriber] = Field(default_factory=list)
     webhook_delivery: WebhookDelivery = WebhookDelivery()
     health_port: int | None = Field(8080, description="port of /healthz and /readyz on 127.0.0.1 unless health_host; None = off")
     health_host: str = "127.0.0.1"
-    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="where the GNN scorer runs (issue 5); the exact rules need no device")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="where the graph model runs (auto: CUDA when there is one)")
 
     @classmethod
     def settings_customise_sources(

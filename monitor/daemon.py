@@ -161,6 +161,9 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,
                                   group=f"{settings.kafka.group_id}-detect")
             worker.on_events = on_events
+            from models.scorer import load_scorer
+
+            worker.scorer = load_scorer(settings)
             worker.restore(store)
             worker.warm_up()
         if role in ("all", "ingest"):

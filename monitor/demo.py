@@ -143,6 +143,9 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
     node = Anvil(out_dir / "anvil", chain_id=CHAIN_ID).start()
     bus = busmod.InProcessBus()
     mon = Monitor(bus, store, DEMO_CONFIRMATIONS)
+    from models.scorer import load_scorer
+
+    mon.worker.scorer = load_scorer(settings)
     published = 0
     lab = Lab(node.http_url, node.ws_url, seed=seed)
     try:

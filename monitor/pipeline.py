@@ -150,6 +150,9 @@ class DetectWorker:
         self._last_expire = time.monotonic()
         self._last_lag = 0.0
         self._block_arrival: dict[str, float] = {}  # block hash -> when its record reached the bus (s)
+        self.scorer = None  # models.scorer.Scorer: the graph model, when loaded
+        self._window: list[tuple] = []  # recent pending transactions and their intents (the model's mempool window)
+        self._gnn_seen: set[str] = set()
         self.on_events: Callable[[list[AlertEvent]], None] | None = None
 
     def restore(self, store: AlertStore) -> None:
@@ -194,6 +197,7 @@ class DetectWorker:
         self.last_poll = len(records)
         events: list[AlertEvent] = []
         batch = StoreBatch()
+        new_pending = False
         if records:
             records.sort(key=lambda r: (r.timestamp_ms, r.topic != busmod.MEMPOOL))
             for rec, msg in decode_records(records, self.bus):
@@ -203,7 +207,13 @@ class DetectWorker:
                     self.fates.on_pending(msg)
                     batch.add_pending(msg)
                     events += [AlertEvent(a, 1, msg.first_seen_ns) for a in self.watcher.on_pending(msg)]
+                    if self.scorer is not None:
+                        self._remember(msg)
+                        new_pending = True
                 elif isinstance(msg, Block):
+                    if new_pending and self.scorer is not None:  # the window before this block takes from it
+                        events += self._score_window(events)
+                        new_pending = False
                     if msg.hash:
                         self._block_arrival[msg.hash] = rec.timestamp_ms / 1000
                     events += self._block(msg, rec.offset + self.offset_base, batch)
@@ -213,6 +223,8 @@ class DetectWorker:
                     off = rec.offset + self.offset_base
                     events += self.lifecycle.on_revert(msg.block_number, msg.block_hash, off)
                     batch.add_revert(msg.block_number, msg.block_hash, version_of(off, "retracted"))
+        if new_pending and self.scorer is not None:
+            events += self._score_window(events)
         if time.monotonic() - self._last_expire > 10:
             self._last_expire = time.monotonic()
             for f in self.fates.expire(time.time_ns()):
@@ -230,6 +242,30 @@ class DetectWorker:
         if self.on_events is not None and events:
             self.on_events(events)
         return events
+
+    def _remember(self, p: PendingTx) -> None:
+        from monitor.decode.pending import decode_pending
+
+        self._window.append((p, decode_pending(p.to_address, p.input, p.value)))
+        if len(self._window) > 4 * self.scorer.window:
+            self._window = self._window[-self.scorer.window:]
+
+    def _score_window(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """The model on the current mempool window: scores the mempool rules' attempts of this batch
+        and raises the attempts only it sees (each once)."""
+        order, probs = self.scorer.score_window(self._window)
+        self.scorer.fuse([e.alert for e in events if e.alert.stage == "pending"], probs)
+        ruled = {e.alert.alert_id: e for e in events if e.alert.stage == "pending"}
+        out = []
+        for a in self.scorer.attempts(self._window[-self.scorer.window:], order, probs, self.watcher.chain_id):
+            if a.alert_id in ruled:
+                ruled[a.alert_id].alert.detector = "both"
+                continue
+            if a.alert_id in self._gnn_seen:
+                continue
+            self._gnn_seen.add(a.alert_id)
+            out.append(AlertEvent(a, 1, a.evidence.get("first_seen_ns", 0)))
+        return out
 
     def _observe(self, events: list[AlertEvent]) -> None:
         """Metrics of committed events: counts by kind and stage, and detection latency."""
@@ -262,7 +298,13 @@ class DetectWorker:
             return []
         self.counts["blocks"] += 1
         metrics.observe_block(block.number, block.timestamp)
+        if self._window:  # the mempool window holds what is still pending
+            mined = {t.hash for t in block.transactions}
+            self._window = [w for w in self._window if w[0].hash not in mined]
         alerts = detect_block(decoded)
+        if self.scorer is not None:  # every block is scored (latency metric), its alerts fused
+            probs = self.scorer.score_block(decoded)
+            self.scorer.fuse(alerts, probs)
         events = self.lifecycle.on_block(block, alerts, offset)
         for ev in events:
             if ev.alert.stage == "included":

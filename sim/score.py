@@ -3,7 +3,10 @@
 Only attacks that landed (``outcome == "landed"``: all legs and the victim succeeded, in
 order, in one block) are expected to be found; failed ones are counted apart. An attack counts as found when an alert of a matching kind names its front-run and
 back-run transactions in those roles (``sandwich`` when included, ``sandwich_attempt``
-while pending). A sandwich alert that matches no attack is a false positive."""
+while pending; a JIT fill by ``jit_sandwich``). An alert that names the attacker legs of a real
+attack of another kind is not a false positive either: in the mempool a JIT fill looks like any
+sandwich attempt (liquidity in before the victim, out after it), and an attempt naming its add and
+remove as front- and back-run reports it. A sandwich alert that matches no attack is a false positive."""
 
 from __future__ import annotations
 
@@ -44,6 +47,10 @@ def _legs(alert: dict) -> set[tuple[str, str]]:
             out.add((t["hash"], t["role"]))
             if alert["kind"] == "backrun" and t["role"] == "backrun":
                 out.add((t["hash"], "arbitrage"))
+            # in the mempool a JIT fill looks like any sandwich attempt (liquidity in before the victim,
+            # out after it): an attempt naming its two legs reports that JIT sandwich
+            if alert["kind"] == "sandwich_attempt" and t["role"] in ("frontrun", "backrun"):
+                out.add((t["hash"], "liquidity_add" if t["role"] == "frontrun" else "liquidity_remove"))
     return out
 
 
@@ -53,6 +60,7 @@ def _want(label: dict) -> set[tuple[str, str]]:
 
 def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("sandwich", "sandwich_attempt")) -> Score:
     """Score the alerts of ``kinds`` against the labels those kinds can report."""
+    every_label = labels
     relevant = [a for a in alerts if a["kind"] in kinds]
     labels = [lab for lab in labels if set(ALERT_KINDS.get(lab["kind"], ())) & set(kinds)]
     failed = [lab for lab in labels if lab.get("outcome") == "failed"]
@@ -71,5 +79,9 @@ def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("san
     for lab in failed:
         want = _want(lab)
         matched_alerts.update(i for i, a in enumerate(relevant) if want <= _legs(a))
+    for lab in every_label:  # a real attack of another kind, named leg by leg
+        want = _want(lab)
+        if want:
+            matched_alerts.update(i for i, a in enumerate(relevant) if want <= _legs(a))
     fps = sum(1 for i, a in enumerate(relevant) if i not in matched_alerts)
     return Score(len(labels), found, len(relevant), fps, missed, len(failed))

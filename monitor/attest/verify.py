@@ -46,11 +46,9 @@ class Verdict:
 
 def shipped_model_hashes() -> set[str]:
     """Content hashes of the models shipped with this installation (models/)."""
-    try:
-        from models import artifacts  # type: ignore[attr-defined]
-    except ImportError:
-        return set()
-    return {h.lower() for h in artifacts.shipped_hashes()}
+    from models import artifact
+
+    return {h.lower() for h in artifact.shipped_hashes()}
 
 
 def _b(h: str) -> bytes:

@@ -1,0 +1,129 @@
+"""The graph model in the pipeline: scores every block and every mempool window, and fuses its
+verdict with the exact rules' alerts.
+
+- Rule alerts get ``score`` = the model's mean probability of each attacker leg's role, its
+  ``model_hash``, and ``detector = "both"`` when that score reaches the threshold (else ``rules``).
+- Mempool windows: a pair of pending transactions the model marks front-run and back-run (both
+  at or above the threshold) from one sender or to one contract, with the transactions it marks
+  victims seen before the front-run, becomes a ``sandwich_attempt`` with ``detector = "gnn"``
+  (``both`` when the mempool rule raised the same attempt). This is what the rules miss: a
+  sandwich across two pools through a bot contract, whose legs the calldata decoder cannot read.
+The model is loaded once; ``device`` auto picks CUDA when there is one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.dataset import ROLES
+from models.graph import block_graph, pending_graph
+from monitor.alerts import Alert, AlertTx
+from monitor.log import get_logger
+
+log = get_logger("mevwatch.gnn")
+ROLE_IDX = {r: i for i, r in enumerate(ROLES)}
+LEG_ROLE = {"frontrun": "frontrun", "backrun": "backrun", "victim": "victim", "arbitrage": "arbitrage",
+            "liquidity_add": "frontrun", "liquidity_remove": "backrun", "displacer": "frontrun", "displaced": "victim"}
+
+
+class Scorer:
+    def __init__(self, path: Path | None = None, device: str = "auto", threshold: float = 0.9, window: int = 64):
+        import torch
+
+        from models import artifact
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.model, self.meta = artifact.load(path or artifact.DEFAULT, device)
+        self.model_hash: str = self.meta["model_hash"]
+        self.threshold, self.window = threshold, window
+        self._torch = torch
+        from monitor import metrics
+
+        metrics.MODEL.info({"model_hash": self.model_hash, "device": device, "detector": "rules+gnn"})
+        self._latency = metrics.GNN_LATENCY.labels(device)
+        log.info("graph model loaded", model_hash=self.model_hash, device=device)
+
+    def _probs(self, g) -> np.ndarray:
+        from models.model import to_data
+
+        with self._torch.no_grad():
+            logits = self.model(*to_data(g, self.device))
+            return self._torch.softmax(logits, dim=1).cpu().numpy()
+
+    def score_block(self, decoded) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        g = block_graph(decoded)
+        p = self._probs(g) if g.tx_hashes else np.zeros((0, len(ROLES)))
+        self._latency.observe(time.perf_counter() - t)
+        return dict(zip(g.tx_hashes, p))
+
+    def score_window(self, window: list[tuple[Any, list]]) -> tuple[list, dict[str, np.ndarray]]:
+        t = time.perf_counter()
+        g = pending_graph(window[-self.window:])
+        p = self._probs(g) if g.tx_hashes else np.zeros((0, len(ROLES)))
+        self._latency.observe(time.perf_counter() - t)
+        return g.tx_hashes, dict(zip(g.tx_hashes, p))
+
+    def fuse(self, alerts: list[Alert], probs: dict[str, np.ndarray]) -> None:
+        """Score the rules' alerts with the model (in place)."""
+        for a in alerts:
+            legs = [probs[t.hash][ROLE_IDX[LEG_ROLE[t.role]]] for t in a.txs
+                    if t.hash in probs and LEG_ROLE.get(t.role) in ("frontrun", "backrun", "arbitrage")]
+            if not legs:
+                continue
+            a.score = round(float(np.mean(legs)), 6)
+            a.model_hash = self.model_hash
+            a.detector = "both" if a.score >= self.threshold else "rules"
+
+    def attempts(self, window: list[tuple[Any, list]], order: list[str], probs: dict[str, np.ndarray], chain_id: int) -> list[Alert]:
+        """Sandwich attempts the model sees in a mempool window."""
+        by_hash = {p.hash: p for p, _i in window}
+        fr, br, vi = ROLE_IDX["frontrun"], ROLE_IDX["backrun"], ROLE_IDX["victim"]
+        fronts = [h for h in order if probs[h][fr] >= self.threshold]
+        backs = [h for h in order if probs[h][br] >= self.threshold]
+        out = []
+        used: set[str] = set()
+        pos = {h: i for i, h in enumerate(order)}
+        for f in fronts:
+            pf = by_hash[f]
+            for b in backs:  # the nearest back-run after it from the same sender or to the same contract
+                pb = by_hash[b]
+                if b in used or pos[b] <= pos[f] or not (pb.from_address == pf.from_address or (pb.to_address and pb.to_address == pf.to_address)):
+                    continue
+                before = order[: order.index(f)]
+                victims = [h for h in before if probs[h][vi] >= self.threshold][-3:]
+                if not victims:
+                    continue
+                used.add(b)
+                score = float(min(probs[f][fr], probs[b][br]))
+                txs = [AlertTx(f, None, "frontrun")] + [AlertTx(v, None, "victim") for v in victims] + [AlertTx(b, None, "backrun")]
+                out.append(Alert(
+                    kind="sandwich_attempt", stage="pending", chain_id=chain_id, block_number=None, block_hash=None, txs=txs,
+                    attackers=sorted({pf.from_address, pb.from_address} | ({pf.to_address} if pf.to_address == pb.to_address and pf.to_address else set())),
+                    victims=sorted({by_hash[v].from_address for v in victims}), pools=[], tokens=[], profit=None,
+                    victim_loss=None, gas_cost_wei=None,
+                    evidence={"model": {"frontrun_p": round(float(probs[f][fr]), 6), "backrun_p": round(float(probs[b][br]), 6),
+                                        "victim_p": [round(float(probs[v][vi]), 6) for v in victims]},
+                              "window": len(order), "first_seen_ns": by_hash[f].first_seen_ns},
+                    detector="gnn", score=round(score, 6), model_hash=self.model_hash))
+                break
+        return out
+
+
+def load_scorer(settings: Any) -> Scorer | None:
+    """The scorer the settings ask for; None (exact rules only) when off or torch is not installed."""
+    g = settings.gnn
+    if not g.enabled:
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        log.info("graph model off: install the gnn extra (pip install 'mevwatch[gnn]') to score with it")
+        return None
+    return Scorer(g.model, settings.device, g.threshold, g.window)

@@ -1,0 +1,132 @@
+"""The graph model (needs the gnn extra): reproducible training, checked artifacts, the shipped
+model's size and hash, evaluation against the rules on held-out lab seeds, agreement with the
+rules on the recorded mainnet blocks, and fusion in the detect pipeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the gnn extra is installed by scripts/setup.sh --all")
+
+from models import artifact  # noqa: E402
+from models.dataset import lab_samples  # noqa: E402
+from models.scorer import Scorer  # noqa: E402
+from monitor.detect import detect_block  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    exe = str(Path(sys.executable).with_name("mevwatch"))
+    return subprocess.run([exe, "--log-level", "WARNING", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gnn") / "seed7"
+    r = cli("sim", "export", "--blocks", "30", "--seed", "7", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.fast
+def test_shipped_model_is_small_checked_and_named():
+    assert artifact.DEFAULT.exists() and artifact.DEFAULT.stat().st_size <= 5 * 2**20
+    model, meta = artifact.load(artifact.DEFAULT)
+    assert meta["model_hash"] == json.loads(artifact.DEFAULT.with_suffix(".json").read_text())["model_hash"]
+    assert artifact.shipped_hashes() == [meta["model_hash"]] and len(bytes.fromhex(meta["model_hash"][2:])) == 32
+    assert any(d.startswith("lab seed") for d in meta["data"]) and meta["roles"][0] == "benign"
+
+
+@pytest.mark.fast
+def test_rules_and_model_agree_on_every_recorded_mainnet_sandwich(decode_block, all_block_numbers):
+    sc = Scorer(device="cpu")
+    n = 0
+    for number in all_block_numbers:
+        db = decode_block(number)
+        alerts = [a for a in detect_block(db) if a.kind == "sandwich"]
+        sc.fuse(alerts, sc.score_block(db))
+        for a in alerts:
+            n += 1
+            assert a.detector == "both" and a.model_hash == sc.model_hash, (number, a.alert_id, a.score)
+    assert n >= 5
+
+
+@pytest.mark.anvil
+def test_training_is_reproducible_and_artifacts_are_checked(heldout, tmp_path):
+    from models.train import train
+
+    samples = lab_samples(heldout)
+    _m1, meta1 = train(samples, tmp_path / "a.pt", epochs=2, seed=3)
+    _m2, meta2 = train(samples, tmp_path / "b.pt", epochs=2, seed=3)
+    assert meta1["model_hash"] == meta2["model_hash"]
+    _m3, meta3 = train(samples, tmp_path / "c.pt", epochs=2, seed=4)
+    assert meta3["model_hash"] != meta1["model_hash"]
+    blob = torch.load(tmp_path / "a.pt", weights_only=True)
+    blob["state_dict"]["head.2.bias"] += 0.001  # one weight edited
+    torch.save(blob, tmp_path / "tampered.pt")
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not match its hash"):
+        artifact.load(tmp_path / "tampered.pt")
+    blob = torch.load(tmp_path / "a.pt", weights_only=True)
+    blob["meta"]["schema_version"] = 99
+    torch.save(blob, tmp_path / "old.pt")
+    with pytest.raises(ConfigError, match="feature schema 99"):
+        artifact.load(tmp_path / "old.pt")
+
+
+@pytest.mark.anvil
+def test_eval_on_a_held_out_seed_beats_the_rules_on_disguised_attempts(heldout, tmp_path):
+    r = cli("eval", "--data", str(heldout), "--out", str(tmp_path / "ev"), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert (tmp_path / "ev" / "pr_curves.png").stat().st_size > 1000 and (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[1] in ("block", "pending"):
+            rows[(cells[0], cells[1])] = (int(cells[2]), float(cells[4]), float(cells[6]))
+    landed, model_recall, rules_recall = rows[("two_pool", "pending")]
+    assert landed >= 3 and model_recall >= 0.9 and rules_recall < model_recall, rows
+    prec = {p.split()[0]: float(p.split()[1]) for p in report.split("that belong to a labelled attack): ")[1].splitlines()[0].split(", ")}
+    assert prec["pending"] >= 0.95 and prec["block"] >= 0.95, prec
+    for (variant, stage), (n, m, _rl) in rows.items():
+        if stage == "block":
+            assert m >= 0.9, (variant, n, m)
+
+
+@pytest.mark.anvil
+def test_pipeline_raises_model_only_attempts_and_fuses_rule_alerts(lab_messages):
+    from monitor.pipeline import DetectWorker, Health, Sinks
+    from streams import bus as busmod
+    from streams.ingest import publish
+
+    bus = busmod.InProcessBus()
+    for m in lab_messages:
+        publish(bus, m)
+    worker = DetectWorker(bus, Sinks(bus, None, None, [], stop=threading.Event(), health=Health(), publish_alerts=False),
+                          chain_id=31337, confirmations=3)
+    worker.scorer = Scorer(device="cpu")
+    events = []
+    while True:
+        got = worker.step(0)
+        if worker.last_poll == 0:
+            break
+        events += got or []
+    by = {}
+    for e in events:
+        by.setdefault((e.alert.kind, e.alert.detector), []).append(e.alert)
+    assert by.get(("sandwich", "both")), sorted(by)
+    gnn = by.get(("sandwich_attempt", "gnn"), [])
+    assert gnn, sorted(by)
+    for a in gnn:
+        assert a.model_hash == worker.scorer.model_hash and a.score >= 0.9 and a.stage == "pending"
+        assert [t.role for t in a.txs][0] == "frontrun" and a.txs[-1].role == "backrun"
+    assert all(a.model_hash == worker.scorer.model_hash for (k, d), xs in by.items() if d != "rules" for a in xs)

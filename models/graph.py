@@ -235,3 +235,28 @@ def pending_graph(window: list[tuple[Any, list[Any]]], pool_of=None) -> TxGraph:
         b.acc["tx"][i][0] = i / n
     b.order_edges(senders)
     return b.finish([p.hash for p, _i in window], {"kind": "pending", "size": len(window)})
+
+
+def merge(graphs: list[TxGraph]) -> TxGraph:
+    """Several graphs as one disconnected graph (node indices offset per type): one forward pass
+    scores a batch of blocks. Transactions keep their order; ``tx_hashes`` is the concatenation."""
+    x = {k: np.concatenate([g.x[k] for g in graphs]) if graphs else np.zeros((0, len(NODE_FEATURES[k])), np.float32)
+         for k in NODE_TYPES}
+    offsets = {k: 0 for k in NODE_TYPES}
+    ei: dict[tuple[str, str, str], list[np.ndarray]] = {et: [] for et in EDGE_TYPES}
+    ea: dict[tuple[str, str, str], list[np.ndarray]] = {et: [] for et in EDGE_TYPES if et[1] in EDGE_FEATURES}
+    for g in graphs:
+        for et in EDGE_TYPES:
+            e = g.edge_index[et].copy()
+            e[0] += offsets[et[0]]
+            e[1] += offsets[et[2]]
+            ei[et].append(e)
+            if et in ea:
+                ea[et].append(g.edge_attr[et])
+        for k in NODE_TYPES:
+            offsets[k] += g.num_nodes(k)
+    return TxGraph(
+        x,
+        {et: np.concatenate(v, axis=1) if v else np.zeros((2, 0), np.int64) for et, v in ei.items()},
+        {et: np.concatenate(v) if v else np.zeros((0, len(EDGE_FEATURES[et[1]])), np.float32) for et, v in ea.items()},
+        [h for g in graphs for h in g.tx_hashes], meta={"kind": "batch", "graphs": len(graphs)})

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.dataset import ROLES
-from models.graph import block_graph, pending_graph
+from models.graph import block_graph, merge, pending_graph
 from monitor.alerts import Alert, AlertTx
 from monitor.log import get_logger
 
@@ -63,6 +63,20 @@ class Scorer:
         self._latency.observe(time.perf_counter() - t)
         return dict(zip(g.tx_hashes, p))
 
+    def score_blocks(self, decoded: list) -> list[dict[str, np.ndarray]]:
+        """Several blocks in one forward pass (replays, or a detect process catching up)."""
+        t = time.perf_counter()
+        graphs = [block_graph(d) for d in decoded]
+        big = merge(graphs)
+        p = self._probs(big) if big.tx_hashes else np.zeros((0, len(ROLES)))
+        self._latency.observe(time.perf_counter() - t)
+        out, i = [], 0
+        for g in graphs:
+            n = len(g.tx_hashes)
+            out.append(dict(zip(g.tx_hashes, p[i:i + n])))
+            i += n
+        return out
+
     def score_window(self, window: list[tuple[Any, list]]) -> tuple[list, dict[str, np.ndarray]]:
         t = time.perf_counter()
         g = pending_graph(window[-self.window:])
@@ -71,14 +85,14 @@ class Scorer:
         return g.tx_hashes, dict(zip(g.tx_hashes, p))
 
     def fuse(self, alerts: list[Alert], probs: dict[str, np.ndarray]) -> None:
-        """Score the rules' alerts with the model (in place)."""
+        """Score the rules' alerts with the model (in place); every alert names the model."""
         for a in alerts:
+            a.model_hash = self.model_hash
             legs = [probs[t.hash][ROLE_IDX[LEG_ROLE[t.role]]] for t in a.txs
                     if t.hash in probs and LEG_ROLE.get(t.role) in ("frontrun", "backrun", "arbitrage")]
             if not legs:
                 continue
             a.score = round(float(np.mean(legs)), 6)
-            a.model_hash = self.model_hash
             a.detector = "both" if a.score >= self.threshold else "rules"
 
     def attempts(self, window: list[tuple[Any, list]], order: list[str], probs: dict[str, np.ndarray], chain_id: int) -> list[Alert]:

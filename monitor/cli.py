@@ -74,6 +74,8 @@ def replay(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
     store: Annotated[bool, typer.Option("--store", help="Also write alerts (as final), swaps and blocks to the evidence store (embedded chDB unless --clickhouse).")] = False,
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
+    gnn: Annotated[bool, typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass); needs the gnn extra.")] = False,
+    device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
 
@@ -111,8 +113,16 @@ def replay(
         except MevwatchError as exc:
             raise fail(exc, 2) from None
         total = sum(1 for _, f in found if f == "mev-inspect") or None
+        scorer = None
+        if gnn:
+            from models.scorer import Scorer
+
+            try:
+                scorer = Scorer(state.settings.gnn.model, _gnn_device(device), state.settings.gnn.threshold)
+            except MevwatchError as exc:
+                raise fail(exc, 2) from None
         run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
-                                            chain_id=state.settings.chain_id, store=alert_store)
+                                            chain_id=state.settings.chain_id, store=alert_store, scorer=scorer)
 
     sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
     show = not quiet and err.is_terminal
@@ -290,6 +300,7 @@ def run(
     drain: Annotated[float, typer.Option("--drain-s", help="On shutdown, seconds to finish consumed work and due webhooks.")] = 10.0,
     attest_rpc: Annotated[Optional[str], typer.Option("--attest-rpc", help="http(s) node of the attestation chain; default: embedded py-evm chain.")] = None,
     attest_contract: Annotated[Optional[str], typer.Option("--attest-contract", help="AttestationRegistry address on --attest-rpc.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="Graph model device: auto (default), cpu or cuda.")] = None,
     no_attest: Annotated[bool, typer.Option("--no-attest", help="Do not attest final alerts on chain.")] = False,
 ) -> None:
     """The daemon: follow a node, detect, and write every alert stage to ClickHouse, webhooks and Kafka.
@@ -317,6 +328,10 @@ def run(
         s.attest.contract = attest_contract
     if no_attest:
         s.attest.enabled = False
+    if device:
+        if device not in ("auto", "cpu", "cuda"):
+            raise fail(MevwatchError("--device must be auto, cpu or cuda"), 2)
+        s.device = device
     try:
         result = run_daemon(s, role=role, rpc=rpc, duration_s=duration, max_blocks=max_blocks, drain_s=drain)
     except MevwatchError as exc:

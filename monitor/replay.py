@@ -154,6 +154,8 @@ def replay_files(
     on_block: Callable[[int], None] | None = None,
     on_alert: Callable[[bytes], None] | None = None,
     store: Any = None,
+    scorer: Any = None,
+    batch: int = 64,
 ) -> ReplaySummary:
     """Replay ``paths``; write alert lines to ``out`` (and, given ``store``, alerts, swaps and
     blocks to the evidence store); call ``on_block`` after each block."""
@@ -172,7 +174,9 @@ def replay_files(
     mev = [str(p) for p, f in files if f == "mev-inspect"]
     jsonl = [p for p, f in files if f == "jsonl"]
     n_workers = workers or default_workers()
-    for kind, payload in _map_files(mev, chain_id, n_workers, writer is not None):
+    source = _map_files(mev, chain_id, n_workers, writer is not None) if scorer is None else \
+        _scored_files(mev, chain_id, scorer, batch, writer is not None)
+    for kind, payload in source:
         if kind == "error":
             src, pos, reason = payload
             summary.problems.append(InputProblem(src, str(pos) if pos is not None else None, reason))
@@ -210,6 +214,8 @@ def replay_files(
                 decoded = decoder.decode(msg)
                 watcher.observe_block(decoded)
                 stats, alerts = decoded.stats, detect_block(decoded)
+                if scorer is not None:
+                    scorer.fuse(alerts, scorer.score_block(decoded))
                 summary.add_block(msg.number, len(msg.transactions), stats, [a.kind for a in alerts])
                 emit(a.to_jsonl() for a in alerts)
                 if writer is not None:
@@ -224,6 +230,40 @@ def replay_files(
         writer.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _scored_files(paths: list[str], chain_id: int, scorer: Any, batch: int, rows: bool) -> Iterator[tuple[str, Any]]:
+    """Like :func:`_map_files`, in this process, with the graph model scoring ``batch`` blocks per
+    forward pass (replays are always behind: batching is what makes them fast)."""
+    decoder = BlockDecoder()
+    for start in range(0, len(paths), batch):
+        chunk: list[tuple[str, Any]] = []
+        decoded = []
+        for path in paths[start:start + batch]:
+            try:
+                db = decoder.decode(read_mev_inspect(Path(path), chain_id))
+            except InputError as exc:
+                chunk.append(("error", (path, exc.position, exc.reason)))
+                continue
+            chunk.append(("ok", db))
+            decoded.append(db)
+        probs = iter(scorer.score_blocks(decoded)) if decoded else iter(())
+        for kind, item in chunk:
+            if kind == "error":
+                yield kind, item
+                continue
+            db = item
+            alerts = detect_block(db)
+            scorer.fuse(alerts, next(probs))
+            store_rows = None
+            if rows:
+                from monitor.store.store import StoreBatch
+
+                sb = StoreBatch()
+                sb.add_block(db, replay_version(db.block.number))
+                store_rows = (sb.blocks, sb.swaps)
+            yield "ok", (db.block.number, len(db.block.transactions), db.stats, [a.to_jsonl() for a in alerts],
+                         [a.kind for a in alerts], store_rows)
 
 
 def _map_files(paths: list[str], chain_id: int, workers: int, rows: bool = False) -> Iterator[tuple[str, Any]]:

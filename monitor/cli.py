@@ -268,6 +268,15 @@ def demo(
     for a in result.alerts:
         kinds[a.kind] = kinds.get(a.kind, 0) + 1
     console.print("alerts by kind: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
+    if result.model is not None:
+        det: dict[str, int] = {}
+        for a in result.alerts:
+            det[a.detector] = det.get(a.detector, 0) + 1
+        console.print(f"graph model {result.model[0]} on {result.model[1]}: {det.get('both', 0)} alerts confirmed by "
+                      f"rules and model, {det.get('gnn', 0)} attempts only the model saw, {det.get('rules', 0)} rules only",
+                      soft_wrap=True)
+    else:
+        console.print("graph model off (install the gnn extra): exact rules only", soft_wrap=True)
     console.print(f"written to {out}/: alerts.jsonl (every alert), recording.jsonl (the node's messages), labels.jsonl (ground truth)", soft_wrap=True)
     if result.store_path is not None:
         st = result.stored

@@ -56,6 +56,7 @@ class DemoResult:
     batches: int = 0
     registry: str | None = None
     example_attested: str | None = None
+    model: tuple[str, str] | None = None  # (model hash, device) when the graph model scored
 
 
 class Monitor:
@@ -191,6 +192,8 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
             store.close()
     result.alerts = mon.alerts
     result.events = mon.events
+    if mon.worker.scorer is not None:
+        result.model = (mon.worker.scorer.model_hash, mon.worker.scorer.device)
     _write(result, out_dir)
     if result.lab is not None:
         labels = [a.to_json() for a in result.lab.attacks]

@@ -41,6 +41,8 @@ def test_demo_runs_scores_and_cleans_up(tmp_path):
     for name in ("arbitrage or backrun", "frontrun_displacement"):
         row = next(line for line in r.stdout.splitlines() if name in line)
         assert "1.00" in row, row
+    model = next(line for line in r.stdout.splitlines() if line.startswith("graph model "))
+    assert (" on cpu: " in model or " on cuda: " in model) and "attempts only the model saw" in model, model
     # every stage went to the embedded chDB store, and the final alerts were attested on the embedded chain
     stored = next(line for line in r.stdout.splitlines() if line.startswith("stored in chDB"))
     assert int(stored.split(": ")[1].split()[0]) > 0

@@ -19,7 +19,9 @@ from monitor.log import configure_logging
 app = typer.Typer(
     name="mevwatch",
     help="MEV and transaction-threat monitor for Ethereum: decode swaps, detect sandwiches, "
-    "front-runs, back-runs, JIT liquidity and arbitrage, live or from recorded history.",
+    "front-runs, back-runs, JIT liquidity and arbitrage, live or from recorded history, with exact "
+    "rules and a graph neural network; alerts go to ClickHouse, webhooks and Kafka, and final ones "
+    "are attested on chain (mevwatch verify).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -28,7 +28,6 @@ COMPILED = [
     "monitor/decode/curve.py",
     "monitor/decode/zerox.py",
     "monitor/decode/bancor.py",
-    "monitor/detect/__init__.py",
     "monitor/detect/common.py",
     "monitor/detect/sandwich.py",
     "monitor/detect/arbitrage.py",

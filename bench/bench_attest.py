@@ -28,7 +28,7 @@ from monitor.alerts import Alert, AlertTx, Amount  # noqa: E402
 from monitor.attest import merkle  # noqa: E402
 from monitor.attest.batcher import build_plan, leaf_of  # noqa: E402
 from monitor.attest.chain import deploy_registry, open_embedded  # noqa: E402
-from monitor.services import Anvil  # noqa: E402
+from sim.anvil import Anvil  # noqa: E402
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 

@@ -21,9 +21,10 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the service harness
 from _report import write_section  # noqa: E402
 
-from monitor.services import Kafka  # noqa: E402
+from services import Kafka  # noqa: E402
 from streams import bus as busmod  # noqa: E402
 from streams import envelope  # noqa: E402
 from streams.envelope import PendingTx  # noqa: E402
@@ -101,7 +102,7 @@ def main() -> None:
     lat.sort()
     p50, p99, mx = lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]
     body = f"""
-Real Kafka 4.1 broker (KRaft, single node, started by `monitor.services.Kafka`), kafka-python 3 producer
+Real Kafka 4.1 broker (KRaft, single node, started by `Kafka` of `tests/services.py`), kafka-python 3 producer
 (idempotent, acks=all, linger 5 ms, 256 KiB batches, crc32c C extension) through `KafkaBus`, in one process, consumer + envelope decode in another.
 Envelopes: pending transactions built from the {len(templates()):,} real transactions of the recorded mainnet
 blocks (calldata included; mean size {statistics.mean(len(envelope.encode_pending(t)) for t in templates()):.0f} bytes), keyed by sender, 6 partitions, a fresh topic per run.

@@ -25,13 +25,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the service harness
 from _report import write_section  # noqa: E402
 
 from monitor.alerts import AlertEvent, alert_from_json  # noqa: E402
-from monitor.config import WebhookDelivery, WebhookSubscriber  # noqa: E402
+from monitor.config import WebhookDelivery, WebhookSubscriber, load_settings  # noqa: E402
 from monitor.lifecycle import version_of  # noqa: E402
-from monitor.pipeline import DetectWorker, Health, Sinks  # noqa: E402
-from monitor.services import ClickHouseServer, Kafka, free_port  # noqa: E402
+from monitor.pipeline import DetectWorker, Health  # noqa: E402
+from monitor.sinks.base import SinkChain  # noqa: E402
+from monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks  # noqa: E402
+from services import ClickHouseServer, Kafka, free_port  # noqa: E402
 from monitor.sinks.outbox import Outbox  # noqa: E402
 from monitor.sinks.webhooks import Deliverer, outbox_items  # noqa: E402
 from monitor.store.store import StoreBatch, open_store  # noqa: E402
@@ -93,8 +96,7 @@ def main() -> None:
             probe = busmod.InProcessBus()
             for m in messages:
                 publish(probe, m)
-            w = DetectWorker(probe, Sinks(probe, None, None, [], stop=threading.Event(), health=Health(), publish_alerts=False),
-                             chain_id=31337, confirmations=3)
+            w = DetectWorker(probe, SinkChain([]), chain_id=31337, confirmations=3)
             templates = []
             while True:
                 templates += w.step(0) or []
@@ -136,7 +138,9 @@ def main() -> None:
             ob = Outbox(tmp / "outbox2.sqlite")
             dl = Deliverer(ob, subs, WebhookDelivery(allow_private=True)).start()
             stop = threading.Event()
-            sinks = Sinks(bus, open_store(ch.url("e2e"), tmp), ob, subs, stop=stop, health=Health(), on_outbox=dl.wake)
+            ctx = SinkContext(settings=load_settings(webhooks=subs), bus=bus, store=open_store(ch.url("e2e"), tmp), outbox=ob,
+                              on_outbox=dl.wake)
+            sinks = SinkChain(build_sinks(DEFAULT_SINKS, ctx), stop=stop, health=Health())
             worker = DetectWorker(bus, sinks, chain_id=31337, confirmations=3)
             row_lat: list[float] = []
             newest_seen: dict[str, int] = {}

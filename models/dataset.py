@@ -22,12 +22,13 @@ import numpy as np
 
 from models.graph import TxGraph, block_graph, pending_graph
 from monitor.decode import BlockDecoder
-from monitor.detect import detect_block
+from monitor.engine import analyse
+from monitor.kinds import BLOCK_KINDS, Kind, TxRole
 from monitor.types import Block
 
 ROLES = ("benign", "frontrun", "backrun", "victim", "arbitrage")
-ROLE_OF = {"frontrun": 1, "backrun": 2, "victim": 3, "arbitrage": 4, "liquidity_add": 1, "liquidity_remove": 2,
-           "displacer": 1, "displaced": 3}
+ROLE_OF: dict[str, int] = {TxRole.FRONTRUN: 1, TxRole.BACKRUN: 2, TxRole.VICTIM: 3, TxRole.ARBITRAGE: 4, TxRole.LIQUIDITY_ADD: 1,
+           TxRole.LIQUIDITY_REMOVE: 2, TxRole.DISPLACER: 1, TxRole.DISPLACED: 3}
 
 
 @dataclass
@@ -89,12 +90,13 @@ def mainnet_samples(paths: list[Path]) -> list[Sample]:
     decoder = BlockDecoder()
     out = []
     for p in paths:
-        db = decoder.decode(read_mev_inspect(p, 1))
+        done = analyse(decoder, read_mev_inspect(p, 1))  # the engine's decode -> block rules
+        db = done.decoded
         roles: dict[str, int] = {}
-        for a in detect_block(db):
-            if a.kind in ("sandwich", "arbitrage", "backrun", "jit_sandwich", "frontrun_displacement"):
+        for a in done.alerts:
+            if a.kind in BLOCK_KINDS:
                 for t in a.txs:
-                    r = "arbitrage" if a.kind == "backrun" and t.role == "backrun" else t.role
+                    r = TxRole.ARBITRAGE if a.kind == Kind.BACKRUN and t.role == TxRole.BACKRUN else t.role
                     if r in ROLE_OF:
                         roles[t.hash] = ROLE_OF[r]
         g = block_graph(db)

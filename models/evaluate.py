@@ -28,7 +28,7 @@ ATTACKER = (1, 2, 4)  # frontrun, backrun, arbitrage
 class Report:
     confusion: np.ndarray
     per_role: dict[str, tuple[float, float, float, int]]
-    per_variant: list[tuple[str, str, int, int, int | None]]  # variant, stage, landed, model found, rules found
+    per_variant: list[tuple[str, str, int, int, int]]  # variant, stage, landed, model found, rules found
     attacker_precision: dict[str, float]
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +101,7 @@ def evaluate(samples: list[Sample], probs: list[np.ndarray], lab_dirs: list[Path
                 row[2] += score(alerts, [lab], kinds=kinds).found
     per_variant = [(v, st, n, m, r) for (v, st), (n, m, r) in sorted(rows.items())]
     # attacker-leg precision of the model per stage (lab data only)
-    prec: dict[str, float] = {}
+    leg_prec: dict[str, float] = {}
     for stage in ("block", "pending"):
         marked = hit = 0
         for (ds, st), got in predicted.items():
@@ -111,17 +111,23 @@ def evaluate(samples: list[Sample], probs: list[np.ndarray], lab_dirs: list[Path
                 if c in ATTACKER:
                     marked += 1
                     hit += h in attack_txs[ds]
-        prec[stage] = hit / marked if marked else 1.0
-    return Report(cm, per_role, per_variant, prec, curves)
+        leg_prec[stage] = hit / marked if marked else 1.0
+    return Report(cm, per_role, per_variant, leg_prec, curves)
 
 
 def _block_kinds(kind: str) -> tuple[str, ...]:
-    return {"sandwich": ("sandwich",), "arbitrage": ("arbitrage", "backrun"), "jit": ("jit_sandwich",),
-            "frontrun_displacement": ("frontrun_displacement",)}.get(kind, ())
+    """The included-stage alert kinds that report a ground-truth attack of the lab's ``kind``."""
+    from monitor.kinds import BLOCK_KINDS
+    from sim.score import ALERT_KINDS
+
+    return tuple(k for k in ALERT_KINDS.get(kind, ()) if k in BLOCK_KINDS)
 
 
 def _pending_kinds(kind: str) -> tuple[str, ...]:
-    return ("sandwich_attempt",) if kind == "sandwich" else ()
+    from monitor.kinds import PENDING_KINDS
+    from sim.score import ALERT_KINDS
+
+    return tuple(k for k in ALERT_KINDS.get(kind, ()) if k in PENDING_KINDS)
 
 
 def write_report(rep: Report, out: Path, title: str = "mevwatch model evaluation") -> Path:
@@ -134,8 +140,8 @@ def write_report(rep: Report, out: Path, title: str = "mevwatch model evaluation
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for r, (rec, prec) in rep.curves.items():
-        ax.plot(rec, prec, label=r)
+    for role_name, (rec, prec) in rep.curves.items():
+        ax.plot(rec, prec, label=role_name)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_ylim(0, 1.02)
@@ -161,15 +167,41 @@ def write_report(rep: Report, out: Path, title: str = "mevwatch model evaluation
     for k, v in rep.meta.items():
         buf.write(f"- {k}: {v}\n")
     buf.write("\n## Roles (transaction level)\n\n| role | precision | recall | F1 | transactions |\n|---|---|---|---|---|\n")
-    for r, (pr, rc, f1, n) in rep.per_role.items():
-        buf.write(f"| {r} | {pr:.3f} | {rc:.3f} | {f1:.3f} | {n} |\n")
+    for role, (pr, rc, f1, count) in rep.per_role.items():
+        buf.write(f"| {role} | {pr:.3f} | {rc:.3f} | {f1:.3f} | {count} |\n")
     buf.write("\n## Attacks (lab ground truth, landed)\n\n| variant | stage | landed | model found | model recall | rules found | rules recall |\n"
               "|---|---|---|---|---|---|---|\n")
-    for v, st, n, m, r in rep.per_variant:
-        buf.write(f"| {v} | {st} | {n} | {m} | {m / n if n else 1:.3f} | {r} | {r / n if n else 1:.3f} |\n")
+    for variant, stage, landed, m, r in rep.per_variant:
+        buf.write(f"| {variant} | {stage} | {landed} | {m} | {m / landed if landed else 1:.3f} | {r} | {r / landed if landed else 1:.3f} |\n")
     buf.write("\nModel precision on attacker legs (share of transactions it marks frontrun, backrun or arbitrage "
               "that belong to a labelled attack): "
               + ", ".join(f"{st} {p:.3f}" for st, p in rep.attacker_precision.items()) + "\n")
     buf.write("\n![precision-recall](pr_curves.png)\n\n![confusion](confusion.png)\n")
     (out / "report.md").write_text(buf.getvalue())
     return out / "report.md"
+
+
+def evaluate_model(model: Path | None, data: list[Path], device: str = "cpu") -> Report:
+    """Evaluate a model file (default: the shipped one) on held-out data, the exact rules beside it.
+
+    ``data``: lab exports (with labels.jsonl, whose recordings the rules replay) and/or recorded
+    blocks. ``device``: a torch device. Raises MevwatchError for an unreadable model or data.
+    """
+    import orjson
+
+    from models import artifact
+    from models.dataset import load
+    from monitor.replay import replay_files
+
+    m, meta = artifact.load(model or artifact.DEFAULT, device)
+    samples = load(data)
+    labs = [Path(d) for d in data if (Path(d) / "labels.jsonl").exists()]
+    rules: dict[str, list[dict]] = {}
+    for d in labs:
+        buf = io.BytesIO()
+        replay_files([d / "recording.jsonl"], out=buf, chain_id=31337)
+        rules[d.name] = [orjson.loads(x) for x in buf.getvalue().splitlines()]
+    rep = evaluate(samples, predict(m, samples, device), labs, rules)
+    rep.meta = {"model": str(model or artifact.DEFAULT), "model hash": meta["model_hash"], "data": ", ".join(map(str, data)),
+                "graphs": len(samples), "device": device}
+    return rep

@@ -171,7 +171,8 @@ def block_graph(db: DecodedBlock, pools_and_routers: frozenset[str] = frozenset(
     senders = []
     swap_pools = {s.pool for s in db.swaps}
     for tx in block.transactions:
-        t = b.node("tx", tx.hash)
+        t: int | None = b.node("tx", tx.hash)
+        assert t is not None
         tx_index[tx.hash] = t
         f = b.acc["tx"][t]
         f[0] = tx.position / n

@@ -9,11 +9,16 @@ verdict with the exact rules' alerts.
   (``both`` when the mempool rule raised the same attempt). This is what the rules miss: a
   sandwich across two pools through a bot contract, whose legs the calldata decoder cannot read.
 The model is loaded once; ``device`` auto picks CUDA when there is one.
+
+In the engine (monitor/scoring.py's protocol) the mempool window is scored when a mempool rule
+raises an alert (to fuse it at once), after every ``every`` new pending transactions, and before
+each block: points fixed by the message sequence alone, so replays and the daemon agree.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,10 @@ LEG_ROLE = {"frontrun": "frontrun", "backrun": "backrun", "victim": "victim", "a
 
 
 class Scorer:
-    def __init__(self, path: Path | None = None, device: str = "auto", threshold: float = 0.9, window: int = 64):
+    SEEN_MAX = 100_000  # model-only attempts remembered (each raised once); oldest forgotten first
+
+    def __init__(self, path: Path | None = None, device: str = "auto", threshold: float = 0.9, window: int = 64,
+                 every: int = 8, chain_id: int = 1):
         import torch
 
         from models import artifact
@@ -41,7 +49,10 @@ class Scorer:
         self.device = device
         self.model, self.meta = artifact.load(path or artifact.DEFAULT, device)
         self.model_hash: str = self.meta["model_hash"]
-        self.threshold, self.window = threshold, window
+        self.threshold, self.window, self.every, self.chain_id = threshold, window, every, chain_id
+        self._pending: list[tuple[Any, list]] = []  # recent pending transactions and their decoded intents
+        self._since = 0  # pending transactions since the window was last scored
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._torch = torch
         from monitor import metrics
 
@@ -83,6 +94,48 @@ class Scorer:
         p = self._probs(g) if g.tx_hashes else np.zeros((0, len(ROLES)))
         self._latency.observe(time.perf_counter() - t)
         return g.tx_hashes, dict(zip(g.tx_hashes, p))
+
+    # --- the engine's scorer protocol (monitor/scoring.py) -----------------------------------
+    def on_pending(self, p: Any, rule_alerts: list[Alert]) -> list[Alert]:
+        from monitor.decode.pending import decode_pending
+
+        self._pending.append((p, decode_pending(p.to_address, p.input, p.value)))
+        if len(self._pending) > 4 * self.window:
+            self._pending = self._pending[-self.window:]
+        self._since += 1
+        if rule_alerts or self._since >= self.every:
+            return self._score_window(rule_alerts)
+        return []
+
+    def before_block(self) -> list[Alert]:
+        return self._score_window([]) if self._since else []
+
+    def on_blocks(self, items: list[tuple[Any, list[Alert]]]) -> None:
+        if self._pending:  # the window holds what is still pending
+            mined = {t.hash for db, _a in items for t in db.block.transactions}
+            self._pending = [w for w in self._pending if w[0].hash not in mined]
+        probs = self.score_blocks([db for db, _a in items]) if len(items) > 1 else [self.score_block(items[0][0])] if items else []
+        for (_db, alerts), pr in zip(items, probs):
+            self.fuse(alerts, pr)
+
+    def _score_window(self, rule_alerts: list[Alert]) -> list[Alert]:
+        """Fuse the mempool rules' new alerts and return the attempts only the model sees (each once)."""
+        self._since = 0
+        order, probs = self.score_window(self._pending)
+        self.fuse(rule_alerts, probs)
+        for a in rule_alerts:
+            self._remember(a.alert_id)
+        out = []
+        for a in self.attempts(self._pending[-self.window:], order, probs, self.chain_id):
+            if a.alert_id not in self._seen:
+                self._remember(a.alert_id)
+                out.append(a)
+        return out
+
+    def _remember(self, alert_id: str) -> None:
+        self._seen[alert_id] = None
+        if len(self._seen) > self.SEEN_MAX:
+            self._seen.popitem(last=False)
 
     def fuse(self, alerts: list[Alert], probs: dict[str, np.ndarray]) -> None:
         """Score the rules' alerts with the model (in place); every alert names the model."""
@@ -130,7 +183,7 @@ class Scorer:
         return out
 
 
-def load_scorer(settings: Any) -> Scorer | None:
+def load_scorer(settings: Any, device: str | None = None) -> Scorer | None:
     """The scorer the settings ask for; None (exact rules only) when off or torch is not installed."""
     g = settings.gnn
     if not g.enabled:
@@ -140,4 +193,4 @@ def load_scorer(settings: Any) -> Scorer | None:
     except ImportError:
         log.info("graph model off: install the gnn extra (pip install 'mevwatch[gnn]') to score with it")
         return None
-    return Scorer(g.model, settings.device, g.threshold, g.window)
+    return Scorer(g.model, device or settings.device, g.threshold, g.window, chain_id=settings.chain_id)

@@ -67,3 +67,16 @@ def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, 
     meta["model_hash"] = artifact.save(model, meta, out)
     ckpt.unlink(missing_ok=True)
     return model, meta
+
+
+def describe_source(d: Path) -> str:
+    """A training data source as the model's metadata records it (not a temporary path)."""
+    import json
+
+    d = Path(d)
+    m = d / "manifest.json"
+    if m.exists():
+        man = json.loads(m.read_text())
+        return f"lab seed {man['seed']}, {man['blocks']} blocks, {man['landed']} landed attacks"
+    files = sorted(d.glob("*.json.gz")) if d.is_dir() else [d]
+    return f"recorded blocks {d.name} ({len(files)} files, weak labels from the rules)"

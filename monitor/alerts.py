@@ -1,6 +1,7 @@
 """The alert record: the JSONL contract between mevwatch and everything downstream.
 
-See docs/alerts.md for every field. ``alert_id`` is the keccak-256 of
+See docs/alerts.md for every field; kinds, stages, roles and detectors are the enums of
+monitor/kinds.py (plain strings here: this module is compiled with mypyc). ``alert_id`` is the keccak-256 of
 ``"{chain_id}|{kind}|{hash,hash,...}"`` over the sorted hashes of the transactions
 that define the alert: every transaction except victims, or the victims when an
 alert has only those (``exposed_swap``). So the same attack gets the same id in
@@ -15,10 +16,6 @@ from typing import Any
 import orjson
 from eth_hash.auto import keccak
 
-KINDS = ("sandwich", "jit_sandwich", "frontrun_displacement", "backrun", "arbitrage", "sandwich_attempt", "exposed_swap")
-STAGES = ("pending", "included", "final", "retracted")
-ROLES = ("frontrun", "backrun", "victim", "arbitrage", "liquidity_add", "liquidity_remove", "displaced", "displacer")
-DETECTORS = ("rules", "gnn", "both")
 SCHEMA_VERSION = 1
 
 
@@ -96,9 +93,6 @@ def compute_alert_id(chain_id: int, kind: str, txs: list[AlertTx]) -> str:
     if not defining:
         defining = sorted({t.hash.lower() for t in txs})
     return "0x" + keccak(f"{chain_id}|{kind}|{','.join(defining)}".encode()).hex()
-
-
-STAGE_ORDER = {"pending": 1, "included": 2, "final": 3, "retracted": 4}
 
 
 def _amount(obj: dict[str, Any] | None) -> Amount | None:

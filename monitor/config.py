@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     chain_id: int = 1
     data_dir: Path = Path(".mevwatch")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
-    log_format: str = Field("json", pattern="^(json|console)$")
+    log_format: str = Field("auto", pattern="^(auto|json|console)$",
+                            description="auto: console on a terminal, JSON otherwise (monitor/log.py)")
     kafka: KafkaSettings = KafkaSettings()
     node: NodeSettings = NodeSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
@@ -130,6 +131,9 @@ class Settings(BaseSettings):
     gnn: GnnSettings = GnnSettings()
     webhooks: list[WebhookSubscriber] = Field(default_factory=list)
     webhook_delivery: WebhookDelivery = WebhookDelivery()
+    sinks: list[str] = Field(["webhooks", "clickhouse", "alerts_topic", "checkpoint"],
+                             description="where alerts go, in order: registered sink names or package.module:factory "
+                                         "(monitor/sinks/registry.py); keep checkpoint last")
     health_port: int | None = Field(8080, description="port of /healthz and /readyz on 127.0.0.1 unless health_host; None = off")
     health_host: str = "127.0.0.1"
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="where the graph model runs (auto: CUDA when there is one)")

@@ -24,14 +24,16 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from monitor import metrics
+from monitor import metrics, retry
 from monitor.config import Settings
 from monitor.errors import ConfigError, StoreError
+from monitor.kinds import NodeRole
 from monitor.log import get_logger
-from monitor.pipeline import DetectWorker, Health, Sinks
+from monitor.pipeline import DetectWorker, Health
+from monitor.sinks.base import SinkChain
 from monitor.sinks.outbox import Outbox
+from monitor.sinks.registry import SinkContext, build_sinks
 from monitor.sinks.webhooks import Deliverer
 from monitor.store.store import AlertStore, settings_store
 from streams import bus as busmod
@@ -40,7 +42,7 @@ from streams.ingest import last_block_on_topic, publish
 from streams.node import NodeSource
 
 log = get_logger("mevwatch.daemon")
-ROLES = ("all", "ingest", "detect", "attest")
+ROLES = tuple(r.value for r in NodeRole)
 
 
 @dataclass
@@ -156,14 +158,15 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             outbox = Outbox(settings.webhook_delivery.outbox or settings.data_dir / "outbox.sqlite")
             if settings.webhooks:
                 deliverer = Deliverer(outbox, settings.webhooks, settings.webhook_delivery).start()
-            sinks = Sinks(bus, store, outbox, settings.webhooks, stop=stop, health=health,
-                          on_outbox=deliverer.wake if deliverer else None)
-            worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,
-                                  group=f"{settings.kafka.group_id}-detect")
-            worker.on_events = on_events
+            ctx = SinkContext(settings=settings, bus=bus, store=store, outbox=outbox,
+                              on_outbox=deliverer.wake if deliverer else None)
+            sinks = SinkChain(build_sinks(settings.sinks, ctx), stop=stop, health=health)
             from models.scorer import load_scorer
 
-            worker.scorer = load_scorer(settings)
+            scorer = load_scorer(settings)
+            worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,
+                                  group=f"{settings.kafka.group_id}-detect", scorers=[scorer] if scorer else [])
+            worker.on_events = on_events
             worker.restore(store)
             worker.warm_up()
         if role in ("all", "ingest"):
@@ -180,7 +183,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             if worker is not None:
                 if worker.step(500) is None:
                     break
-                if max_blocks is not None and worker.counts["blocks"] >= max_blocks:
+                if max_blocks is not None and worker.counts.blocks >= max_blocks:
                     break
             else:
                 health.beat = time.monotonic()
@@ -202,8 +205,8 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
                 while time.monotonic() < t_end:  # what the ingest thread already put on the bus
                     if worker.step(200) is None or worker.last_poll == 0:
                         break
-            result.blocks, result.pending = worker.counts["blocks"], worker.counts["pending"]
-            result.alerts = worker.counts["alerts"]
+            result.blocks, result.pending = worker.counts.blocks, worker.counts.pending
+            result.alerts = worker.counts.alerts
             worker.close()
         if deliverer is not None:
             deliverer.stop(drain_s)
@@ -231,19 +234,18 @@ def _redact(url: str) -> str:
 
 
 def _open_store_retrying(settings: Settings, stop: threading.Event, health: Health) -> AlertStore | None:
-    delay = 0.5
-    while True:
-        try:
-            return settings_store(settings)
-        except StoreError as exc:
-            if not exc.retriable:
-                raise
-            health.store_ok = False
-            health.last_error = str(exc)
-            log.warning("ClickHouse unavailable at start; retrying", error=str(exc)[:200], retry_in_s=delay)
-            if stop.wait(delay):
-                return None
-            delay = min(10.0, delay * 2)
+    def on_retry(exc: BaseException, wait_s: float) -> None:
+        health.store_ok = False
+        health.last_error = str(exc)
+        log.warning("ClickHouse unavailable at start; retrying", error=str(exc)[:200], retry_in_s=round(wait_s, 2))
+
+    try:
+        store = retry.call(lambda: settings_store(settings), policy="startup",
+                           retry_if=lambda e: isinstance(e, StoreError) and e.retriable, stop=stop, on_retry=on_retry)
+    except retry.Stopped:
+        return None
+    health.store_ok = True
+    return store
 
 
 def _resume_block(settings: Settings, store: AlertStore | None) -> int | None:
@@ -274,6 +276,3 @@ def _install_signals(stop: threading.Event):
 
     return restore
 
-
-def data_path(settings: Settings) -> Path:
-    return settings.data_dir

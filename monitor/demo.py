@@ -29,9 +29,12 @@ from monitor.alerts import Alert, AlertEvent
 from monitor.attest.batcher import make_batcher
 from monitor.config import Settings, load_settings
 from monitor.detect.pending import MempoolWatcher
-from monitor.pipeline import DetectWorker, Health, Sinks
-from monitor.services import Anvil
+from monitor.kinds import Kind
+from monitor.pipeline import DetectWorker, Health
+from monitor.sinks.base import SinkChain
+from monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks
 from monitor.store.store import AlertStore, open_store
+from sim.anvil import Anvil
 from sim.runner import Lab, LabResult
 from sim.score import Score, score
 from streams import bus as busmod
@@ -56,17 +59,20 @@ class DemoResult:
     batches: int = 0
     registry: str | None = None
     example_attested: str | None = None
-    model: tuple[str, str] | None = None  # (model hash, device) when the graph model scored
+    model: tuple[str | None, str] | None = None  # (model hash, device) when the graph model scored
 
 
 class Monitor:
     """The detect role's pipeline on the in-process bus: decode, the exact and mempool rules,
     alert stages (pending, included, final), written to the embedded chDB store."""
 
-    def __init__(self, bus: busmod.Bus, store: AlertStore | None, confirmations: int, group: str = "mevwatch-demo"):
+    def __init__(self, bus: busmod.Bus, store: AlertStore | None, confirmations: int, group: str = "mevwatch-demo",
+                 scorers: list | None = None):
         self.stop = threading.Event()
-        sinks = Sinks(bus, store, None, [], stop=self.stop, health=Health(), publish_alerts=False)
-        self.worker = DetectWorker(bus, sinks, chain_id=CHAIN_ID, confirmations=confirmations, group=group)
+        ctx = SinkContext(bus=bus, store=store, publish_alerts=False)  # no webhooks, no alerts topic
+        sinks = SinkChain(build_sinks(DEFAULT_SINKS, ctx), stop=self.stop, health=Health())
+        self.worker = DetectWorker(bus, sinks, chain_id=CHAIN_ID, confirmations=confirmations, group=group,
+                                   scorers=scorers or [])
         self.events: list[AlertEvent] = []
         self.alerts: list[Alert] = []  # pending and included: what is scored against the ground truth
 
@@ -143,10 +149,10 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         attest_thread.start()
     node = Anvil(out_dir / "anvil", chain_id=CHAIN_ID).start()
     bus = busmod.InProcessBus()
-    mon = Monitor(bus, store, DEMO_CONFIRMATIONS)
     from models.scorer import load_scorer
 
-    mon.worker.scorer = load_scorer(settings)
+    scorer = load_scorer(settings)
+    mon = Monitor(bus, store, DEMO_CONFIRMATIONS, scorers=[scorer] if scorer else [])
     published = 0
     lab = Lab(node.http_url, node.ws_url, seed=seed)
     try:
@@ -186,8 +192,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
                 result.attested, result.batches = batcher.alerts_attested, batcher.batches
                 result.registry = batcher.chain.address
             result.stored = {t: store.count(t) for t in ("alerts", "swaps", "pending_txs", "blocks")}
-            finals = store.backend.query("SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0 ORDER BY alert_id LIMIT 1")
-            result.example_attested = finals[0][0] if finals else None
+            result.example_attested = store.first_attested_alert()
             mon.close()
             store.close()
     result.alerts = mon.alerts
@@ -198,18 +203,18 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
     if result.lab is not None:
         labels = [a.to_json() for a in result.lab.attacks]
         alerts = [a.to_json() for a in result.alerts]
-        result.scores = {k: score(alerts, labels, kinds=(k,)) for k in ("sandwich_attempt", "sandwich")}
+        result.scores = {k: score(alerts, labels, kinds=(k,)) for k in (Kind.SANDWICH_ATTEMPT, Kind.SANDWICH)}
         result.scores["either"] = score(alerts, labels)
-        result.scores["arbitrage"] = score(alerts, labels, kinds=("arbitrage", "backrun"))
-        result.scores["displacement"] = score(alerts, labels, kinds=("frontrun_displacement",))
-        result.scores["jit"] = score(alerts, labels, kinds=("jit_sandwich",))
+        result.scores["arbitrage"] = score(alerts, labels, kinds=(Kind.ARBITRAGE, Kind.BACKRUN))
+        result.scores["displacement"] = score(alerts, labels, kinds=(Kind.FRONTRUN_DISPLACEMENT,))
+        result.scores["jit"] = score(alerts, labels, kinds=(Kind.JIT_SANDWICH,))
     return result
 
 
 def _write(result: DemoResult, out: Path) -> None:
     with open(out / "alerts.jsonl", "wb") as fh:
-        for a in result.alerts:
-            fh.write(a.to_jsonl())
+        for alert in result.alerts:
+            fh.write(alert.to_jsonl())
     if result.lab is not None:
         with open(out / "recording.jsonl", "wb") as fh:
             for m in result.lab.messages:

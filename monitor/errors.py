@@ -36,10 +36,6 @@ class EnvelopeError(InputError):
     """A bus message or recorded line that does not match its versioned schema."""
 
 
-class DecodeError(MevwatchError):
-    """Calldata, an event log or a trace that cannot be decoded."""
-
-
 class NodeError(MevwatchError):
     """The Ethereum node is unreachable or answered with an error."""
 

@@ -17,14 +17,28 @@ ingest role published twice across a restart) raises nothing again.
 
 from __future__ import annotations
 
-from monitor.alerts import STAGE_ORDER, Alert, AlertEvent, with_stage
+from monitor.alerts import Alert, AlertEvent, with_stage
+from monitor.kinds import Stage
 from monitor.types import Block
 
 KEEP_HEIGHTS = 512
+STAGE_ORDER = {Stage.PENDING: 1, Stage.INCLUDED: 2, Stage.FINAL: 3, Stage.RETRACTED: 4}
+PENDING_VERSION = 1  # a pending alert precedes every block event
+PROOF_VERSION_STEP = 2  # an evidence row carrying a proof: its final version + 2 (monitor/store/schema.py)
 
 
 def version_of(block_event_offset: int, stage: str) -> int:
-    return ((block_event_offset + 1) << 3) | STAGE_ORDER[stage]
+    """The version of a transition caused by the block event at ``block_event_offset``."""
+    return ((block_event_offset + 1) << 3) | STAGE_ORDER[Stage(stage)]
+
+
+def block_event_of(version: int) -> int:
+    """The block event (offset + 1) a version was made at: the inverse of :func:`version_of`'s shift."""
+    return version >> 3
+
+
+def proof_version(final_version: int) -> int:
+    return final_version + PROOF_VERSION_STEP
 
 
 class Lifecycle:
@@ -74,6 +88,15 @@ class Lifecycle:
                     self.finalized += 1
         for n in [n for n in self.heights if n < block.number - KEEP_HEIGHTS]:
             del self.heights[n]
+        return events
+
+    def settle(self, offset: int) -> list[AlertEvent]:
+        """Every open alert final at block event ``offset``: recorded history is settled at its end
+        (``mevwatch replay``; a live run never calls this)."""
+        fin = version_of(offset, "final")
+        events = [AlertEvent(with_stage(a, "final"), fin) for a in self.open.values()]
+        self.finalized += len(events)
+        self.open.clear()
         return events
 
     def on_revert(self, block_number: int, block_hash: str, offset: int) -> list[AlertEvent]:

@@ -26,6 +26,7 @@ REORG_DEPTH = Histogram("mevwatch_reorg_depth_blocks", "Blocks reverted per reor
 REVERTED_BLOCKS = Counter("mevwatch_reverted_blocks", "Blocks that left the canonical chain after being processed")
 
 # --- bus ------------------------------------------------------------------------------------------
+RETRIES = Counter("mevwatch_retries", "Waits before a retry, by retry policy (monitor/retry.py)", ["policy"])
 PRODUCE_ERRORS = Counter("mevwatch_kafka_produce_errors", "Failed produce or flush attempts to Kafka (retried)")
 CONSUMER_LAG = Gauge("mevwatch_kafka_consumer_lag_records", "Records behind the end of the topic, per topic", ["topic"])
 

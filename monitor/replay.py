@@ -1,12 +1,18 @@
-"""Replay recorded history through the same decode and detect path as live runs.
+"""Replay recorded history through the engine (monitor/engine.py), as live runs do.
 
-mev-inspect files (one block each) are decoded in a pool of worker processes, in
-input order; JSONL recordings are read line by line in this process, pending transactions
-included (they go through the mempool rules, with pool reserves learnt from the
-recorded blocks before them). Every alert
-is written as one JSONL line in input order, so replaying the same input twice
-yields identical output. Bad files and bad lines are recorded (file, position,
-reason) and skipped; everything else is processed.
+mev-inspect files (one block each) are decoded and run through the block rules in a pool of worker
+processes (the engine's stateless half, :func:`monitor.engine.analyse`), in input order; their
+results and JSONL recordings (pending transactions and revert events included) go through one
+:class:`~monitor.engine.Engine` in this process: the mempool rules, the scorers, the alert stages
+and their versions. The block events of the input are numbered 0, 1, ... in input order, as a
+fresh blocks topic would number them, so a replay of a recording raises the same alerts with the
+same versions as the daemon that consumed it (tests/engine).
+
+Output: one JSONL line per alert stage event except ``final`` (pending, included, retracted), in
+input order, so replaying the same input twice yields identical output. Recorded history is
+settled: at the end of the input every open alert becomes final (with the store, those stages are
+written too). Bad files and bad lines are recorded (file, position, reason) and skipped;
+everything else is processed.
 """
 
 from __future__ import annotations
@@ -15,20 +21,24 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
-from monitor.alerts import Alert
+from monitor.alerts import AlertEvent
+from monitor.batch import Batch
 from monitor.decode import BlockDecoder
-from monitor.detect import detect_block
+from monitor.engine import Analysed, Engine, analyse
 from monitor.errors import InputError
+from monitor.kinds import Stage
+from monitor.sinks.base import SinkChain
 from monitor.types import Block, DecodeStats
 from streams import envelope
 from streams.files import discover, iter_jsonl, read_mev_inspect
+
+STORE_BATCH_BLOCKS = 500  # blocks per write to the store
+REPLAY_CONFIRMATIONS = 12  # finality depth while replaying (everything is final at the end anyway)
 
 
 @dataclass
@@ -52,13 +62,95 @@ class ReplaySummary:
     first_block: int | None = None
     last_block: int | None = None
 
-    def add_block(self, number: int, n_txs: int, stats: DecodeStats, kinds: list[str]) -> None:
+    def add_block(self, number: int, n_txs: int, stats: DecodeStats) -> None:
         self.blocks += 1
         self.transactions += n_txs
         self.stats.merge(stats)
-        self.alerts_by_kind.update(kinds)
         self.first_block = number if self.first_block is None else min(self.first_block, number)
         self.last_block = number if self.last_block is None else max(self.last_block, number)
+
+
+class Replayer:
+    """An engine over recorded messages, its output lines and (optionally) the store's sinks."""
+
+    def __init__(self, *, chain_id: int = 1, out: IO[bytes] | None = None, on_block: Callable[[int], None] | None = None,
+                 on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
+                 sinks: SinkChain | None = None, scorer: Any = None, confirmations: int = REPLAY_CONFIRMATIONS,
+                 engine: Engine | None = None):
+        self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [])
+        self.out, self.on_block, self.on_alert, self.on_event = out, on_block, on_alert, on_event
+        self.sinks = sinks
+        self.summary = ReplaySummary()
+        self.batch = Batch()
+        self.offset = 0  # the next block event's number
+        self._emitted = 0
+        self._blocks_in_batch = 0
+        self._started = time.perf_counter()
+
+    # --- input -------------------------------------------------------------------------------
+    def message(self, msg: envelope.Message) -> None:
+        if isinstance(msg, envelope.PendingTx):
+            self.summary.pending += 1
+            self.engine.pending(msg, self.batch)
+        elif isinstance(msg, envelope.RevertEvent):
+            self.summary.reverts += 1
+            self.engine.revert(msg, self._next_offset(), self.batch)
+        else:
+            self.blocks([(msg, None)])
+            return
+        self._drain()
+
+    def blocks(self, items: list[tuple[Block, Analysed | None]]) -> None:
+        """Blocks in input order (given their analysis when a worker made it; else made here)."""
+        if not items:
+            return
+        done = [(b, self._next_offset(), a or analyse(self.engine.decoder, b, self.engine.registry)) for b, a in items]
+        self.engine.blocks(done, self.batch)
+        for block, _o, a in done:
+            self.summary.add_block(block.number, len(block.transactions), a.decoded.stats)
+            if self.on_block is not None:
+                self.on_block(block.number)
+        self._blocks_in_batch += len(done)
+        self._drain()
+        if self._blocks_in_batch >= STORE_BATCH_BLOCKS:
+            self._write()
+
+    def problem(self, source: str, position: Any, reason: str, raw: bytes | None = None) -> None:
+        self.summary.problems.append(InputProblem(source, str(position) if position is not None else None, reason, raw))
+
+    def finish(self, settle: bool = True) -> ReplaySummary:
+        if settle:
+            self.engine.settle(self.batch)
+            self._drain()
+        self._write()
+        self.summary.elapsed_s = time.perf_counter() - self._started
+        return self.summary
+
+    # --- internals ---------------------------------------------------------------------------
+    def _next_offset(self) -> int:
+        self.offset += 1
+        return self.offset - 1
+
+    def _drain(self) -> None:
+        for ev in self.batch.alerts[self._emitted:]:
+            if self.on_event is not None:
+                self.on_event(ev)
+            if ev.alert.stage == Stage.FINAL:
+                continue
+            self.summary.alerts_by_kind[ev.alert.kind] += 1
+            line = ev.alert.to_jsonl()
+            if self.out is not None:
+                self.out.write(line)
+            if self.on_alert is not None:
+                self.on_alert(line)
+        self._emitted = len(self.batch.alerts)
+
+    def _write(self) -> None:
+        if self.sinks is not None and len(self.batch):
+            self.sinks.write(self.batch)
+        self.batch = Batch()
+        self._emitted = 0
+        self._blocks_in_batch = 0
 
 
 # --- worker side ------------------------------------------------------------------------
@@ -70,80 +162,45 @@ def _worker_init() -> None:
     _decoder = BlockDecoder()
 
 
-def process_block(decoder: BlockDecoder, block: Block) -> tuple[DecodeStats, list[Alert]]:
-    decoded = decoder.decode(block)
-    return decoded.stats, detect_block(decoded)
-
-
-def _process_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
-    path, chain_id, rows = item
+def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
+    path, chain_id, slim = item
     global _decoder
     if _decoder is None:
         _decoder = BlockDecoder()
     try:
         block = read_mev_inspect(Path(path), chain_id)
-        decoded = _decoder.decode(block)
-        stats, alerts = decoded.stats, detect_block(decoded)
-        store_rows = None
-        if rows:  # the block and swap rows of the evidence store, built where the decoded block is
-            from monitor.store.store import StoreBatch
-
-            sb = StoreBatch()
-            sb.add_block(decoded, replay_version(block.number))
-            store_rows = (sb.blocks, sb.swaps)
+        done = analyse(_decoder, block)
     except InputError as exc:
         return "error", (path, exc.position, exc.reason)
     except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the whole replay
         return "error", (path, None, f"internal error while processing this block: {exc!r} (please report it)")
-    return "ok", (block.number, len(block.transactions), stats, [a.to_jsonl() for a in alerts], [a.kind for a in alerts],
-                  store_rows)
+    return "ok", done.slim() if slim else done  # slim: sent back from a worker process
 
 
-def replay_version(block_number: int) -> int:
-    """Row version of replayed history: final at block event ``block_number`` (docs/store.md)."""
-    return ((block_number + 1) << 3) | 3
+def _map_files(paths: list[str], chain_id: int, workers: int) -> Iterator[tuple[str, Any]]:
+    if workers <= 1 or len(paths) < 4:
+        _worker_init()
+        for p in paths:
+            yield _analyse_file((p, chain_id, False))
+        return
+    items = [(p, chain_id, True) for p in paths]
+    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
+        yield from pool.imap(_analyse_file, items, chunksize=4)
 
 
-class StoreWriter:
-    """Replayed alerts (at stage final: history is settled), swaps and blocks into the evidence
-    store, in batches of about ``batch_blocks`` blocks, through the daemon's own write path."""
-
-    def __init__(self, store: Any, batch_blocks: int = 500):
-        from monitor.store.store import StoreBatch
-
-        self.store, self.batch_blocks = store, batch_blocks
-        self._new = StoreBatch
-        self.batch = StoreBatch()
-        self.blocks = 0
-        self.alerts = 0
-
-    def add(self, alerts: list[Alert], rows: tuple[list, list] | None, block_number: int | None) -> None:
-        from monitor.alerts import AlertEvent, with_stage
-
-        for a in alerts:
-            if a.stage == "pending":
-                self.batch.alerts.append(AlertEvent(a, 1))
-            else:
-                self.batch.alerts.append(AlertEvent(with_stage(a, "final"), replay_version(a.block_number or 0)))
-        self.alerts += len(alerts)
-        if rows is not None:
-            self.batch.blocks += rows[0]
-            self.batch.swaps += rows[1]
-            self.blocks += 1
-            if len(self.batch.blocks) >= self.batch_blocks:
-                self.flush()
-
-    def flush(self) -> None:
-        if len(self.batch):
-            self.store.write(self.batch)
-        self.batch = self._new()
-
-
-# --- driver --------------------------------------------------------------------------------
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def store_sinks(store: Any) -> SinkChain:
+    """The evidence store's sinks, as the daemon writes them (rows, then checkpoints)."""
+    from monitor.sinks.registry import SinkContext, build_sinks
+
+    return SinkChain(build_sinks(["clickhouse", "checkpoint"], SinkContext(store=store, publish_alerts=False)))
+
+
+# --- driver --------------------------------------------------------------------------------
 def replay_files(
     paths: list[Path],
     *,
@@ -153,126 +210,37 @@ def replay_files(
     chain_id: int = 1,
     on_block: Callable[[int], None] | None = None,
     on_alert: Callable[[bytes], None] | None = None,
+    on_event: Callable[[AlertEvent], None] | None = None,
     store: Any = None,
     scorer: Any = None,
     batch: int = 64,
+    confirmations: int = REPLAY_CONFIRMATIONS,
+    settle: bool = True,
 ) -> ReplaySummary:
-    """Replay ``paths``; write alert lines to ``out`` (and, given ``store``, alerts, swaps and
-    blocks to the evidence store); call ``on_block`` after each block."""
-    writer = StoreWriter(store) if store is not None else None
+    """Replay ``paths`` through the engine; write alert lines to ``out`` (and, given ``store``, every
+    stage, swaps and blocks to the evidence store); call ``on_block`` after each block. With a
+    ``scorer``, mev-inspect blocks are scored ``batch`` blocks per forward pass in this process."""
     files = discover(paths, fmt)
-    summary = ReplaySummary()
-    started = time.perf_counter()
-
-    def emit(lines: Iterable[bytes]) -> None:
-        for line in lines:
-            if out is not None:
-                out.write(line)
-            if on_alert is not None:
-                on_alert(line)
-
+    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, on_alert=on_alert, on_event=on_event,
+                   sinks=store_sinks(store) if store is not None else None, scorer=scorer, confirmations=confirmations)
     mev = [str(p) for p, f in files if f == "mev-inspect"]
     jsonl = [p for p, f in files if f == "jsonl"]
-    n_workers = workers or default_workers()
-    source = _map_files(mev, chain_id, n_workers, writer is not None) if scorer is None else \
-        _scored_files(mev, chain_id, scorer, batch, writer is not None)
+    step = batch if scorer is not None else 1
+    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()))
+    chunk: list[tuple[Block, Analysed | None]] = []
     for kind, payload in source:
         if kind == "error":
-            src, pos, reason = payload
-            summary.problems.append(InputProblem(src, str(pos) if pos is not None else None, reason))
+            rep.problem(*payload)
             continue
-        number, n_txs, stats, lines, kinds, rows = payload
-        summary.add_block(number, n_txs, stats, kinds)
-        emit(lines)
-        if writer is not None:
-            from monitor.alerts import alert_from_json
-
-            writer.add([alert_from_json(orjson.loads(x)) for x in lines], rows, number)
-        if on_block:
-            on_block(number)
-    if jsonl:
-        from monitor.detect.pending import MempoolWatcher
-
-        decoder = BlockDecoder()
-        watcher = MempoolWatcher(chain_id=chain_id)
-        for path in jsonl:
-            for n, msg in iter_jsonl(path):
-                if isinstance(msg, Exception):
-                    summary.problems.append(InputProblem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None)))
-                    continue
-                if isinstance(msg, envelope.PendingTx):
-                    summary.pending += 1
-                    pending_alerts = watcher.on_pending(msg)
-                    summary.alerts_by_kind.update(a.kind for a in pending_alerts)
-                    emit(a.to_jsonl() for a in pending_alerts)
-                    if writer is not None:
-                        writer.add(pending_alerts, None, None)
-                    continue
-                if isinstance(msg, envelope.RevertEvent):
-                    summary.reverts += 1
-                    continue
-                decoded = decoder.decode(msg)
-                watcher.observe_block(decoded)
-                stats, alerts = decoded.stats, detect_block(decoded)
-                if scorer is not None:
-                    scorer.fuse(alerts, scorer.score_block(decoded))
-                summary.add_block(msg.number, len(msg.transactions), stats, [a.kind for a in alerts])
-                emit(a.to_jsonl() for a in alerts)
-                if writer is not None:
-                    from monitor.store.store import StoreBatch
-
-                    sb = StoreBatch()
-                    sb.add_block(decoded, replay_version(msg.number))
-                    writer.add(alerts, (sb.blocks, sb.swaps), msg.number)
-                if on_block:
-                    on_block(msg.number)
-    if writer is not None:
-        writer.flush()
-    summary.elapsed_s = time.perf_counter() - started
-    return summary
-
-
-def _scored_files(paths: list[str], chain_id: int, scorer: Any, batch: int, rows: bool) -> Iterator[tuple[str, Any]]:
-    """Like :func:`_map_files`, in this process, with the graph model scoring ``batch`` blocks per
-    forward pass (replays are always behind: batching is what makes them fast)."""
-    decoder = BlockDecoder()
-    for start in range(0, len(paths), batch):
-        chunk: list[tuple[str, Any]] = []
-        decoded = []
-        for path in paths[start:start + batch]:
-            try:
-                db = decoder.decode(read_mev_inspect(Path(path), chain_id))
-            except InputError as exc:
-                chunk.append(("error", (path, exc.position, exc.reason)))
+        chunk.append((payload.decoded.block, payload))
+        if len(chunk) >= step:
+            rep.blocks(chunk)
+            chunk = []
+    rep.blocks(chunk)
+    for path in jsonl:
+        for n, msg in iter_jsonl(path):
+            if isinstance(msg, Exception):
+                rep.problem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None))
                 continue
-            chunk.append(("ok", db))
-            decoded.append(db)
-        probs = iter(scorer.score_blocks(decoded)) if decoded else iter(())
-        for kind, item in chunk:
-            if kind == "error":
-                yield kind, item
-                continue
-            db = item
-            alerts = detect_block(db)
-            scorer.fuse(alerts, next(probs))
-            store_rows = None
-            if rows:
-                from monitor.store.store import StoreBatch
-
-                sb = StoreBatch()
-                sb.add_block(db, replay_version(db.block.number))
-                store_rows = (sb.blocks, sb.swaps)
-            yield "ok", (db.block.number, len(db.block.transactions), db.stats, [a.to_jsonl() for a in alerts],
-                         [a.kind for a in alerts], store_rows)
-
-
-def _map_files(paths: list[str], chain_id: int, workers: int, rows: bool = False) -> Iterator[tuple[str, Any]]:
-    items = [(p, chain_id, rows) for p in paths]
-    if workers <= 1 or len(items) < 4:
-        _worker_init()
-        for it in items:
-            yield _process_file(it)
-        return
-    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(_process_file, items, chunksize=4)
+            rep.message(msg)
+    return rep.finish(settle)

@@ -1,20 +1,20 @@
-"""``mevwatch replay --rpc URL --from N --to M``: fetch a block range from a node and replay it."""
+"""``mevwatch replay --rpc URL --from N --to M``: fetch a block range from a node and replay it
+through the engine (monitor/replay.py's :class:`Replayer`)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from monitor.decode import BlockDecoder
 from monitor.errors import NodeError
-from monitor.replay import ReplaySummary, process_block
+from monitor.replay import Replayer, ReplaySummary
 from streams.node import fetch_block
 
 
 async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Callable[[Any], None]) -> None:
     from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
+    from web3.types import RPCEndpoint
 
     provider = WebSocketProvider(url) if url.startswith(("ws://", "wss://")) else AsyncHTTPProvider(url)
     w3 = AsyncWeb3(provider)
@@ -23,7 +23,7 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ca
 
     async def request(method: str, params: list) -> Any:
         try:
-            resp = await w3.provider.make_request(method, params)
+            resp = await w3.provider.make_request(RPCEndpoint(method), params)
         except Exception as exc:  # noqa: BLE001
             raise NodeError(f"{method} to {url} failed: {exc}") from None
         if "error" in resp:
@@ -41,22 +41,9 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ca
 
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
-               on_block: Callable[[int], None] | None = None, chain_id: int = 1) -> ReplaySummary:
+               on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None) -> ReplaySummary:
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
-    summary = ReplaySummary()
-    decoder = BlockDecoder()
-    t0 = time.perf_counter()
-
-    def handle(block) -> None:
-        stats, alerts = process_block(decoder, block)
-        summary.add_block(block.number, len(block.transactions), stats, [a.kind for a in alerts])
-        if out is not None:
-            for a in alerts:
-                out.write(a.to_jsonl())
-        if on_block:
-            on_block(block.number)
-
-    asyncio.run(_fetch_range(url, start, end, chain_id, handle))
-    summary.elapsed_s = time.perf_counter() - t0
-    return summary
+    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer)
+    asyncio.run(_fetch_range(url, start, end, chain_id, rep.message))
+    return rep.finish()

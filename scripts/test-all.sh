@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --all
+# lint and type checks first (configured in pyproject.toml); set -e stops the script if either fails
+.venv/bin/ruff check .
+.venv/bin/mypy monitor streams models sim dashboards
 exec .venv/bin/pytest -q "$@"

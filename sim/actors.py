@@ -103,7 +103,7 @@ class HonestTraders:
         return [self.trade(who) for who in self.rng.sample(self.accounts, min(n, len(self.accounts)))]
 
     def trade(self, who: str) -> str:
-        w3, m, rng = self.w3, self.m, self.rng
+        m, rng = self.m, self.rng
         if m.cl_pool is not None and rng.random() < self.cl_share:
             return self.cl_trade(who)
         if len(m.tokens) > 1 and rng.random() < self.cross_share:
@@ -335,9 +335,10 @@ class JitProvider:
                 continue
             self.seen.add(p.hash)
             for intent in decode_pending(p.to_address, p.input, p.value):
-                weth_in = intent.amount_in if intent.token_in == WETH_ADDRESS else self._to_weth(intent.amount_in)
-                if intent.exact == "in" and weth_in >= self.min_in_weth and (best is None or weth_in > best[1]):
-                    best = (p, weth_in)
+                if intent.exact == "in" and intent.amount_in is not None:  # exact-output swaps have no amount_in
+                    weth_in = intent.amount_in if intent.token_in == WETH_ADDRESS else self._to_weth(intent.amount_in)
+                    if weth_in >= self.min_in_weth and (best is None or weth_in > best[1]):
+                        best = (p, weth_in)
                 break
         if best is None:
             return []
@@ -387,7 +388,7 @@ class Arbitrageur:
         self.attacks: list[Attack] = []
 
     def act(self) -> list[Attack]:
-        new = []
+        new: list[Attack] = []
         for tok_addr, pair_a in self.m.pairs.items():
             pair_b = self.m.pairs_b.get(tok_addr)
             if pair_b is None:
@@ -432,7 +433,7 @@ class Copier:
         self.seen: set[str] = set()
 
     def react(self, pending: list[PendingTx]) -> list[Attack]:
-        new = []
+        new: list[Attack] = []
         target = self.bounty.address.lower()
         for p in pending:
             if p.hash in self.seen or p.to_address != target or p.from_address == self.account.lower():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from monitor.services import Anvil
+from sim.anvil import Anvil
 from sim.runner import Lab, LabResult
 from streams import envelope
 

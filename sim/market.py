@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.types import WETH_ADDRESS
 from sim.contracts import at, deploy, init_code_hash, wait_receipt
@@ -14,26 +15,27 @@ MAX = 2**256 - 1
 
 @dataclass
 class Market:
+    # the contracts are web3 Contract objects: their functions come from the ABI at run time (Any)
     deployer: str
-    weth: object
+    weth: Any
     tokens: list
-    factory: object
-    router: object
-    pairs: dict[str, object] = field(default_factory=dict)  # token address -> its WETH pair
+    factory: Any
+    router: Any
+    pairs: dict[str, Any] = field(default_factory=dict)  # token address -> its WETH pair
     pair_init_code_hash: str = ""
     # a second venue (its own factory and router) with WETH pairs of the same tokens:
     # honest traders use the first, so prices drift apart and the arbitrageur closes the gap
-    factory_b: object = None
-    router_b: object = None
-    pairs_b: dict[str, object] = field(default_factory=dict)
+    factory_b: Any = None
+    router_b: Any = None
+    pairs_b: dict[str, Any] = field(default_factory=dict)
     # a concentrated-liquidity pool (V3's interface, contracts/src/CLPool.sol) for WETH and the
     # first token, its router (V3's exactInputSingle) and the passive liquidity provider's contract
-    cl_pool: object = None
-    cl_router: object = None
-    cl_token: object = None
-    cl_lp: object = None
+    cl_pool: Any = None
+    cl_router: Any = None
+    cl_token: Any = None
+    cl_lp: Any = None
 
-    def pair(self, token) -> object:
+    def pair(self, token) -> Any:
         return self.pairs[token.address.lower()]
 
 

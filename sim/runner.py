@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from monitor.types import Block
 from sim.actors import Arbitrageur, Attack, Copier, HonestTraders, JitProvider, SandwichBot, Solver
@@ -35,7 +36,7 @@ class Feed:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task = None
+        self._task: asyncio.Task[None] | None = None
 
     def _emit(self, m: Message) -> None:
         with self._lock:
@@ -43,9 +44,9 @@ class Feed:
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._task = self._loop.create_task(self.source.run(self._emit))
+        self._task = task = self._loop.create_task(self.source.run(self._emit))
         try:
-            self._loop.run_until_complete(self._task)
+            self._loop.run_until_complete(task)
         except BaseException:  # noqa: BLE001 - cancelled on stop
             pass
 
@@ -122,9 +123,9 @@ class Lab:
 
     def setup(self) -> None:
         w3 = self.w3
-        w3.provider.make_request("evm_setAutomine", [True])
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
         m = self.market = deploy_market(w3, seed=self.seed, n_tokens=self.n_tokens)
-        accts = w3.eth.accounts
+        accts: list[str] = list(w3.eth.accounts)  # web3 types accounts as a 1-tuple
         self.traders = accts[1:5]
         for t in self.traders:
             fund(w3, m, t, 500 * 10**18, {tok: 10**30 for tok in m.tokens})
@@ -155,7 +156,7 @@ class Lab:
         wait_receipt(w3, m.weth.functions.mint(jit_bot.address, 100_000 * 10**18).transact({"from": m.deployer}))
         wait_receipt(w3, m.cl_token.functions.mint(jit_bot.address, 10**33).transact({"from": m.deployer}))
         self.jit = JitProvider(w3, m, jit_bot, jit_op)
-        w3.provider.make_request("evm_setAutomine", [False])
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
 
     def run(self, blocks: int, on_round: Callable[[int, list[Message]], None] | None = None) -> LabResult:
         if self.market is None:
@@ -183,7 +184,7 @@ class Lab:
                     mine = {t["hash"] for a in new for t in a.txs if t["role"] not in ("victim", "displaced")}
                     feed.wait(lambda ms: mine <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 head = w3.eth.block_number
-                w3.provider.make_request("evm_mine", [])
+                w3.provider.make_request(RPCEndpoint("evm_mine"), [])
                 feed.wait(lambda ms: any(isinstance(m, Block) and m.number == head + 1 for m in ms))
                 for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks:
                     if a.block_number is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from monitor.kinds import ATTACKER_ROLES, Kind, TxRole
+
 
 @dataclass
 class Score:
@@ -32,10 +34,9 @@ class Score:
         return true / self.alerts if self.alerts else 1.0
 
 
-# which alert kinds can report an attack of each ground-truth kind
-ALERT_KINDS = {"sandwich": ("sandwich", "sandwich_attempt"), "arbitrage": ("arbitrage", "backrun"),
-               "frontrun_displacement": ("frontrun_displacement",), "jit": ("jit_sandwich",)}
-ATTACKER_ROLES = ("frontrun", "backrun", "arbitrage", "displacer", "liquidity_add", "liquidity_remove")
+# which alert kinds can report an attack of each ground-truth kind (the lab's kinds: sim/actors.py)
+ALERT_KINDS = {"sandwich": (Kind.SANDWICH, Kind.SANDWICH_ATTEMPT), "arbitrage": (Kind.ARBITRAGE, Kind.BACKRUN),
+               "frontrun_displacement": (Kind.FRONTRUN_DISPLACEMENT,), "jit": (Kind.JIT_SANDWICH,)}
 
 
 def _legs(alert: dict) -> set[tuple[str, str]]:
@@ -45,12 +46,12 @@ def _legs(alert: dict) -> set[tuple[str, str]]:
     for t in alert["txs"]:
         if t["role"] in ATTACKER_ROLES:
             out.add((t["hash"], t["role"]))
-            if alert["kind"] == "backrun" and t["role"] == "backrun":
+            if alert["kind"] == Kind.BACKRUN and t["role"] == TxRole.BACKRUN:
                 out.add((t["hash"], "arbitrage"))
             # in the mempool a JIT fill looks like any sandwich attempt (liquidity in before the victim,
             # out after it): an attempt naming its two legs reports that JIT sandwich
-            if alert["kind"] == "sandwich_attempt" and t["role"] in ("frontrun", "backrun"):
-                out.add((t["hash"], "liquidity_add" if t["role"] == "frontrun" else "liquidity_remove"))
+            if alert["kind"] == Kind.SANDWICH_ATTEMPT and t["role"] in (TxRole.FRONTRUN, TxRole.BACKRUN):
+                out.add((t["hash"], TxRole.LIQUIDITY_ADD if t["role"] == TxRole.FRONTRUN else TxRole.LIQUIDITY_REMOVE))
     return out
 
 
@@ -58,7 +59,7 @@ def _want(label: dict) -> set[tuple[str, str]]:
     return {(t["hash"], t["role"]) for t in label["txs"] if t["role"] in ATTACKER_ROLES}
 
 
-def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = ("sandwich", "sandwich_attempt")) -> Score:
+def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = (Kind.SANDWICH, Kind.SANDWICH_ATTEMPT)) -> Score:
     """Score the alerts of ``kinds`` against the labels those kinds can report."""
     every_label = labels
     relevant = [a for a in alerts if a["kind"] in kinds]

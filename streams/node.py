@@ -117,11 +117,6 @@ class ChainFollower:
         self.last: int | None = None if start_block is None else start_block - 1
         self.reorgs = 0
 
-    @property
-    def final_number(self) -> int | None:
-        """Highest block at least ``confirmations`` deep: what the alert stages treat as final."""
-        return None if self.last is None else self.last - self.confirmations
-
     async def _hash_at(self, number: int) -> str | None:
         raw = await self.request("eth_getBlockByNumber", [hex(number), False])
         return raw["hash"].lower() if raw else None

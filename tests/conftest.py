@@ -60,7 +60,7 @@ def all_block_numbers(traces_dir) -> list[int]:
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
     """A real Kafka 4 broker (KRaft) on 127.0.0.1 for the whole session."""
-    from monitor.services import Kafka
+    from services import Kafka
 
     k = Kafka(tmp_path_factory.mktemp("kafka")).start()
     yield k
@@ -70,7 +70,7 @@ def kafka(tmp_path_factory):
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory):
     """Debian's clickhouse-server on 127.0.0.1 for the whole session (tests use their own databases)."""
-    from monitor.services import ClickHouseServer
+    from services import ClickHouseServer
 
     ch = ClickHouseServer(tmp_path_factory.mktemp("clickhouse")).start()
     yield ch
@@ -80,7 +80,7 @@ def clickhouse(tmp_path_factory):
 @pytest.fixture
 def fresh_kafka(tmp_path):
     """A broker of this test's own: fault tests kill it, and stage versions follow blocks-topic offsets."""
-    from monitor.services import Kafka
+    from services import Kafka
 
     k = Kafka(tmp_path / "kafka").start()
     yield k
@@ -101,7 +101,7 @@ def lab_messages(tmp_path_factory) -> list:
 @pytest.fixture
 def anvil(tmp_path):
     """A fresh anvil node with mining off (tests mine with evm_mine)."""
-    from monitor.services import Anvil
+    from services import Anvil
 
     a = Anvil(tmp_path / "anvil").start()
     yield a

@@ -26,13 +26,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return keccak(b"\x01" + left + right)
 
 
-def _split(n: int) -> int:
-    k = 1
-    while k << 1 < n:
-        k <<= 1
-    return k
-
-
 def levels_of(leaves: list[bytes]) -> list[list[bytes]]:
     """Every level of the tree, leaves first, root last (bottom-up over complete pairs, an odd
     node carried up unchanged: the same tree as RFC 9162's recursive split)."""

@@ -19,7 +19,6 @@ SEL_V1_EXACT_OUT = "0x7c5e9ea4"
 SEL_V2_ONSWAP_MINIMAL = "0x9d2c110c"
 SEL_V2_ONSWAP_GENERAL = "0x01ec954a"
 TOPIC_V2_SWAP = "0x2170c741c41531aec20e7c107c24eecfdd15e69c9bb0a8dd37b1840b9e0b207b"
-VAULT = "0xba12222222228d8ba445958a75a0704d566bf2c8"
 
 
 def trace_v1_exact_in(ctx: TxContext, i: int, t: Trace) -> None:

@@ -57,20 +57,6 @@ class TxContext:
         self.miner = miner
 
     # --- trace tree -------------------------------------------------------------
-    def set_traces(self, traces: list[Trace]) -> None:
-        """Keep ``traces`` (DFS order, reverted subtrees already removed); index the tree."""
-        n = len(traces)
-        ends = [n] * n
-        parents = [-1] * n
-        stack: list[int] = []
-        for j, t in enumerate(traces):
-            depth = len(t.trace_address)
-            while stack and len(traces[stack[-1]].trace_address) >= depth:
-                ends[stack.pop()] = j
-            parents[j] = stack[-1] if stack else -1
-            stack.append(j)
-        self.traces, self.ends, self.parents = traces, ends, parents
-
     def children(self, i: int) -> list[int]:
         depth = len(self.traces[i].trace_address) + 1
         traces = self.traces

@@ -40,13 +40,6 @@ def out(data: str, i: int) -> int:
     return int(s, 16)
 
 
-def out_addr(data: str, i: int) -> str:
-    s = data[26 + 64 * i : 66 + 64 * i]
-    if len(s) != 40:
-        raise Short(i)
-    return "0x" + s
-
-
 def signed(v: int) -> int:
     return v - _TWO_256 if v >= _TWO_255 else v
 

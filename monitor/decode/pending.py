@@ -20,8 +20,6 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
-from monitor.types import ETH_ADDRESS
-
 
 def _sel(sig: str) -> str:
     return "0x" + keccak(text=sig)[:4].hex()
@@ -52,8 +50,6 @@ class IntendedSwap:
     def token_out(self) -> str:
         return self.path[-1]
 
-
-WETH_PLACEHOLDERS = {ETH_ADDRESS}
 
 _V2 = {
     _sel("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"): ("in", False, ["uint256", "uint256", "address[]", "address", "uint256"]),

@@ -2,12 +2,14 @@
 
 WETH ``deposit`` is recorded as a transfer from the zero address to the depositor and
 ``withdraw`` as a transfer to the zero address, which is what the token's balance does.
+ERC-20 ``transfer``/``transferFrom`` calls (selectors below) are decoded inline by
+``BlockDecoder`` (``monitor.decode._erc20``), not through a trace handler.
 """
 
 from __future__ import annotations
 
 from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, arg_addr, out, topic_addr
+from monitor.decode.hexabi import arg, out, topic_addr
 from monitor.types import WETH_ADDRESS, ZERO_ADDRESS, Trace, Transfer
 
 SEL_TRANSFER = "0xa9059cbb"
@@ -28,18 +30,6 @@ def _emit(ctx: TxContext, i: int, t: Trace, frm: str, to: str, amount: int) -> N
     )
 
 
-def trace_transfer(ctx: TxContext, i: int, t: Trace) -> None:
-    if t.output not in ("0x", "") and len(t.output) >= 66 and out(t.output, 0) == 0:
-        return  # returned false: nothing moved
-    _emit(ctx, i, t, t.from_address, arg_addr(t.input, 0), arg(t.input, 1))
-
-
-def trace_transfer_from(ctx: TxContext, i: int, t: Trace) -> None:
-    if t.output not in ("0x", "") and len(t.output) >= 66 and out(t.output, 0) == 0:
-        return
-    _emit(ctx, i, t, arg_addr(t.input, 0), arg_addr(t.input, 1), arg(t.input, 2))
-
-
 def trace_deposit(ctx: TxContext, i: int, t: Trace) -> None:
     if t.to_address in WRAPPED_NATIVE and t.value:
         _emit(ctx, i, t, ZERO_ADDRESS, t.from_address, t.value)
@@ -51,8 +41,6 @@ def trace_withdraw(ctx: TxContext, i: int, t: Trace) -> None:
 
 
 TRANSFER_TRACE_HANDLERS = {
-    SEL_TRANSFER: trace_transfer,
-    SEL_TRANSFER_FROM: trace_transfer_from,
     SEL_DEPOSIT: trace_deposit,
     SEL_WITHDRAW: trace_withdraw,
 }

@@ -44,7 +44,7 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = False) -> None:
         if not resolve:
             return
         try:
-            addrs = sorted({ai[4][0] for ai in socket.getaddrinfo(u.hostname, u.port or 443, proto=socket.IPPROTO_TCP)})
+            addrs = sorted({str(ai[4][0]) for ai in socket.getaddrinfo(u.hostname, u.port or 443, proto=socket.IPPROTO_TCP)})
         except OSError as exc:
             raise DeliveryError(f"cannot resolve webhook host {u.hostname}: {exc}") from None
     bad = [a for a in addrs if not address_allowed(a)]
@@ -57,7 +57,7 @@ def guarded_resolver(allow_private: bool):
     """An aiohttp resolver that refuses non-public addresses (unless allowed)."""
     from aiohttp.resolver import DefaultResolver
 
-    class GuardedResolver(DefaultResolver):
+    class GuardedResolver(DefaultResolver):  # type: ignore[misc,valid-type]  # aiohttp picks DefaultResolver at run time
         async def resolve(self, host, port=0, family=socket.AF_INET):  # type: ignore[override]
             infos = await super().resolve(host, port, family)
             if not allow_private:

@@ -160,7 +160,7 @@ class Deliverer:
                         continue
                     inflight.add(m.id)
                     t = asyncio.create_task(self._send(http, sem, m))
-                    t.add_done_callback(lambda _t, i=m.id: inflight.discard(i))
+                    t.add_done_callback(lambda _t, i=m.id: inflight.discard(i))  # type: ignore[misc]  # default-arg capture
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
                 if not due:

@@ -10,19 +10,17 @@ crash) leaves the same rows after ``FINAL``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from monitor.alerts import Alert, AlertEvent, alert_from_json
+from monitor.batch import Batch as StoreBatch  # noqa: F401 - the unit every sink writes
+from monitor.lifecycle import proof_version
 from monitor.log import get_logger
 from monitor.store.backend import Backend, open_backend
 from monitor.store.schema import MIGRATIONS, MIGRATIONS_TABLE
-from monitor.types import Block, DecodedBlock
-from streams.envelope import PendingTx
-from streams.fate import Fate
 
 log = get_logger("mevwatch.store")
 
@@ -37,41 +35,7 @@ PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "firs
 FATE_COLS = ("hash", "fate", "block_number", "latency_ms", "replaced_by", "version")
 ATTEST_COLS = ("batch_id", "root", "contract", "attest_chain_id", "tx_hash", "attest_block", "gas_used", "attester",
                "from_block", "to_block", "alert_count", "model_hash", "uri", "attested_at", "version")
-PROOF_VERSION_STEP = 2  # evidence row with a proof: the final version + 2 (see schema.py)
 BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version")
-FATE_VERSION = {"included": 2, "replaced": 1, "dropped": 1}
-
-
-@dataclass
-class StoreBatch:
-    alerts: list[AlertEvent] = field(default_factory=list)
-    swaps: list[tuple] = field(default_factory=list)
-    pending: list[tuple] = field(default_factory=list)
-    fates: list[tuple] = field(default_factory=list)
-    blocks: list[tuple] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.alerts) + len(self.swaps) + len(self.pending) + len(self.fates) + len(self.blocks)
-
-    def add_block(self, db: DecodedBlock, version: int) -> None:
-        b = db.block
-        now = int(time.time())
-        self.blocks.append((b.number, b.hash or "", b.parent_hash or "", b.timestamp, len(b.transactions), 1, now, version))
-        for s in db.swaps:
-            self.swaps.append((b.number, b.hash or "", b.timestamp, s.transaction_hash, s.transaction_position, s.order,
-                               s.protocol, s.pool, s.sender, s.recipient, s.tx_from, s.token_in, s.token_out,
-                               f"{s.amount_in}", f"{s.amount_out}", version))
-
-    def add_revert(self, block_number: int, block_hash: str, version: int) -> None:
-        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version))
-
-    def add_pending(self, p: PendingTx) -> None:
-        self.pending.append((p.hash, p.chain_id, p.from_address, p.to_address or "", p.nonce, p.first_seen_ns,
-                             p.source_node, p.replaces or "", 1))
-
-    def add_fate(self, f: Fate) -> None:
-        self.fates.append((f.hash, f.fate, f.block_number, f.latency_ns / 1e6 if f.latency_ns is not None else None,
-                           f.by or "", FATE_VERSION.get(f.fate, 1)))
 
 
 def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
@@ -172,6 +136,23 @@ class AlertStore:
             f"SELECT block_number, block_hash, canonical FROM blocks FINAL ORDER BY block_number DESC, version DESC LIMIT {int(n)}")
         return sorted(((int(r[0]), r[1], bool(int(r[2]))) for r in rows), key=lambda x: x[0])
 
+    def checkpoint_version(self) -> int:
+        """The newest processed-block checkpoint's version (0: none yet)."""
+        rows = self.backend.query("SELECT max(version) FROM blocks")
+        return int(rows[0][0] or 0) if rows else 0
+
+    def max_alert_version(self) -> int:
+        rows = self.backend.query("SELECT max(version) FROM alerts")
+        return int(rows[0][0] or 0) if rows else 0
+
+    def open_alert_ids(self, since_version: int) -> set[str]:
+        """Alerts still awaiting finality, and those finalised or retracted after ``since_version``
+        (their block's checkpoint was not written yet: the block will be processed again)."""
+        rows = self.backend.query(
+            "SELECT alert_id FROM alerts FINAL WHERE stage = 'included' OR (version > {v:UInt64} AND stage IN ('final', 'retracted'))",
+            {"v": since_version})
+        return {r[0] for r in rows}
+
     def last_block(self) -> int | None:
         rows = self.backend.query("SELECT max(block_number), count() FROM blocks FINAL WHERE canonical = 1")
         return int(rows[0][0]) if rows and int(rows[0][1]) else None
@@ -208,7 +189,7 @@ class AlertStore:
         ev = []
         for a, version, proof, batch_id in items:
             _row, _txs, e = alert_rows(AlertEvent(a, version), now)
-            ev.append((*e[:1], version + PROOF_VERSION_STEP, *e[2:5], proof, batch_id))
+            ev.append((*e[:1], proof_version(version), *e[2:5], proof, batch_id))
         self.backend.insert("evidence", EVIDENCE_COLS, ev)
         self.backend.insert("attestations", ATTEST_COLS, [batch_row])
 
@@ -219,6 +200,11 @@ class AlertStore:
             return None
         rec, proof = rows[0]
         return alert_from_json(orjson.loads(rec)), (orjson.loads(proof) if proof else None)
+
+    def first_attested_alert(self) -> str | None:
+        """The smallest id of an alert that carries a proof (an example to verify), or None."""
+        rows = self.backend.query("SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0 ORDER BY alert_id LIMIT 1")
+        return rows[0][0] if rows else None
 
     def attestations(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.backend.query(f"SELECT {', '.join(ATTEST_COLS)} FROM attestations FINAL ORDER BY batch_id DESC LIMIT {int(limit)}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the local services used by tests, development and the demo under
-# $MEVWATCH_SERVICES (default ~/.cache/mevwatch/services; monitor/services.py looks there):
+# $MEVWATCH_SERVICES (default ~/.cache/mevwatch/services; tests/services.py and sim/anvil.py look there):
 #   kafka/libs  Apache Kafka broker jars from Maven Central (kafka-pom.xml)
 #   anvil       the anvil binary from the npm package @foundry-rs/anvil (pinned)
 #   clickhouse-server and prometheus from Debian's packages (apt; system-wide)
@@ -47,8 +47,8 @@ if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prom
 fi
 
 # helm, built from the Go module proxy (no registry here serves its binary); version pinned
-# in monitor/services.py. The Go module cache makes a rebuild quick.
-HELM_VERSION=$(sed -n 's/^HELM_VERSION = "\(v[0-9.]*\)".*/\1/p' monitor/services.py)
+# in tests/services.py. The Go module cache makes a rebuild quick.
+HELM_VERSION=$(sed -n 's/^HELM_VERSION = "\(v[0-9.]*\)".*/\1/p' tests/services.py)
 if [[ ! -x $ROOT/helm/$HELM_VERSION/helm ]]; then
   echo "building helm $HELM_VERSION from the Go module proxy ..."
   command -v go >/dev/null || { echo "Go is needed to build helm" >&2; exit 1; }

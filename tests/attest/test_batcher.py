@@ -217,7 +217,7 @@ def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
 @pytest.mark.anvil
 def test_attest_role_runs_as_its_own_process(tmp_path, clickhouse):
     """`mevwatch run --role attest`: the store in, proofs out, SIGTERM to stop (embedded chain)."""
-    from monitor.services import free_port
+    from services import free_port
 
     url = clickhouse.url(f"r_{uuid.uuid4().hex[:8]}")
     store = open_store(url, tmp_path)

@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from monitor.alerts import AlertEvent
-from monitor.pipeline import DetectWorker, Health, Sinks
-from monitor.services import free_port
+from monitor.pipeline import DetectWorker
+from monitor.sinks.base import SinkChain
+from services import free_port
 from streams import bus as busmod
 from streams.envelope import PendingTx
 from streams.ingest import publish
@@ -29,9 +30,7 @@ def baseline(messages: list, confirmations: int) -> list[AlertEvent]:
     bus = busmod.InProcessBus()
     for m in messages:
         publish(bus, m)
-    stop = threading.Event()
-    worker = DetectWorker(bus, Sinks(bus, None, None, [], stop=stop, health=Health(), publish_alerts=False),
-                          chain_id=31337, confirmations=confirmations)
+    worker = DetectWorker(bus, SinkChain([]), chain_id=31337, confirmations=confirmations)
     events: list[AlertEvent] = []
     while True:
         got = worker.step(0)

@@ -19,7 +19,7 @@ from web3 import HTTPProvider, Web3
 from harness import REPO, Daemon, start_on_lab, wait_until
 from monitor.attest.chain import deploy_registry, open_chain
 from monitor.config import load_settings
-from monitor.services import Anvil
+from services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
 from conftest import Rpc

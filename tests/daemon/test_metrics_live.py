@@ -14,7 +14,7 @@ import pytest
 from dashboards.build import dashboards, queries
 from dashboards.grafana import check, prom_query
 from harness import REPO, Daemon, Receiver, start_on_lab, wait_until
-from monitor.services import Anvil, Prometheus
+from services import Anvil, Prometheus
 from monitor.store.store import open_store
 from sim.runner import Lab
 from conftest import Rpc

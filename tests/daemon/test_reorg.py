@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from harness import Daemon, Receiver, start_on_lab, wait_until
-from monitor.services import Anvil
+from services import Anvil
 from monitor.store.store import open_store
 from sim.runner import Lab
 from conftest import Rpc

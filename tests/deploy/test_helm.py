@@ -1,12 +1,18 @@
 """The Helm chart: `helm lint` and `helm template` with every values file in helm/mevwatch/ci,
 the rendered manifests validated offline against the Kubernetes schemas (kubernetes-validate),
 and what operators rely on checked in them: probes, resources, security context, GPU
-scheduling, the HPA, the config the pods load, the dashboards and rules they ship."""
+scheduling, the HPA, the config the pods load, the dashboards and rules they ship.
+
+The chart's dashboards and rules are not committed: dashboards/ is their one source, and
+`sync_chart` (what scripts/package-chart.sh runs before `helm package`) copies them into
+helm/mevwatch/generated/ once per session, before any helm command here."""
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -14,18 +20,26 @@ import pytest
 import yaml
 
 from dashboards.build import JSON_DIR
+from dashboards.chart import sync_chart
 from monitor.config import load_settings
-from monitor.services import helm_binary
+from services import helm_binary
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "mevwatch"
 VALUES = sorted((CHART / "ci").glob("*.yaml"))
 KUBE = "1.30.0"
 CRDS = {"ServiceMonitor", "PrometheusRule"}  # the Prometheus operator's: not in the Kubernetes schemas
+RULES = REPO / "dashboards" / "prometheus" / "rules.yml"
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, cwd=CHART)
+@pytest.fixture(scope="session", autouse=True)
+def chart_synced() -> list[Path]:
+    """The packaging step: copy dashboards/json/*.json and the rules into the chart."""
+    return sync_chart(CHART)
+
+
+def helm(*args: str, check: bool = True, cwd: Path = CHART) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, cwd=cwd)
     if check:
         assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -136,19 +150,67 @@ def test_config_loads_in_mevwatch_and_secrets_line_up(tmp_path):
     assert "rel-mevwatch-attest" in by_kind(docs, "PersistentVolumeClaim")
 
 
-def test_dashboards_and_rules_ship_as_built():
-    docs = render(None)
+def assert_ships_as_built(docs: list[dict]) -> None:
+    """One ConfigMap per dashboards/json/*.json holding exactly that JSON; the PrometheusRule is rules.yml."""
     cms = {n: d for n, d in by_kind(docs, "ConfigMap").items() if n.endswith("-dashboard")}
-    assert len(cms) == len(list(JSON_DIR.glob("*.json")))
+    built = sorted(f.name for f in JSON_DIR.glob("*.json"))
+    assert built and sorted(f for d in cms.values() for f in d["data"]) == built
     for d in cms.values():
         assert d["metadata"]["labels"]["grafana_dashboard"] == "1"
         ((fname, body),) = d["data"].items()
-        assert json.loads(body) == json.loads((JSON_DIR / fname).read_text())
-    for f in JSON_DIR.glob("*.json"):  # the chart's copies are the built ones
-        assert (CHART / "files" / "dashboards" / f.name).read_text() == f.read_text(), f"copy {f} into helm/mevwatch/files/dashboards"
-    rules = yaml.safe_load((REPO / "dashboards" / "prometheus" / "rules.yml").read_text())
-    assert (CHART / "files" / "rules.yml").read_text() == (REPO / "dashboards" / "prometheus" / "rules.yml").read_text()
-    assert by_kind(docs, "PrometheusRule")["rel-mevwatch"]["spec"] == rules
+        assert d["metadata"]["name"] == f"rel-mevwatch-{fname.removesuffix('.json').removeprefix('mevwatch-')}-dashboard"
+        assert body + "\n" == (JSON_DIR / fname).read_text()  # byte for byte (the template's |- drops the last newline)
+    assert by_kind(docs, "PrometheusRule")["rel-mevwatch"]["spec"] == yaml.safe_load(RULES.read_text())
+
+
+def test_dashboards_and_rules_ship_as_built():
+    assert_ships_as_built(render(None))
+
+
+def test_sync_copies_exactly_what_dashboards_holds(tmp_path):
+    chart = tmp_path / "mevwatch"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("generated"))
+    (chart / "generated" / "dashboards").mkdir(parents=True)
+    (chart / "generated" / "dashboards" / "mevwatch-removed.json").write_text("{}")  # a dashboard gone from dashboards/
+    (chart / "generated" / "rules.yml").write_text("groups: []\n")  # stale
+    files = sync_chart(chart)
+    assert sorted(p.name for p in (chart / "generated" / "dashboards").iterdir()) == sorted(f.name for f in JSON_DIR.glob("*.json"))
+    for f in JSON_DIR.glob("*.json"):
+        assert (chart / "generated" / "dashboards" / f.name).read_bytes() == f.read_bytes()
+    assert (chart / "generated" / "rules.yml").read_bytes() == RULES.read_bytes()
+    assert sorted(files) == sorted((chart / "generated").rglob("*.*"))
+    assert sync_chart(chart) == files  # idempotent
+
+
+def test_chart_without_the_copies_refuses_to_render(tmp_path):
+    chart = tmp_path / "mevwatch"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("generated"))
+    r = helm("template", "rel", ".", "--kube-version", KUBE, check=False, cwd=chart)
+    assert r.returncode != 0 and "run scripts/package-chart.sh" in r.stderr
+    r = helm("template", "rel", ".", "--kube-version", KUBE, "--set", "dashboards.enabled=false",
+             "--set", "prometheusRule.enabled=false", check=False, cwd=chart)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_copies_are_not_committed():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    for p in ("helm/mevwatch/generated/rules.yml", "helm/mevwatch/generated/dashboards/mevwatch-overview.json"):
+        r = subprocess.run(["git", "check-ignore", "--no-index", "-q", p], cwd=REPO)
+        assert r.returncode == 0, f"{p} is not in .gitignore"
+
+
+def test_packaged_chart_ships_the_dashboards_as_built(tmp_path):
+    r = subprocess.run(["bash", str(REPO / "scripts" / "package-chart.sh"), "package", "--destination", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, env={**os.environ, "HELM": str(helm_binary())})
+    assert r.returncode == 0, r.stdout + r.stderr
+    (tgz,) = tmp_path.glob("mevwatch-*.tgz")
+    with tarfile.open(tgz) as t:
+        names = set(t.getnames())
+    assert {f"mevwatch/generated/dashboards/{f.name}" for f in JSON_DIR.glob("*.json")} <= names
+    assert "mevwatch/generated/rules.yml" in names
+    out = helm("template", "rel", str(tgz), "--kube-version", KUBE, "--namespace", "mev").stdout
+    assert_ships_as_built([d for d in yaml.safe_load_all(out) if d])
 
 
 def test_bad_values_are_refused():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -104,16 +103,15 @@ def test_eval_on_a_held_out_seed_beats_the_rules_on_disguised_attempts(heldout, 
 
 @pytest.mark.anvil
 def test_pipeline_raises_model_only_attempts_and_fuses_rule_alerts(lab_messages):
-    from monitor.pipeline import DetectWorker, Health, Sinks
+    from monitor.pipeline import DetectWorker
+    from monitor.sinks.base import SinkChain
     from streams import bus as busmod
     from streams.ingest import publish
 
     bus = busmod.InProcessBus()
     for m in lab_messages:
         publish(bus, m)
-    worker = DetectWorker(bus, Sinks(bus, None, None, [], stop=threading.Event(), health=Health(), publish_alerts=False),
-                          chain_id=31337, confirmations=3)
-    worker.scorer = Scorer(device="cpu")
+    worker = DetectWorker(bus, SinkChain([]), chain_id=31337, confirmations=3, scorers=[Scorer(device="cpu", chain_id=31337)])
     events = []
     while True:
         got = worker.step(0)

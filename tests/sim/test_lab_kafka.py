@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo import Monitor
-from monitor.services import Anvil
+from services import Anvil
 from sim.runner import Lab
 from sim.score import score
 from streams import bus as busmod

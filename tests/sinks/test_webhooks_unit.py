@@ -102,7 +102,7 @@ def test_delivery_retries_honours_retry_after_and_410_disables(tmp_path):
 
     from aiohttp import web
 
-    from monitor.services import free_port
+    from services import free_port
 
     port = free_port()
     hits: dict[str, list[float]] = {"ok": [], "gone": []}

@@ -61,7 +61,7 @@ def test_store_on_clickhouse_server(clickhouse, tmp_path):
 
 def test_unreachable_server_is_a_retriable_store_error(tmp_path):
     from monitor.errors import StoreError
-    from monitor.services import free_port
+    from services import free_port
 
     with pytest.raises(StoreError) as e:
         open_store(f"clickhouse://127.0.0.1:{free_port()}/x", tmp_path)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import Rpc
 
-from monitor.services import Anvil, Kafka
+from services import Anvil, Kafka
 from monitor.types import Block
 from streams import bus as busmod
 from streams.consume import decode_records
-from streams.envelope import PendingTx, RevertEvent
+from streams.envelope import PendingTx
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 

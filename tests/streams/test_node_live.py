@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from live import Collector, CuttableProxy
 
-from monitor.types import Block
-
 pytestmark = pytest.mark.anvil
 
 TOPIC = "0x" + "2a".rjust(64, "0")

@@ -1,4 +1,4 @@
-"""Local services for tests, development and the demo: a Kafka broker and an anvil node.
+"""Local services for tests and benchmarks: a Kafka broker, a ClickHouse server, Prometheus, helm.
 
 Each service is installed by ``scripts/services/install.sh`` under ``$MEVWATCH_SERVICES``
 (default ``~/.cache/mevwatch/services``, shared by every checkout as a download cache) and
@@ -7,22 +7,27 @@ restart on the same folder keeps its data. ``start`` waits until the service ans
 ``stop`` ends it (SIGTERM, then SIGKILL); ``kill`` is SIGKILL, for fault tests.
 Starting a running service is a no-op; every failure is a :class:`ServiceError`
 that names the log file to read.
+
+This is a test and development harness, not part of the installed package: tests import
+it as ``from services import ...`` (tests/ is on ``sys.path`` through tests/conftest.py),
+bench/ scripts put tests/ on ``sys.path`` themselves. The anvil launcher is a runtime
+feature (``mevwatch demo``, ``mevwatch sim export``) and lives in :mod:`sim.anvil`; it is
+re-exported here.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import signal
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 from monitor.errors import ServiceError
+from sim.anvil import SERVICES, Anvil, LocalProcess, free_port, port_open
 
-SERVICES = Path(os.environ.get("MEVWATCH_SERVICES", Path.home() / ".cache" / "mevwatch" / "services"))
+__all__ = ["HELM_VERSION", "SERVICES", "Anvil", "ClickHouseServer", "Kafka", "LocalProcess", "Prometheus",
+           "ServiceError", "free_port", "helm_binary", "port_open"]
 
 LOG4J2 = """\
 status = warn
@@ -48,69 +53,7 @@ def helm_binary() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class _Process:
-    name = "service"
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir / f"{self.name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _spawn(self, cmd: list[str]) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=self.data_dir)
-        log.close()
-
-    def _wait(self, ready, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited with code {self.proc.returncode}; see {self.log_path}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ServiceError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if not self.running:
-            return
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.running:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
-class Kafka(_Process):
+class Kafka(LocalProcess):
     """Apache Kafka 4.x, KRaft single node (broker + controller), from Maven Central jars."""
 
     name = "kafka"
@@ -191,66 +134,6 @@ class Kafka(_Process):
             return False
 
 
-class Anvil(_Process):
-    """anvil from the npm package @foundry-rs/anvil; a real node with a real mempool."""
-
-    name = "anvil"
-
-    def __init__(self, data_dir: Path, port: int | None = None, *, block_time: float | None = None,
-                 chain_id: int = 31337, extra: list[str] | None = None):
-        super().__init__(data_dir)
-        self.port = port or free_port()
-        self.block_time = block_time
-        self.chain_id = chain_id
-        self.extra = extra or []
-        self.state_file = self.data_dir / "state.json"
-
-    @staticmethod
-    def binary() -> Path:
-        base = SERVICES / "anvil" / "node_modules" / "@foundry-rs"
-        for cand in (base / "anvil-linux-amd64" / "bin" / "anvil", base / "anvil-linux-arm64" / "bin" / "anvil"):
-            if cand.exists():
-                return cand
-        raise ServiceError(f"anvil is not installed under {base}; run scripts/services/install.sh")
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0, *, keep_state: bool = False) -> Anvil:
-        if self.running:
-            return self
-        cmd = [str(self.binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
-               "--order", "fees", "--silent", "--accounts", "12"]
-        if self.block_time is None:
-            cmd.append("--no-mining")
-        else:
-            cmd += ["--block-time", str(self.block_time)]
-        if keep_state:
-            cmd += ["--state", str(self.state_file)]
-        self._spawn(cmd + self.extra)
-        self._wait(self._ready, timeout)
-        return self
-
-    def _ready(self) -> bool:
-        if not port_open(self.port):
-            return False
-        import json
-        import urllib.request
-
-        try:
-            req = urllib.request.Request(self.http_url, data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=2) as r:
-                return "result" in json.loads(r.read())
-        except OSError:
-            return False
-
-
 CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/error.log</errorlog><console>0</console></logger>
@@ -281,7 +164,7 @@ CLICKHOUSE_USERS = """<?xml version="1.0"?>
 """
 
 
-class ClickHouseServer(_Process):
+class ClickHouseServer(LocalProcess):
     """Debian's clickhouse-server on 127.0.0.1 with its data in ``data_dir`` (kept across restarts)."""
 
     name = "clickhouse"
@@ -323,7 +206,7 @@ class ClickHouseServer(_Process):
             return False
 
 
-class Prometheus(_Process):
+class Prometheus(LocalProcess):
     """Debian's Prometheus on 127.0.0.1 scraping the given ``targets`` (host:port) every ``interval``."""
 
     name = "prometheus"

@@ -1,0 +1,90 @@
+"""``mevwatch replay``: recorded blocks, or a node's block range, through decode and detect."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from monitor.cli.main import USAGE, OptionError, err, gnn_device, handled, open_store, state
+
+
+@handled(USAGE)
+def replay(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: mev-inspect .json/.json.gz blocks, or mevwatch .jsonl/.jsonl.gz recordings.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto (by file name), mev-inspect or jsonl.")] = "auto",
+    out: Annotated[str, typer.Option("--out", "-o", help="Where alerts go, one JSON object per line; '-' for stdout.")] = "-",
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="Replay from a node instead of files (http(s):// or ws(s)://).")] = None,
+    from_block: Annotated[Optional[int], typer.Option("--from", help="First block to fetch with --rpc.")] = None,
+    to_block: Annotated[Optional[int], typer.Option("--to", help="Last block to fetch with --rpc (inclusive).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8).")] = None,
+    dead_letter: Annotated[Optional[Path], typer.Option("--dead-letter", help="Write every rejected input (file, position, reason) here as JSONL.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+    store: Annotated[bool, typer.Option("--store", help="Also write alerts (every stage; all final at the end of the input), swaps and blocks to the evidence store (embedded chDB unless --clickhouse).")] = False,
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
+    gnn: Annotated[bool, typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass); needs the gnn extra.")] = False,
+    device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
+
+    With --store or --clickhouse the alerts, decoded swaps and blocks also go to ClickHouse,
+    as the dashboards read them. Exits 1 when some input was rejected (the rest is still
+    processed and reported).
+    """
+    from monitor.cli.output import esc, print_summary, progress, write_dead_letters
+
+    to_store = bool(store or clickhouse)
+    if to_store and rpc is not None:
+        raise OptionError("--store is for file replays; for a node, use mevwatch run")
+    chain_id = state.settings.chain_id
+    scorer = None
+    if gnn:
+        from models.scorer import Scorer
+
+        gnn_settings = state.settings.gnn
+        scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id)
+    if rpc is not None:
+        from monitor.replay_rpc import replay_rpc
+
+        if from_block is None or to_block is None:
+            raise OptionError("--rpc needs --from and --to")
+        if paths:
+            raise OptionError("give either files to replay or --rpc, not both")
+        total: int | None = to_block - from_block + 1
+        alert_store = None
+        run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
+                                          scorer=scorer)
+    else:
+        from monitor.replay import replay_files
+        from streams.files import discover
+
+        if not paths:
+            raise OptionError("give files or folders to replay, or --rpc with --from/--to")
+        found = discover(paths, fmt)
+        total = sum(1 for _, f in found if f == "mev-inspect") or None
+        alert_store = open_store(clickhouse, migrate=True) if to_store else None
+        run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
+                                            chain_id=chain_id, store=alert_store, scorer=scorer)
+
+    sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    try:
+        with progress("replay", "blocks", total, show=not quiet and err.is_terminal, transient=True) as update:
+            summary = run(sink, lambda _n: update(advance=1))
+    finally:
+        if sink is not sys.stdout.buffer:
+            sink.close()
+        else:
+            sink.flush()
+        if alert_store is not None:
+            where = alert_store.where
+            alert_store.close()
+            if not quiet:
+                err.print(f"stored alerts, swaps and blocks in {esc(where)}")
+    if dead_letter is not None:
+        write_dead_letters(summary.problems, dead_letter)
+    if not quiet:
+        print_summary(summary, None if out == "-" else out)
+    if summary.problems:
+        raise typer.Exit(1)

@@ -1,0 +1,40 @@
+"""``mevwatch db``: the ClickHouse evidence store (migrations, status)."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Annotated, Optional
+
+import typer
+
+from monitor.cli.main import err, handled, open_store
+from monitor.cli.output import esc
+
+db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
+
+
+@db_app.command("migrate")
+@handled()
+def db_migrate(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+) -> None:
+    """Create or upgrade the tables (versioned migrations; safe to run again)."""
+    from monitor.store import queries
+
+    with closing(open_store(clickhouse, migrate=False)) as store:
+        r = queries.migrate(store)
+    err.print(f"{esc(r.where)}: applied {r.applied or 'nothing new'}; schema at version {r.version}")
+
+
+@db_app.command("status")
+@handled()
+def db_status(
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+) -> None:
+    """Schema version, row counts and the last processed block."""
+    from monitor.cli.output import print_db_status
+    from monitor.store import queries
+
+    with closing(open_store(clickhouse, migrate=False)) as store:
+        status = queries.db_status(store)
+    print_db_status(status)

@@ -1,0 +1,90 @@
+"""The command line's one error handler: messages on stderr, exit codes, escaping; no SQL in commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from monitor.cli.main import FAILED, USAGE, OptionError, handled
+from monitor.errors import ConfigError, InputError, NodeError
+
+pytestmark = pytest.mark.fast
+
+CLI_DIR = Path(__file__).resolve().parents[2] / "monitor" / "cli"
+
+
+def mevwatch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_bad_replay_input_is_named(tmp_path):
+    missing = tmp_path / "no-such-dir" / "blocks.json.gz"
+    r = mevwatch("replay", str(missing), "-q")
+    assert r.returncode == 2, r.stderr
+    assert "error:" in r.stderr and str(missing) in r.stderr and "no such file or directory" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_untrusted_text_is_printed_verbatim(tmp_path):
+    missing = tmp_path / "[bold]x[/bold].json"  # rich markup in a file name is not interpreted
+    r = mevwatch("replay", str(missing), "-q")
+    assert r.returncode == 2 and "[bold]x[/bold].json" in r.stderr.replace("\n", ""), r.stderr
+
+
+def test_config_errors_exit_2(tmp_path):
+    r = mevwatch("--config", str(tmp_path / "missing.yaml"), "version")
+    assert r.returncode == 2 and "cannot read config file" in r.stderr, r.stderr
+    (tmp_path / "bad.yaml").write_text("- a list, not a mapping\n")
+    r = mevwatch("--config", str(tmp_path / "bad.yaml"), "version")
+    assert r.returncode == 2 and "must hold a mapping" in r.stderr, r.stderr
+    # raised inside a command (bad --clickhouse URL): a config error too
+    r = mevwatch("db", "status", "--clickhouse", "http://127.0.0.1:1/db")
+    assert r.returncode == 2 and "clickhouse.url must look like" in r.stderr, r.stderr
+
+
+def test_option_errors_exit_2():
+    r = mevwatch("replay", "--rpc", "http://127.0.0.1:1")
+    assert r.returncode == 2 and "--rpc needs --from and --to" in r.stderr
+    r = mevwatch("run", "--device", "tpu", "--duration", "0")
+    assert r.returncode == 2 and "--device must be auto, cpu or cuda" in r.stderr
+
+
+def _exit_of(fn) -> int:
+    with pytest.raises(typer.Exit) as info:
+        fn()
+    return info.value.exit_code
+
+
+@pytest.mark.parametrize(("exc", "code", "expected"), [
+    (NodeError("node away"), FAILED, 1),
+    (NodeError("node away"), USAGE, 2),
+    (InputError("bad", source="f.json"), FAILED, 1),
+    (OptionError("--x needs --y"), FAILED, 2),
+    (ConfigError("bad value"), FAILED, 2),
+])
+def test_handler_exit_codes(capsys, exc, code, expected):
+    @handled(code)
+    def command() -> None:
+        raise exc
+
+    assert _exit_of(command) == expected
+    assert capsys.readouterr().err.strip() == f"error: {exc}"
+
+
+def test_handler_keeps_the_signature_and_lets_exits_through():
+    @handled()
+    def command(n: int = 3) -> None:
+        """Doc."""
+        raise typer.Exit(130)
+
+    assert command.__name__ == "command" and command.__doc__ == "Doc." and command.__wrapped__ is not None
+    assert _exit_of(command) == 130
+
+
+def test_commands_hold_no_sql():
+    offenders = [p.name for p in sorted(CLI_DIR.glob("*.py")) if "SELECT " in p.read_text().upper()]
+    assert offenders == [], f"SQL belongs in monitor/store/queries.py, found in {offenders}"

@@ -1,18 +1,33 @@
-"""Build hook: compiles the hot decoding and detection modules with mypyc.
+"""Build hook: the ``mevwatch`` namespace and the mypyc-compiled hot path.
 
-Compiled modules format ints with f-strings, never ``str(n)``: mypyc 2.4 leaks one
-object per ``str()`` of an int wider than 63 bits (token amounts), which made a long
-replay grow without bound; bench/bench_detect.py watches memory over 10,000 blocks.
+Layout: the repository keeps the top-level folders DESIGN.md fixes (monitor/, streams/, models/,
+sim/, dashboards/); installed, they are ``mevwatch.monitor``, ``mevwatch.streams``, ... so the wheel
+puts only ``mevwatch`` (a namespace package) and its dist-info at the top of site-packages. The
+package list is computed here from the folders' ``__init__.py`` files, so it cannot drift.
 
-The same modules run as plain Python when compiled code is not wanted or cannot be
-built: set MEVWATCH_PURE=1 (e.g. for an editable install while developing them).
+Compiled modules: mypy names a module by its place under a package base, so the sources are staged
+under ``build/mypyc-src/mevwatch/`` and compiled with that folder as the base (module names
+``mevwatch.monitor.types``, ...); the shared mypyc runtime is ``mevwatch/native__mypyc*.so``. The
+project's ``[tool.mypy]`` settings (a type-check of the tree, with plugins the isolated build
+environment lacks) are not read by this build (``--config-file=``).
+
+Compiled modules format ints with f-strings, never ``str(n)``: mypyc 2.4 leaks one object per
+``str()`` of an int wider than 63 bits (token amounts), which made a long replay grow without
+bound; bench/bench_detect.py watches memory over 10,000 blocks.
+
+The same modules run as plain Python when compiled code is not wanted or cannot be built: set
+MEVWATCH_PURE=1 (e.g. for an editable install while developing them).
 """
 
 import os
+import shutil
 import sys
+from pathlib import Path
 
 from setuptools import setup
 
+HERE = Path(__file__).resolve().parent
+TOPS = ("monitor", "streams", "models", "sim", "dashboards")
 COMPILED = [
     "monitor/types.py",
     "monitor/money.py",
@@ -36,15 +51,49 @@ COMPILED = [
     "monitor/detect/displacement.py",
     "streams/mevinspect.py",
 ]
+PACKAGE_DATA = {
+    "mevwatch.sim": ["artifacts/*.json"],
+    "mevwatch.monitor": ["attest/artifacts/*.json"],
+    "mevwatch.dashboards": ["json/*.json", "provisioning/*/*.yaml", "prometheus/*.yml"],
+    "mevwatch.models": ["default/*.pt", "default/*.json"],
+}
 
-ext_modules = []
-if os.environ.get("MEVWATCH_PURE") != "1":
+
+def packages() -> list[str]:
+    out = []
+    for top in TOPS:
+        for init in sorted((HERE / top).rglob("__init__.py")):
+            rel = init.parent.relative_to(HERE)
+            out.append("mevwatch." + ".".join(rel.parts))
+    return out
+
+
+def compiled_extensions() -> list:
+    if os.environ.get("MEVWATCH_PURE") == "1":
+        return []
     try:
         from mypyc.build import mypycify
     except ImportError:
         print("mevwatch: mypyc not available, installing pure Python modules", file=sys.stderr)
-    else:
-        # third-party modules (orjson, eth_hash) are not in the isolated build environment: type them as Any
-        ext_modules = mypycify(["--ignore-missing-imports", *COMPILED], opt_level="3")
+        return []
+    stage = Path("build") / "mypyc-src"
+    shutil.rmtree(stage, ignore_errors=True)
+    for top in TOPS:  # the whole packages: compiled modules import their neighbours by full name
+        shutil.copytree(HERE / top, stage / "mevwatch" / top, ignore=shutil.ignore_patterns("__pycache__", "*.so", "json", "default"))
+    os.environ["MYPYPATH"] = str(stage)
+    paths = [str(stage / "mevwatch" / p) for p in COMPILED]
+    # third-party modules (orjson, eth_hash) are not in the isolated build environment: type them as Any
+    return mypycify(["--config-file=", "--explicit-package-bases", "--ignore-missing-imports", *paths],
+                    opt_level="3", group_name="mevwatch.native")
 
-setup(ext_modules=ext_modules)
+
+if "bdist_wheel" in sys.argv:  # outputs of an earlier build (another layout) would be packed along
+    for old in Path("build").glob("lib*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+setup(
+    packages=packages(),
+    package_dir={f"mevwatch.{top}": top for top in TOPS},
+    package_data=PACKAGE_DATA,
+    ext_modules=compiled_extensions(),
+)

@@ -24,11 +24,11 @@ from _report import write_section  # noqa: E402
 from eth_account import Account  # noqa: E402
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from monitor.alerts import Alert, AlertTx, Amount  # noqa: E402
-from monitor.attest import merkle  # noqa: E402
-from monitor.attest.batcher import build_plan, leaf_of  # noqa: E402
-from monitor.attest.chain import deploy_registry, open_embedded  # noqa: E402
-from sim.anvil import Anvil  # noqa: E402
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount  # noqa: E402
+from mevwatch.monitor.attest import merkle  # noqa: E402
+from mevwatch.monitor.attest.batcher import build_plan, leaf_of  # noqa: E402
+from mevwatch.monitor.attest.chain import deploy_registry, open_embedded  # noqa: E402
+from mevwatch.sim.anvil import Anvil  # noqa: E402
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -51,7 +51,7 @@ def gas_figures() -> list[tuple[str, int]]:
             w3.provider.make_request("evm_setAutomine", [True])
             acct = Account.from_key(KEY)
             addr = deploy_registry(w3, acct)
-            from monitor.attest.chain import registry_artifact
+            from mevwatch.monitor.attest.chain import registry_artifact
 
             reg = w3.eth.contract(address=addr, abi=registry_artifact()["abi"])
             out = []
@@ -99,7 +99,7 @@ def main() -> None:
         t = time.perf_counter()
         chain = open_embedded(Path(tmp))
         t_open = time.perf_counter() - t
-        from monitor.attest.attester import Attester, FeePolicy, Journal, Plan
+        from mevwatch.monitor.attest.attester import Attester, FeePolicy, Journal, Plan
 
         att = Attester(chain, Account.from_key("0x" + "00" * 31 + "01"), Journal(Path(tmp) / "j.json"),
                        FeePolicy(10**9, 300 * 10**9, 60), poll_s=0.01)

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 from _report import write_section  # noqa: E402
 
 from services import Kafka  # noqa: E402
-from streams import bus as busmod  # noqa: E402
-from streams import envelope  # noqa: E402
-from streams.envelope import PendingTx  # noqa: E402
-from streams.files import read_mev_inspect  # noqa: E402
+from mevwatch.streams import bus as busmod  # noqa: E402
+from mevwatch.streams import envelope  # noqa: E402
+from mevwatch.monitor.types import PendingTx  # noqa: E402
+from mevwatch.streams.files import read_mev_inspect  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mainnet-traces"
 

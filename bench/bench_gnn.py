@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
-from models.graph import block_graph  # noqa: E402
-from monitor.decode import BlockDecoder  # noqa: E402
-from streams.files import read_mev_inspect  # noqa: E402
+from mevwatch.models.graph import block_graph  # noqa: E402
+from mevwatch.monitor.decode import BlockDecoder  # noqa: E402
+from mevwatch.streams.files import read_mev_inspect  # noqa: E402
 
 DATA = Path(os.environ.get("MEVWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "mainnet-traces"
 REPS = 200
@@ -29,7 +29,7 @@ def inference(blocks) -> str:
         import torch
     except ImportError:
         return "\n(graph model not installed: no inference figures; pip install '.[gnn]')\n"
-    from models.scorer import Scorer
+    from mevwatch.models.scorer import Scorer
 
     out = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

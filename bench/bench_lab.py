@@ -17,9 +17,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
-from monitor.replay import replay_files  # noqa: E402
-from sim.export import export  # noqa: E402
-from sim.score import score  # noqa: E402
+from mevwatch.monitor.replay import replay_files  # noqa: E402
+from mevwatch.sim.export import export  # noqa: E402
+from mevwatch.sim.score import score  # noqa: E402
 
 SEEDS = (1, 2, 3, 4, 5)
 SANDWICH = ((("sandwich",), "sandwich (included)"), (("sandwich_attempt",), "sandwich_attempt (pending)"))

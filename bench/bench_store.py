@@ -28,21 +28,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the service harness
 from _report import write_section  # noqa: E402
 
-from monitor.alerts import AlertEvent, alert_from_json  # noqa: E402
-from monitor.config import WebhookDelivery, WebhookSubscriber, load_settings  # noqa: E402
-from monitor.lifecycle import version_of  # noqa: E402
-from monitor.pipeline import DetectWorker, Health  # noqa: E402
-from monitor.sinks.base import SinkChain  # noqa: E402
-from monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks  # noqa: E402
+from mevwatch.monitor.alerts import AlertEvent, alert_from_json  # noqa: E402
+from mevwatch.monitor.config import WebhookDelivery, WebhookSubscriber, load_settings  # noqa: E402
+from mevwatch.monitor.lifecycle import version_of  # noqa: E402
+from mevwatch.monitor.health import Health  # noqa: E402
+from mevwatch.monitor.pipeline import DetectWorker  # noqa: E402
+from mevwatch.monitor.sinks.base import SinkChain  # noqa: E402
+from mevwatch.monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks  # noqa: E402
 from services import ClickHouseServer, Kafka, free_port  # noqa: E402
-from monitor.sinks.outbox import Outbox  # noqa: E402
-from monitor.sinks.webhooks import Deliverer, outbox_items  # noqa: E402
-from monitor.store.store import StoreBatch, open_store  # noqa: E402
-from sim.export import export  # noqa: E402
-from streams import bus as busmod  # noqa: E402
-from streams import envelope  # noqa: E402
-from streams.envelope import PendingTx  # noqa: E402
-from streams.ingest import publish  # noqa: E402
+from mevwatch.monitor.sinks.outbox import Outbox  # noqa: E402
+from mevwatch.monitor.sinks.webhooks import Deliverer, outbox_items  # noqa: E402
+from mevwatch.monitor.store.store import StoreBatch, open_store  # noqa: E402
+from mevwatch.sim.export import export  # noqa: E402
+from mevwatch.streams import bus as busmod  # noqa: E402
+from mevwatch.streams import envelope  # noqa: E402
+from mevwatch.monitor.types import PendingTx  # noqa: E402
+from mevwatch.streams.ingest import publish  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

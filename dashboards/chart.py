@@ -6,7 +6,7 @@ the chart directory, so :func:`sync_chart` copies them to ``generated/dashboards
 ``generated/rules.yml`` of the chart, where its templates read them. Those copies are not committed
 (.gitignore); ``scripts/package-chart.sh`` and tests/deploy/test_helm.py run this first.
 
-    python -m dashboards.chart [CHART_DIR]      # default helm/mevwatch
+    python dashboards/chart.py [CHART_DIR]      # default helm/mevwatch (standard library only)
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dashboards.build import JSON_DIR
-
 HERE = Path(__file__).resolve().parent
+JSON_DIR = HERE / "json"  # what dashboards/build.py writes
 RULES = HERE / "prometheus" / "rules.yml"
 CHART_DIR = HERE.parent / "helm" / "mevwatch"
 

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dashboards.build import dashboards, expand_promql, expand_sql, queries
-from monitor.errors import MevwatchError
+from mevwatch.dashboards.build import dashboards, expand_promql, expand_sql, queries
+from mevwatch.monitor.errors import MevwatchError
 
 FOLDER_UID = "mevwatch"
 

@@ -14,14 +14,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from models.graph import SCHEMA_VERSION
-from monitor.errors import ConfigError
+from mevwatch.models.graph import SCHEMA_VERSION
+from mevwatch.monitor.errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parent / "default" / "model.pt"
 
 
 def content_hash(state_dict: dict, meta: dict[str, Any]) -> str:
-    from monitor.attest.canonical import canonical_json
+    from mevwatch.monitor.attest.canonical import canonical_json
 
     h = hashlib.sha256()
     h.update(canonical_json({k: v for k, v in meta.items() if k != "model_hash"}))
@@ -56,7 +56,7 @@ def load(path: Path, device: str = "cpu"):
     """(model in eval mode, meta); refuses another schema and a file whose content hash does not match."""
     import torch
 
-    from models.model import MevGNN
+    from mevwatch.models.model import MevGNN
 
     path = Path(path)
     if not path.exists():

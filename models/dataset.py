@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.graph import TxGraph, block_graph, pending_graph
-from monitor.decode import BlockDecoder
-from monitor.engine import analyse
-from monitor.kinds import BLOCK_KINDS, Kind, TxRole
-from monitor.types import Block
+from mevwatch.models.graph import TxGraph, block_graph, pending_graph
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.engine import analyse
+from mevwatch.monitor.kinds import BLOCK_KINDS, Kind, TxRole
+from mevwatch.monitor.types import Block
 
 ROLES = ("benign", "frontrun", "backrun", "victim", "arbitrage")
 ROLE_OF: dict[str, int] = {TxRole.FRONTRUN: 1, TxRole.BACKRUN: 2, TxRole.VICTIM: 3, TxRole.ARBITRAGE: 4, TxRole.LIQUIDITY_ADD: 1,
@@ -59,9 +59,9 @@ def _y(g: TxGraph, roles: dict[str, int]) -> np.ndarray:
 
 def lab_samples(folder: Path, *, pending: bool = True) -> list[Sample]:
     """Block and mempool-window graphs of one lab export, labelled from its ground truth."""
-    from monitor.decode.pending import decode_pending
-    from streams import envelope
-    from streams.envelope import PendingTx
+    from mevwatch.monitor.decode.pending import decode_pending
+    from mevwatch.streams import envelope
+    from mevwatch.monitor.types import PendingTx
 
     folder = Path(folder)
     roles, variants = _labels(folder / "labels.jsonl")
@@ -85,7 +85,7 @@ def lab_samples(folder: Path, *, pending: bool = True) -> list[Sample]:
 
 def mainnet_samples(paths: list[Path]) -> list[Sample]:
     """Recorded mainnet blocks, labelled by the exact rules (weak labels)."""
-    from streams.files import read_mev_inspect
+    from mevwatch.streams.files import read_mev_inspect
 
     decoder = BlockDecoder()
     out = []
@@ -116,7 +116,7 @@ def load(paths: list[Path], weak_repeat: int = 1) -> list[Sample]:
         elif p.name.endswith(".json.gz"):
             samples += mainnet_samples([p]) * weak_repeat
         else:
-            from monitor.errors import InputError
+            from mevwatch.monitor.errors import InputError
 
             raise InputError(f"{p}: neither a lab export (labels.jsonl) nor recorded blocks (*.json.gz)")
     return samples

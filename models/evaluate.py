@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models.dataset import ROLE_OF, ROLES, Sample
+from mevwatch.models.dataset import ROLE_OF, ROLES, Sample
 
 ATTACKER = (1, 2, 4)  # frontrun, backrun, arbitrage
 
@@ -37,7 +37,7 @@ class Report:
 def predict(model, samples: list[Sample], device: str = "cpu") -> list[np.ndarray]:
     import torch
 
-    from models.model import to_data
+    from mevwatch.models.model import to_data
 
     out = []
     with torch.no_grad():
@@ -78,7 +78,7 @@ def evaluate(samples: list[Sample], probs: list[np.ndarray], lab_dirs: list[Path
             predicted[(ds, stage)][h] = int(c)
     import json
 
-    from sim.score import score
+    from mevwatch.sim.score import score
 
     rows: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     attack_txs: dict[str, set[str]] = defaultdict(set)
@@ -117,15 +117,15 @@ def evaluate(samples: list[Sample], probs: list[np.ndarray], lab_dirs: list[Path
 
 def _block_kinds(kind: str) -> tuple[str, ...]:
     """The included-stage alert kinds that report a ground-truth attack of the lab's ``kind``."""
-    from monitor.kinds import BLOCK_KINDS
-    from sim.score import ALERT_KINDS
+    from mevwatch.monitor.kinds import BLOCK_KINDS
+    from mevwatch.sim.score import ALERT_KINDS
 
     return tuple(k for k in ALERT_KINDS.get(kind, ()) if k in BLOCK_KINDS)
 
 
 def _pending_kinds(kind: str) -> tuple[str, ...]:
-    from monitor.kinds import PENDING_KINDS
-    from sim.score import ALERT_KINDS
+    from mevwatch.monitor.kinds import PENDING_KINDS
+    from mevwatch.sim.score import ALERT_KINDS
 
     return tuple(k for k in ALERT_KINDS.get(kind, ()) if k in PENDING_KINDS)
 
@@ -189,9 +189,9 @@ def evaluate_model(model: Path | None, data: list[Path], device: str = "cpu") ->
     """
     import orjson
 
-    from models import artifact
-    from models.dataset import load
-    from monitor.replay import replay_files
+    from mevwatch.models import artifact
+    from mevwatch.models.dataset import load
+    from mevwatch.monitor.replay import replay_files
 
     m, meta = artifact.load(model or artifact.DEFAULT, device)
     samples = load(data)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.types import WETH_ADDRESS, DecodedBlock
+from mevwatch.monitor.types import WETH_ADDRESS, DecodedBlock
 
 SCHEMA_VERSION = 1
 NODE_TYPES = ("tx", "account", "pool", "token")

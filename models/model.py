@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
-from models.dataset import ROLES
-from models.graph import EDGE_TYPES, NODE_FEATURES, NODE_TYPES, TxGraph
+from mevwatch.models.dataset import ROLES
+from mevwatch.models.graph import EDGE_TYPES, NODE_FEATURES, NODE_TYPES, TxGraph
 
 ALL_EDGES = tuple(EDGE_TYPES) + tuple((d, f"rev_{r}", s) for s, r, d in EDGE_TYPES)
 

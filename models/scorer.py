@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from models.dataset import ROLES
-from models.graph import block_graph, merge, pending_graph
-from monitor.alerts import Alert, AlertTx
-from monitor.log import get_logger
+from mevwatch.models.dataset import ROLES
+from mevwatch.models.graph import block_graph, merge, pending_graph
+from mevwatch.monitor.alerts import Alert, AlertTx
+from mevwatch.monitor.log import get_logger
 
 log = get_logger("mevwatch.gnn")
 ROLE_IDX = {r: i for i, r in enumerate(ROLES)}
@@ -42,7 +42,7 @@ class Scorer:
                  every: int = 8, chain_id: int = 1):
         import torch
 
-        from models import artifact
+        from mevwatch.models import artifact
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -54,14 +54,14 @@ class Scorer:
         self._since = 0  # pending transactions since the window was last scored
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._torch = torch
-        from monitor import metrics
+        from mevwatch.monitor import metrics
 
         metrics.MODEL.info({"model_hash": self.model_hash, "device": device, "detector": "rules+gnn"})
         self._latency = metrics.GNN_LATENCY.labels(device)
         log.info("graph model loaded", model_hash=self.model_hash, device=device)
 
     def _probs(self, g) -> np.ndarray:
-        from models.model import to_data
+        from mevwatch.models.model import to_data
 
         with self._torch.no_grad():
             logits = self.model(*to_data(g, self.device))
@@ -97,7 +97,7 @@ class Scorer:
 
     # --- the engine's scorer protocol (monitor/scoring.py) -----------------------------------
     def on_pending(self, p: Any, rule_alerts: list[Alert]) -> list[Alert]:
-        from monitor.decode.pending import decode_pending
+        from mevwatch.monitor.decode.pending import decode_pending
 
         self._pending.append((p, decode_pending(p.to_address, p.input, p.value)))
         if len(self._pending) > 4 * self.window:

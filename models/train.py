@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from models.dataset import ROLES, Sample
+from mevwatch.models.dataset import ROLES, Sample
 
 
 def class_weights(samples: list[Sample]) -> np.ndarray:
@@ -24,8 +24,8 @@ def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, 
           on_epoch: Callable[[int, float], None] | None = None) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    from models import artifact
-    from models.model import MevGNN, seed_all, to_data
+    from mevwatch.models import artifact
+    from mevwatch.models.model import MevGNN, seed_all, to_data
 
     seed_all(seed)
     model = MevGNN(hidden, layers).to(device)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from monitor.alerts import AlertEvent
-from monitor.types import DecodedBlock
-from streams.envelope import PendingTx
-from streams.fate import Fate
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.types import DecodedBlock
+from mevwatch.monitor.types import PendingTx
+from mevwatch.monitor.fates import Fate
 
 FATE_VERSION = {"included": 2, "replaced": 1, "dropped": 1}
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from monitor.errors import ConfigError
+from mevwatch.monitor.errors import ConfigError
 
 
 class KafkaSettings(BaseModel):

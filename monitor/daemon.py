@@ -25,21 +25,22 @@ import threading
 import time
 from dataclasses import dataclass
 
-from monitor import metrics, retry
-from monitor.config import Settings
-from monitor.errors import ConfigError, StoreError
-from monitor.kinds import NodeRole
-from monitor.log import get_logger
-from monitor.pipeline import DetectWorker, Health
-from monitor.sinks.base import SinkChain
-from monitor.sinks.outbox import Outbox
-from monitor.sinks.registry import SinkContext, build_sinks
-from monitor.sinks.webhooks import Deliverer
-from monitor.store.store import AlertStore, settings_store
-from streams import bus as busmod
-from streams.envelope import Message, PendingTx
-from streams.ingest import last_block_on_topic, publish
-from streams.node import NodeSource
+from mevwatch.monitor import metrics, retry
+from mevwatch.monitor.config import Settings
+from mevwatch.monitor.errors import ConfigError, StoreError
+from mevwatch.monitor.kinds import NodeRole
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.health import Health
+from mevwatch.monitor.pipeline import DetectWorker
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.sinks.outbox import Outbox
+from mevwatch.monitor.sinks.registry import SinkContext, build_sinks
+from mevwatch.monitor.sinks.webhooks import Deliverer
+from mevwatch.monitor.store.store import AlertStore, settings_store
+from mevwatch.streams import bus as busmod
+from mevwatch.monitor.types import Message, PendingTx
+from mevwatch.streams.ingest import last_block_on_topic, publish
+from mevwatch.streams.node import NodeSource
 
 log = get_logger("mevwatch.daemon")
 ROLES = tuple(r.value for r in NodeRole)
@@ -90,7 +91,7 @@ class Ingestor:
         self.bus.produce(busmod.DEADLETTER, None, busmod.dead_letter(source, None, reason, raw))
 
     def _main(self) -> None:
-        from streams.ingest import _until_stopped
+        from mevwatch.streams.ingest import _until_stopped
 
         try:
             asyncio.run(_until_stopped(self.source, self._emit, self._dead))
@@ -127,7 +128,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
                           partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor)
     server = None
     if settings.health_port is not None:
-        from monitor.health import serve
+        from mevwatch.monitor.health import serve
 
         server = serve(health, settings.health_host, settings.health_port)
         log.info("health endpoints", url=f"http://{settings.health_host}:{server.server_address[1]}/healthz")
@@ -145,7 +146,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
                 result.interrupted = True
                 return result
         if role == "attest" or (role == "all" and settings.attest.enabled):
-            from monitor.attest.batcher import make_batcher
+            from mevwatch.monitor.attest.batcher import make_batcher
 
             assert store is not None
             batcher = make_batcher(settings, store, stop=attest_stop)
@@ -161,7 +162,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             ctx = SinkContext(settings=settings, bus=bus, store=store, outbox=outbox,
                               on_outbox=deliverer.wake if deliverer else None)
             sinks = SinkChain(build_sinks(settings.sinks, ctx), stop=stop, health=health)
-            from models.scorer import load_scorer
+            from mevwatch.models.scorer import load_scorer
 
             scorer = load_scorer(settings)
             worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,

@@ -25,21 +25,22 @@ from rich.table import Table
 
 import yaml
 
-from monitor.alerts import Alert, AlertEvent
-from monitor.attest.batcher import make_batcher
-from monitor.config import Settings, load_settings
-from monitor.detect.pending import MempoolWatcher
-from monitor.kinds import Kind
-from monitor.pipeline import DetectWorker, Health
-from monitor.sinks.base import SinkChain
-from monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks
-from monitor.store.store import AlertStore, open_store
-from sim.anvil import Anvil
-from sim.runner import Lab, LabResult
-from sim.score import Score, score
-from streams import bus as busmod
-from streams import envelope
-from streams.ingest import publish
+from mevwatch.monitor.alerts import Alert, AlertEvent
+from mevwatch.monitor.attest.batcher import make_batcher
+from mevwatch.monitor.config import Settings, load_settings
+from mevwatch.monitor.detect.pending import MempoolWatcher
+from mevwatch.monitor.kinds import Kind
+from mevwatch.monitor.health import Health
+from mevwatch.monitor.pipeline import DetectWorker
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks
+from mevwatch.monitor.store.store import AlertStore, open_store
+from mevwatch.sim.anvil import Anvil
+from mevwatch.sim.runner import Lab, LabResult
+from mevwatch.sim.score import Score, score
+from mevwatch.streams import bus as busmod
+from mevwatch.streams import envelope
+from mevwatch.streams.ingest import publish
 
 CHAIN_ID = 31337
 DEMO_CONFIRMATIONS = 5  # the lab's anvil does not reorganise: 5 blocks make a minute's run show every stage
@@ -149,7 +150,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         attest_thread.start()
     node = Anvil(out_dir / "anvil", chain_id=CHAIN_ID).start()
     bus = busmod.InProcessBus()
-    from models.scorer import load_scorer
+    from mevwatch.models.scorer import load_scorer
 
     scorer = load_scorer(settings)
     mon = Monitor(bus, store, DEMO_CONFIRMATIONS, scorers=[scorer] if scorer else [])

@@ -26,16 +26,16 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from monitor.alerts import Alert, AlertEvent
-from monitor.batch import Batch
-from monitor.decode import BlockDecoder
-from monitor.detect.registry import REGISTRY, MempoolRule, Registry
-from monitor.kinds import Stage
-from monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
-from monitor.scoring import Scorer
-from monitor.types import Block, DecodedBlock, Transaction
-from streams.envelope import Message, PendingTx, RevertEvent
-from streams.fate import FateTracker
+from mevwatch.monitor.alerts import Alert, AlertEvent
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.detect.registry import REGISTRY, MempoolRule, Registry
+from mevwatch.monitor.kinds import Stage
+from mevwatch.monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
+from mevwatch.monitor.scoring import Scorer
+from mevwatch.monitor.types import Block, DecodedBlock, Transaction
+from mevwatch.monitor.types import Message, PendingTx, RevertEvent
+from mevwatch.monitor.fates import FateTracker
 
 
 @dataclass(slots=True)
@@ -93,7 +93,7 @@ class Engine:
 
     @property
     def watcher(self):  # the built-in mempool rule (the demo teaches it the lab's router)
-        from monitor.detect.pending import MempoolWatcher
+        from mevwatch.monitor.detect.pending import MempoolWatcher
 
         return next(r for r in self.mempool_rules if isinstance(r, MempoolWatcher))
 

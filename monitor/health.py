@@ -10,11 +10,28 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 
-from monitor.pipeline import Health
+
+@dataclass
+class Health:
+    """What /healthz and /readyz report; updated by the pipeline."""
+
+    beat: float = field(default_factory=time.monotonic)
+    store_ok: bool = True
+    bus_ok: bool = True
+    node_ok: bool | None = None  # None: this process does not ingest
+    last_error: str | None = None
+
+    def alive(self, max_silence_s: float = 60.0) -> bool:
+        return time.monotonic() - self.beat < max_silence_s
+
+    def ready(self) -> bool:
+        return self.store_ok and self.bus_ok and self.node_ok is not False
 
 
 def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:

@@ -17,9 +17,9 @@ ingest role published twice across a restart) raises nothing again.
 
 from __future__ import annotations
 
-from monitor.alerts import Alert, AlertEvent, with_stage
-from monitor.kinds import Stage
-from monitor.types import Block
+from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
+from mevwatch.monitor.kinds import Stage
+from mevwatch.monitor.types import Block
 
 KEEP_HEIGHTS = 512
 STAGE_ORDER = {Stage.PENDING: 1, Stage.INCLUDED: 2, Stage.FINAL: 3, Stage.RETRACTED: 4}

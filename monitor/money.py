@@ -5,7 +5,7 @@ All token amounts are exact ints; ``eth`` values are floats for display and sort
 
 from __future__ import annotations
 
-from monitor.types import ETH_ADDRESS, WETH_ADDRESS, DecodedBlock, Swap
+from mevwatch.monitor.types import ETH_ADDRESS, WETH_ADDRESS, DecodedBlock, Swap
 
 ETH_LIKE = {WETH_ADDRESS, ETH_ADDRESS}
 WEI = 10**18

@@ -15,42 +15,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from monitor import metrics, retry
-from monitor.alerts import AlertEvent
-from monitor.batch import Batch
-from monitor.detect.registry import Registry
-from monitor.engine import Engine
-from monitor.lifecycle import block_event_of
-from monitor.log import get_logger
-from monitor.scoring import Scorer
-from monitor.sinks.base import SinkChain
-from monitor.store.store import AlertStore
-from monitor.types import Block
-from streams import bus as busmod
-from streams.consume import decode_records
-from streams.envelope import Message, PendingTx, RevertEvent
+from mevwatch.monitor import metrics, retry
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.detect.registry import Registry
+from mevwatch.monitor.engine import Engine
+from mevwatch.monitor.lifecycle import block_event_of
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.scoring import Scorer
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.store.store import AlertStore
+from mevwatch.monitor.types import Block
+from mevwatch.streams import bus as busmod
+from mevwatch.streams.consume import decode_records
+from mevwatch.monitor.types import Message, PendingTx, RevertEvent
 
 log = get_logger("mevwatch.pipeline")
 EXPIRE_EVERY_S = 10.0
-
-
-@dataclass
-class Health:
-    """What /healthz and /readyz report; updated by the pipeline."""
-
-    beat: float = field(default_factory=time.monotonic)
-    store_ok: bool = True
-    bus_ok: bool = True
-    node_ok: bool | None = None  # None: this process does not ingest
-    last_error: str | None = None
-
-    def alive(self, max_silence_s: float = 60.0) -> bool:
-        return time.monotonic() - self.beat < max_silence_s
-
-    def ready(self) -> bool:
-        return self.store_ok and self.bus_ok and self.node_ok is not False
 
 
 def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message]]:

@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.alerts import AlertEvent
-from monitor.batch import Batch
-from monitor.decode import BlockDecoder
-from monitor.engine import Analysed, Engine, analyse
-from monitor.errors import InputError
-from monitor.kinds import Stage
-from monitor.sinks.base import SinkChain
-from monitor.types import Block, DecodeStats
-from streams import envelope
-from streams.files import discover, iter_jsonl, read_mev_inspect
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.engine import Analysed, Engine, analyse
+from mevwatch.monitor.errors import InputError
+from mevwatch.monitor.kinds import Stage
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx, RevertEvent
+from mevwatch.streams.files import discover, iter_jsonl, read_mev_inspect
 
 STORE_BATCH_BLOCKS = 500  # blocks per write to the store
 REPLAY_CONFIRMATIONS = 12  # finality depth while replaying (everything is final at the end anyway)
@@ -88,11 +87,11 @@ class Replayer:
         self._started = time.perf_counter()
 
     # --- input -------------------------------------------------------------------------------
-    def message(self, msg: envelope.Message) -> None:
-        if isinstance(msg, envelope.PendingTx):
+    def message(self, msg: Message) -> None:
+        if isinstance(msg, PendingTx):
             self.summary.pending += 1
             self.engine.pending(msg, self.batch)
-        elif isinstance(msg, envelope.RevertEvent):
+        elif isinstance(msg, RevertEvent):
             self.summary.reverts += 1
             self.engine.revert(msg, self._next_offset(), self.batch)
         else:
@@ -195,7 +194,7 @@ def default_workers() -> int:
 
 def store_sinks(store: Any) -> SinkChain:
     """The evidence store's sinks, as the daemon writes them (rows, then checkpoints)."""
-    from monitor.sinks.registry import SinkContext, build_sinks
+    from mevwatch.monitor.sinks.registry import SinkContext, build_sinks
 
     return SinkChain(build_sinks(["clickhouse", "checkpoint"], SinkContext(store=store, publish_alerts=False)))
 

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable
 from typing import IO, Any
 
-from monitor.errors import NodeError
-from monitor.replay import Replayer, ReplaySummary
-from streams.node import fetch_block
+from mevwatch.monitor.errors import NodeError
+from mevwatch.monitor.replay import Replayer, ReplaySummary
+from mevwatch.streams.node import fetch_block
 
 
 async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Callable[[Any], None]) -> None:

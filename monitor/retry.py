@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import tenacity
 
-from monitor import metrics
+from mevwatch.monitor import metrics
 
 T = TypeVar("T")
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from monitor.alerts import Alert
-from monitor.types import DecodedBlock
-from streams.envelope import PendingTx
+from mevwatch.monitor.alerts import Alert
+from mevwatch.monitor.types import DecodedBlock
+from mevwatch.monitor.types import PendingTx
 
 
 class Scorer(Protocol):

@@ -178,3 +178,47 @@ class DecodedBlock:
     miner_payments: dict[str, int]  # tx hash -> wei sent straight to the block's miner
     stats: DecodeStats
     source: str = "traces"  # traces | logs
+
+
+# --- the mempool and the chain's reorganisations (streams/ carries them as envelopes) ------------------
+@dataclass(slots=True)
+class PendingTx:
+    chain_id: int
+    hash: str
+    from_address: str
+    to_address: str | None
+    nonce: int
+    input: str
+    value: int
+    gas: int
+    gas_price: int | None
+    max_fee_per_gas: int | None
+    max_priority_fee_per_gas: int | None
+    type: int
+    first_seen_ns: int
+    source_node: str
+    replaces: str | None = None  # hash of an earlier pending tx with the same (sender, nonce)
+
+
+@dataclass(slots=True)
+class RevertEvent:
+    """A block that left the canonical chain (reorg): everything derived from it is void."""
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    replaced_by: str | None  # hash of the new canonical block at that height, when known
+    depth: int
+
+
+
+@dataclass(slots=True)
+class Fate:
+    hash: str
+    fate: str  # included | replaced | dropped
+    block_number: int | None
+    latency_ns: int | None  # first seen -> block timestamp, for included
+    by: str | None = None  # the hash that took its nonce
+
+
+Message = PendingTx | Block | RevertEvent  # what a source emits and the engine consumes

@@ -15,7 +15,7 @@ PY=${PYTHON:-}
 if [[ -z $PY ]]; then
   if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
 fi
-"$PY" -m dashboards.chart "$CHART" >/dev/null  # stdlib only: any python3 will do
+"$PY" dashboards/chart.py "$CHART" >/dev/null  # stdlib only: any python3 will do
 echo "synced dashboards/json/*.json and dashboards/prometheus/rules.yml into $CHART/generated/"
 
 [[ "${1:-}" == "package" ]] || exit 0

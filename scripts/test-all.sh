@@ -5,6 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --all
 # lint and type checks first (configured in pyproject.toml); set -e stops the script if either fails
-.venv/bin/ruff check .
-.venv/bin/mypy monitor streams models sim dashboards
+bash scripts/lint.sh
 exec .venv/bin/pytest -q "$@"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from monitor.decode.pending import decode_pending
-from monitor.types import WETH_ADDRESS
-from sim.market import Market
-from streams.envelope import PendingTx
+from mevwatch.monitor.decode.pending import decode_pending
+from mevwatch.monitor.types import WETH_ADDRESS
+from mevwatch.sim.market import Market
+from mevwatch.monitor.types import PendingTx
 
 GWEI = 10**9
 
@@ -38,7 +38,7 @@ def best_front(run, hi: int, tol: int) -> tuple[int, int] | None:
     """(front-run size, profit) of the most profitable front-run no larger than the largest one
     every victim still accepts (binary search to ``tol``); ``run(a)`` -> (victims pass, profit).
     None when even no front-run lets them pass."""
-    from monitor.money import argmax_unimodal
+    from mevwatch.monitor.money import argmax_unimodal
 
     if not run(0)[0]:
         return None
@@ -196,7 +196,7 @@ class SandwichBot:
 
     def _plan(self, tok_addr: str, victims: list) -> tuple | None:
         """(token, victims, front-run size, profit) of the best sandwich around ``victims``, or None."""
-        from monitor.money import v2_amount_out
+        from mevwatch.monitor.money import v2_amount_out
 
         pair = self.m.pairs[tok_addr]
         r0, r1, _ = pair.functions.getReserves().call()
@@ -250,7 +250,7 @@ class SandwichBot:
 
         The front-run takes the victim's path (A -> WETH in A's pool, WETH -> B in B's pool), the
         back-run the reverse one; both pools are sandwiched at once, by the bot contract."""
-        from monitor.money import v2_amount_out
+        from mevwatch.monitor.money import v2_amount_out
 
         p, intent = victim
         ra_w, ra_t = _weth_reserves(self.m.pairs[intent.token_in])
@@ -369,7 +369,7 @@ class JitProvider:
 
 def _best_cycle(r_in_a: int, r_out_a: int, r_in_b: int, r_out_b: int) -> tuple[int, int]:
     """(amount, profit) of the most profitable buy-on-A, sell-on-B round trip (0, 0 if none)."""
-    from monitor.money import argmax_unimodal, v2_amount_out
+    from mevwatch.monitor.money import argmax_unimodal, v2_amount_out
 
     def profit(x: int) -> int:
         return v2_amount_out(v2_amount_out(x, r_in_a, r_out_a), r_out_b, r_in_b) - x

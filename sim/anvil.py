@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.errors import ServiceError
+from mevwatch.monitor.errors import ServiceError
 
 SERVICES = Path(os.environ.get("MEVWATCH_SERVICES", Path.home() / ".cache" / "mevwatch" / "services"))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from monitor.errors import ServiceError
+from mevwatch.monitor.errors import ServiceError
 
 BUILD = Path(__file__).resolve().parent / "artifacts"
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sim.anvil import Anvil
-from sim.runner import Lab, LabResult
-from streams import envelope
+from mevwatch.sim.anvil import Anvil
+from mevwatch.sim.runner import Lab, LabResult
+from mevwatch.streams import envelope
 
 CHAIN_ID = 31337
 

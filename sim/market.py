@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.types import WETH_ADDRESS
-from sim.contracts import at, deploy, init_code_hash, wait_receipt
+from mevwatch.monitor.types import WETH_ADDRESS
+from mevwatch.sim.contracts import at, deploy, init_code_hash, wait_receipt
 
 MAX = 2**256 - 1
 

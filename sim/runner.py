@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
-from monitor.types import Block
-from sim.actors import Arbitrageur, Attack, Copier, HonestTraders, JitProvider, SandwichBot, Solver
-from sim.contracts import deploy, wait_receipt
-from sim.market import Market, deploy_market, fund
-from streams.envelope import Message, PendingTx
-from streams.node import NodeSource
+from mevwatch.monitor.types import Block
+from mevwatch.sim.actors import Arbitrageur, Attack, Copier, HonestTraders, JitProvider, SandwichBot, Solver
+from mevwatch.sim.contracts import deploy, wait_receipt
+from mevwatch.sim.market import Market, deploy_market, fund
+from mevwatch.monitor.types import Message, PendingTx
+from mevwatch.streams.node import NodeSource
 
 
 class Feed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.kinds import ATTACKER_ROLES, Kind, TxRole
+from mevwatch.monitor.kinds import ATTACKER_ROLES, Kind, TxRole
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import orjson
 
-from monitor.errors import BusError
+from mevwatch.monitor.errors import BusError
 
 MEMPOOL = "mevwatch.mempool.v1"
 BLOCKS = "mevwatch.blocks.v1"

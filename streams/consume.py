@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from monitor.errors import EnvelopeError
-from streams import bus as busmod
-from streams import envelope
-from streams.bus import Bus, Record
-from streams.envelope import Message
+from mevwatch.monitor.errors import EnvelopeError
+from mevwatch.streams import bus as busmod
+from mevwatch.streams import envelope
+from mevwatch.streams.bus import Bus, Record
+from mevwatch.monitor.types import Message
 
 
 def decode_records(records: list[Record], bus: Bus) -> list[tuple[Record, Message]]:

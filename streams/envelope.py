@@ -13,13 +13,12 @@ and position (file:line or topic/partition@offset) and the field at fault.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from monitor.errors import EnvelopeError
-from monitor.types import Block, Log, Trace, Transaction
+from mevwatch.monitor.errors import EnvelopeError
+from mevwatch.monitor.types import Block, Log, Message, PendingTx, RevertEvent, Trace, Transaction  # noqa: F401 - re-exported
 
 PENDING = "mevwatch.pending.v1"
 BLOCK = "mevwatch.block.v1"
@@ -27,37 +26,6 @@ REVERT = "mevwatch.revert.v1"
 SCHEMAS = (PENDING, BLOCK, REVERT)
 
 
-@dataclass(slots=True)
-class PendingTx:
-    chain_id: int
-    hash: str
-    from_address: str
-    to_address: str | None
-    nonce: int
-    input: str
-    value: int
-    gas: int
-    gas_price: int | None
-    max_fee_per_gas: int | None
-    max_priority_fee_per_gas: int | None
-    type: int
-    first_seen_ns: int
-    source_node: str
-    replaces: str | None = None  # hash of an earlier pending tx with the same (sender, nonce)
-
-
-@dataclass(slots=True)
-class RevertEvent:
-    """A block that left the canonical chain (reorg): everything derived from it is void."""
-
-    chain_id: int
-    block_number: int
-    block_hash: str
-    replaced_by: str | None  # hash of the new canonical block at that height, when known
-    depth: int
-
-
-Message = PendingTx | Block | RevertEvent
 
 
 def _s(v: int | None) -> str | None:

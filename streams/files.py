@@ -19,10 +19,10 @@ from pathlib import Path
 
 import orjson
 
-from monitor.errors import EnvelopeError, InputError
-from monitor.types import Block
-from streams import envelope
-from streams.mevinspect import parse_block
+from mevwatch.monitor.errors import EnvelopeError, InputError
+from mevwatch.monitor.types import Block, Message
+from mevwatch.streams import envelope
+from mevwatch.streams.mevinspect import parse_block
 
 FORMATS = ("auto", "mev-inspect", "jsonl")
 _SUFFIXES = {".json": "mev-inspect", ".json.gz": "mev-inspect", ".jsonl": "jsonl", ".jsonl.gz": "jsonl"}
@@ -82,7 +82,7 @@ def read_mev_inspect(path: Path, chain_id: int = 1) -> Block:
     return parse_block(obj, source=str(path), chain_id=chain_id)
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, envelope.Message | EnvelopeError]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Message | EnvelopeError]]:
     """(line number, message or the error that line raised), for every non-empty line."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from monitor.config import Settings
-from monitor.errors import EnvelopeError
-from monitor.log import get_logger
-from monitor.types import Block
-from streams import bus as busmod
-from streams import envelope
-from streams.envelope import Message, PendingTx, RevertEvent
-from streams.node import NodeSource
+from mevwatch.monitor.config import Settings
+from mevwatch.monitor.errors import EnvelopeError
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.types import Block
+from mevwatch.streams import bus as busmod
+from mevwatch.streams import envelope
+from mevwatch.monitor.types import Message, PendingTx, RevertEvent
+from mevwatch.streams.node import NodeSource
 
 log = get_logger("mevwatch.ingest")
 

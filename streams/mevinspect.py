@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.errors import InputError
-from monitor.types import Block, Trace, Transaction
+from mevwatch.monitor.errors import InputError
+from mevwatch.monitor.types import Block, Trace, Transaction
 
 
 def _int(v: Any) -> int:

@@ -20,12 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from monitor.errors import NodeError, ReorgTooDeepError
-from monitor.log import get_logger
-from monitor.types import Block, Log, Trace, Transaction
-from streams.envelope import Message, PendingTx, RevertEvent
-from streams.fate import FateTracker
-from streams.mevinspect import _trace as parse_parity_trace
+from mevwatch.monitor.errors import NodeError, ReorgTooDeepError
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.types import Block, Log, Trace, Transaction
+from mevwatch.monitor.types import Message, PendingTx, RevertEvent
+from mevwatch.monitor.fates import FateTracker
+from mevwatch.streams.mevinspect import _trace as parse_parity_trace
 
 log = get_logger("mevwatch.node")
 Request = Callable[[str, list], Awaitable[Any]]
@@ -135,7 +135,7 @@ class ChainFollower:
         if k < self.last:
             depth = self.last - k
             self.reorgs += 1
-            from monitor import metrics
+            from mevwatch.monitor import metrics
 
             metrics.REORGS.inc()
             metrics.REORG_DEPTH.observe(depth)
@@ -208,7 +208,7 @@ class NodeSource:
                     break
                 attempt += 1
                 self.reconnects += 1
-                from monitor import metrics
+                from mevwatch.monitor import metrics
 
                 metrics.RECONNECTS.inc()
                 delay = min(self.reconnect_max_s, 0.25 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)

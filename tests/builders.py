@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.types import ORDER_STRIDE, Block, DecodedBlock, DecodeStats, LiquidityChange, Swap, Transaction, Transfer
+from mevwatch.monitor.types import ORDER_STRIDE, Block, DecodedBlock, DecodeStats, LiquidityChange, Swap, Transaction, Transfer
 
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 TKN = "0x1111111111111111111111111111111111111111"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.decode import BlockDecoder
-from monitor.types import Block, DecodedBlock
-from streams.mevinspect import parse_block
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.types import Block, DecodedBlock
+from mevwatch.streams.mevinspect import parse_block
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MEVWATCH_DATA", REPO.parent / "shared" / "data"))
@@ -90,8 +90,8 @@ def fresh_kafka(tmp_path):
 @pytest.fixture(scope="session")
 def lab_messages(tmp_path_factory) -> list:
     """A real lab run (anvil, contracts, bots): pending transactions and blocks with sandwiches."""
-    from sim.export import export
-    from streams import envelope
+    from mevwatch.sim.export import export
+    from mevwatch.streams import envelope
 
     out = tmp_path_factory.mktemp("lab")
     export(out, blocks=30, seed=5)

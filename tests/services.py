@@ -23,8 +23,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from monitor.errors import ServiceError
-from sim.anvil import SERVICES, Anvil, LocalProcess, free_port, port_open
+from mevwatch.monitor.errors import ServiceError
+from mevwatch.sim.anvil import SERVICES, Anvil, LocalProcess, free_port, port_open
 
 __all__ = ["HELM_VERSION", "SERVICES", "Anvil", "ClickHouseServer", "Kafka", "LocalProcess", "Prometheus",
            "ServiceError", "free_port", "helm_binary", "port_open"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import load_settings
-from monitor.errors import ConfigError
+from mevwatch.monitor.config import load_settings
+from mevwatch.monitor.errors import ConfigError
 
 pytestmark = pytest.mark.fast
 

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from typer.testing import CliRunner
 
-from monitor.config import load_settings
-from monitor.log import MASK, configure_logging, get_logger, quiet_third_party_warnings, resolve_format
+from mevwatch.monitor.config import load_settings
+from mevwatch.monitor.log import MASK, configure_logging, get_logger, quiet_third_party_warnings, resolve_format
 
 pytestmark = pytest.mark.fast
 
@@ -98,14 +98,14 @@ def test_logs_print_above_a_live_display(monkeypatch):
 def test_settings_log_format():
     assert load_settings().log_format == "auto"
     assert load_settings(log_format="console").log_format == "console"
-    from monitor.errors import ConfigError
+    from mevwatch.monitor.errors import ConfigError
 
     with pytest.raises(ConfigError, match="log_format"):
         load_settings(log_format="xml")
 
 
 def test_cli_option(monkeypatch):
-    from monitor.cli import app
+    from mevwatch.monitor.cli import app
 
     monkeypatch.delenv("MEVWATCH_LOG_FORMAT", raising=False)
     assert CliRunner().invoke(app, ["--log-format", "json", "version"]).exit_code == 0

@@ -26,9 +26,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from monitor.attest.chain import AttestChain, decode_revert
-from monitor.errors import AttestError
-from monitor.log import get_logger
+from mevwatch.monitor.attest.chain import AttestChain, decode_revert
+from mevwatch.monitor.errors import AttestError
+from mevwatch.monitor.log import get_logger
 
 log = get_logger("mevwatch.attest")
 GWEI = 10**9

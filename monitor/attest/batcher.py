@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 
-from monitor.alerts import Alert
-from monitor.attest import canonical, merkle
-from monitor.attest.attester import Attested, Attester, FeePolicy, Journal, Plan
-from monitor.attest.chain import AttestChain, load_account, open_chain
-from monitor.errors import AttestError, ConfigError, StoreError
-from monitor.log import get_logger
-from monitor.store.store import AlertStore
+from mevwatch.monitor.alerts import Alert
+from mevwatch.monitor.attest import canonical, merkle
+from mevwatch.monitor.attest.attester import Attested, Attester, FeePolicy, Journal, Plan
+from mevwatch.monitor.attest.chain import AttestChain, load_account, open_chain
+from mevwatch.monitor.errors import AttestError, ConfigError, StoreError
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.store.store import AlertStore
 
 log = get_logger("mevwatch.attest")
 PROOF_FORMAT = 1
@@ -173,7 +173,7 @@ class Batcher:
         self.store.write_proofs(items, row)
         self.batches += 1
         self.alerts_attested += plan.count
-        from monitor import metrics
+        from mevwatch.monitor import metrics
 
         metrics.ATTEST_BATCHES.inc()
         metrics.ATTEST_LAST.set(time.time())
@@ -186,7 +186,7 @@ class Batcher:
 
     def run(self, stop: threading.Event, poll_s: float = 2.0) -> None:
         """Loop until ``stop``: retriable failures back off, others are logged and retried slowly."""
-        from monitor import metrics
+        from mevwatch.monitor import metrics
 
         delay = poll_s
         last_gauge = 0.0
@@ -220,7 +220,7 @@ def make_batcher(settings: Any, store: AlertStore, *, stop: threading.Event | No
     """A batcher from the settings: the key, the chain (node or embedded), the journal."""
     from eth_account import Account
 
-    from monitor.attest.chain import EMBEDDED_KEY
+    from mevwatch.monitor.attest.chain import EMBEDDED_KEY
 
     a = settings.attest
     account = load_account(settings)

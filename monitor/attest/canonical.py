@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from monitor.errors import InputError
+from mevwatch.monitor.errors import InputError
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

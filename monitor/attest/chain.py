@@ -24,7 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from monitor.errors import AttestError, ConfigError
+from mevwatch.monitor.errors import AttestError, ConfigError
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 EMBEDDED_KEY = "0x" + "00" * 31 + "01"  # eth-tester's first funded account (public test key)

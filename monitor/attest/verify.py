@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.alerts import alert_from_json, compute_alert_id
-from monitor.attest import canonical, merkle
-from monitor.attest.chain import AttestChain
+from mevwatch.monitor.alerts import alert_from_json, compute_alert_id
+from mevwatch.monitor.attest import canonical, merkle
+from mevwatch.monitor.attest.chain import AttestChain
 
 ZERO32 = b"\0" * 32
 
@@ -46,7 +46,7 @@ class Verdict:
 
 def shipped_model_hashes() -> set[str]:
     """Content hashes of the models shipped with this installation (models/)."""
-    from models import artifact
+    from mevwatch.models import artifact
 
     return {h.lower() for h in artifact.shipped_hashes()}
 

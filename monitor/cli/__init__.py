@@ -10,8 +10,8 @@ The commands are registered here, in the order ``mevwatch --help`` lists them.
 
 from __future__ import annotations
 
-from monitor.cli import attest, daemon, dashboards, demo, model, replay, store, stream, webhooks
-from monitor.cli.main import app, version
+from mevwatch.monitor.cli import attest, daemon, dashboards, demo, model, replay, store, stream, webhooks
+from mevwatch.monitor.cli.main import app, version
 
 app.command()(version)
 app.command()(replay.replay)

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from monitor.cli.main import USAGE, err, handled, open_store, state
-from monitor.cli.output import esc
-from monitor.errors import MevwatchError
+from mevwatch.monitor.cli.main import USAGE, err, handled, open_store, state
+from mevwatch.monitor.cli.output import esc
+from mevwatch.monitor.errors import MevwatchError
 
 attest_app = typer.Typer(help="On-chain attestation of final alerts: the registry, batches, proofs.", no_args_is_help=True)
 
@@ -48,9 +48,9 @@ def verify(
     proof to the root, checks that root in the registry and the model hash against the
     shipped model. Exit 1: does not verify (or not attested yet); 2: could not check.
     """
-    from monitor.attest.chain import open_chain
-    from monitor.attest.verify import verify_alert
-    from monitor.cli.output import print_verdict
+    from mevwatch.monitor.attest.chain import open_chain
+    from mevwatch.monitor.attest.verify import verify_alert
+    from mevwatch.monitor.cli.output import print_verdict
 
     s = state.settings
     record, proof = _read_alert_argument(alert)
@@ -80,7 +80,7 @@ def attest_deploy(
     """Deploy an AttestationRegistry with the configured key (its owner); prints its address."""
     from web3 import HTTPProvider, Web3
 
-    from monitor.attest.chain import deploy_registry, load_account
+    from mevwatch.monitor.attest.chain import deploy_registry, load_account
 
     account = load_account(state.settings)
     if account is None:
@@ -98,8 +98,8 @@ def attest_flush(
     contract: Annotated[Optional[str], typer.Option("--contract", help="AttestationRegistry address.")] = None,
 ) -> None:
     """Attest every final alert not attested yet now (finishing a batch left in flight first)."""
-    from monitor.attest.batcher import make_batcher
-    from monitor.cli.output import batch_line
+    from mevwatch.monitor.attest.batcher import make_batcher
+    from mevwatch.monitor.cli.output import batch_line
 
     with closing(open_store(clickhouse, migrate=True)) as store:
         b = make_batcher(state.settings, store, rpc=rpc, contract=contract)
@@ -145,8 +145,8 @@ def attest_status(
     limit: Annotated[int, typer.Option("--limit", help="Batches to list.")] = 20,
 ) -> None:
     """Attested batches (newest first) and the final alerts still waiting for one."""
-    from monitor.cli.output import print_attestation_status
-    from monitor.store import queries
+    from mevwatch.monitor.cli.output import print_attestation_status
+    from mevwatch.monitor.store import queries
 
     with closing(open_store(clickhouse, migrate=True)) as store:
         status = queries.attestation_status(store, limit)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import OptionError, err, handled, state
+from mevwatch.monitor.cli.main import OptionError, err, handled, state
 
 
 @handled()
@@ -33,7 +33,7 @@ def run(
     before exiting. With Kafka, run exactly one --role attest process next to the
     detect ones.
     """
-    from monitor.daemon import run_daemon
+    from mevwatch.monitor.daemon import run_daemon
 
     s = state.settings
     if kafka:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import USAGE, OptionError, err, handled, open_store
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import USAGE, OptionError, err, handled, open_store
+from mevwatch.monitor.cli.output import esc
 
 dash_app = typer.Typer(help="Grafana dashboards as code: export, push to Grafana, check every panel's query.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ dash_app = typer.Typer(help="Grafana dashboards as code: export, push to Grafana
 @handled()
 def dashboards_export(out: Annotated[Path, typer.Argument(help="Folder for the dashboard JSON files.")]) -> None:
     """Write the dashboards as Grafana JSON (what dashboards/json/ holds)."""
-    from dashboards.build import export
+    from mevwatch.dashboards.build import export
 
     for p in export(out):
         err.print(f"wrote {esc(p)}")
@@ -31,7 +31,7 @@ def dashboards_push(
     folder: Annotated[str, typer.Option("--folder", help="Folder to put them in.")] = "mevwatch",
 ) -> None:
     """Create or update the dashboards in a Grafana (HTTP API, grafana-client)."""
-    from dashboards.grafana import push
+    from mevwatch.dashboards.grafana import push
 
     if not token:
         raise OptionError("--token or GRAFANA_TOKEN is required")
@@ -50,8 +50,8 @@ def dashboards_check(
     """Run every panel's query against Prometheus and ClickHouse; exit 1 if one fails or returns nothing."""
     import time
 
-    from dashboards.grafana import check
-    from monitor.cli.output import print_panel_checks
+    from mevwatch.dashboards.grafana import check
+    from mevwatch.monitor.cli.output import print_panel_checks
 
     store = None
     try:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.main import err, handled
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import err, handled
+from mevwatch.monitor.cli.output import esc
 
 sim_app = typer.Typer(help="The simulation lab: real AMM contracts and attack bots on anvil, with ground truth.",
                       no_args_is_help=True)
@@ -32,8 +32,8 @@ def demo(
     """
     from rich.console import Console
 
-    from monitor.cli.output import print_demo
-    from monitor.demo import run_demo
+    from mevwatch.monitor.cli.output import print_demo
+    from mevwatch.monitor.demo import run_demo
 
     console = Console()
     if not console.is_terminal:
@@ -53,8 +53,8 @@ def sim_export(
     honest_only: Annotated[bool, typer.Option("--honest-only", help="No attack bots (a control run).")] = False,
 ) -> None:
     """Run the lab on a fresh anvil and export a labelled dataset, replayable with `mevwatch replay`."""
-    from monitor.cli.output import progress
-    from sim.export import export
+    from mevwatch.monitor.cli.output import progress
+    from mevwatch.sim.export import export
 
     with progress("simulating", "blocks", blocks, show=err.is_terminal, transient=True, remaining=False) as update:
         result = export(out, blocks=blocks, seed=seed, attacks=not honest_only, on_round=lambda _r, _m: update(advance=1))

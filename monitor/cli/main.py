@@ -23,13 +23,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from monitor import __version__
-from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError, MevwatchError
-from monitor.log import configure_logging
+from mevwatch.monitor import __version__
+from mevwatch.monitor.config import Settings, load_settings
+from mevwatch.monitor.errors import ConfigError, MevwatchError
+from mevwatch.monitor.log import configure_logging
 
 if TYPE_CHECKING:
-    from monitor.store.store import AlertStore
+    from mevwatch.monitor.store.store import AlertStore
 
 FAILED = 1  # the command ran and failed
 USAGE = 2  # bad options or settings, or the command could not check what it was asked
@@ -104,7 +104,7 @@ def version() -> None:
 
 def open_store(clickhouse: str | None, migrate: bool) -> AlertStore:
     """The evidence store of the settings, or of ``--clickhouse`` when given."""
-    from monitor.store.store import settings_store
+    from mevwatch.monitor.store.store import settings_store
 
     s = state.settings
     if clickhouse:

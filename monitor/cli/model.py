@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import USAGE, OptionError, err, gnn_device, handled
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import USAGE, OptionError, err, gnn_device, handled
+from mevwatch.monitor.cli.output import esc
 
 
 @handled(USAGE)
@@ -22,10 +22,10 @@ def train(
     weak_repeat: Annotated[int, typer.Option("--weak-repeat", min=1, help="Times each recorded (weakly labelled) block is seen per epoch.")] = 20,
 ) -> None:
     """Train the graph model on labelled transaction graphs; resumes from the checkpoint if one is there."""
-    from models.dataset import load
-    from models.train import describe_source
-    from models.train import train as run_train
-    from monitor.cli.output import progress
+    from mevwatch.models.dataset import load
+    from mevwatch.models.train import describe_source
+    from mevwatch.models.train import train as run_train
+    from mevwatch.monitor.cli.output import progress
 
     dev = gnn_device(device)
     samples = load(data, weak_repeat=weak_repeat)
@@ -45,8 +45,8 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Precision, recall and F1 per role and per attack type, the model and the exact rules side by side."""
-    from models.evaluate import evaluate_model, write_report
-    from monitor.cli.output import print_eval
+    from mevwatch.models.evaluate import evaluate_model, write_report
+    from mevwatch.monitor.cli.output import print_eval
 
     dev = gnn_device(device)
     if not data:

@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from monitor.cli.main import err
+from mevwatch.monitor.cli.main import err
 
 if TYPE_CHECKING:
-    from monitor.store.queries import AttestationStatus, DbStatus
+    from mevwatch.monitor.store.queries import AttestationStatus, DbStatus
 
 
 def esc(value: Any) -> str:

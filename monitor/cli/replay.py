@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import USAGE, OptionError, err, gnn_device, handled, open_store, state
+from mevwatch.monitor.cli.main import USAGE, OptionError, err, gnn_device, handled, open_store, state
 
 
 @handled(USAGE)
@@ -33,7 +33,7 @@ def replay(
     as the dashboards read them. Exits 1 when some input was rejected (the rest is still
     processed and reported).
     """
-    from monitor.cli.output import esc, print_summary, progress, write_dead_letters
+    from mevwatch.monitor.cli.output import esc, print_summary, progress, write_dead_letters
 
     to_store = bool(store or clickhouse)
     if to_store and rpc is not None:
@@ -41,12 +41,12 @@ def replay(
     chain_id = state.settings.chain_id
     scorer = None
     if gnn:
-        from models.scorer import Scorer
+        from mevwatch.models.scorer import Scorer
 
         gnn_settings = state.settings.gnn
         scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id)
     if rpc is not None:
-        from monitor.replay_rpc import replay_rpc
+        from mevwatch.monitor.replay_rpc import replay_rpc
 
         if from_block is None or to_block is None:
             raise OptionError("--rpc needs --from and --to")
@@ -57,8 +57,8 @@ def replay(
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
                                           scorer=scorer)
     else:
-        from monitor.replay import replay_files
-        from streams.files import discover
+        from mevwatch.monitor.replay import replay_files
+        from mevwatch.streams.files import discover
 
         if not paths:
             raise OptionError("give files or folders to replay, or --rpc with --from/--to")

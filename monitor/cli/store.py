@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import err, handled, open_store
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import err, handled, open_store
+from mevwatch.monitor.cli.output import esc
 
 db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def db_migrate(
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
 ) -> None:
     """Create or upgrade the tables (versioned migrations; safe to run again)."""
-    from monitor.store import queries
+    from mevwatch.monitor.store import queries
 
     with closing(open_store(clickhouse, migrate=False)) as store:
         r = queries.migrate(store)
@@ -32,8 +32,8 @@ def db_status(
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
 ) -> None:
     """Schema version, row counts and the last processed block."""
-    from monitor.cli.output import print_db_status
-    from monitor.store import queries
+    from mevwatch.monitor.cli.output import print_db_status
+    from mevwatch.monitor.store import queries
 
     with closing(open_store(clickhouse, migrate=False)) as store:
         status = queries.db_status(store)

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from monitor.cli.main import OptionError, err, handled, state
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import OptionError, err, handled, state
+from mevwatch.monitor.cli.output import esc
 
 
 @handled()
@@ -25,7 +25,7 @@ def ingest(
     reverts by block hash on the single-partition blocks topic. Messages that cannot be
     normalised go to mevwatch.deadletter.v1. Reconnects and backfills on its own.
     """
-    from streams.ingest import run_ingest
+    from mevwatch.streams.ingest import run_ingest
 
     s = state.settings
     rpc = rpc or s.node.rpc
@@ -49,7 +49,7 @@ def record(
     append: Annotated[bool, typer.Option("--append", help="Add to an existing recording instead of refusing to touch it.")] = False,
 ) -> None:
     """Record a live node's pending txs, blocks and reverts to JSONL, replayable with `mevwatch replay`."""
-    from streams.ingest import run_record
+    from mevwatch.streams.ingest import run_record
 
     if out.exists() and out.stat().st_size > 0 and not append:
         raise OptionError(f"{out} already holds a recording; pass --append to add to it, or choose another file")
@@ -68,7 +68,7 @@ def tail(
     """Pretty-print the messages of a topic, from the beginning (reads without committing offsets)."""
     from rich.console import Console
 
-    from streams.ingest import tail_topic
+    from mevwatch.streams.ingest import tail_topic
 
     kafka = kafka or state.settings.kafka.bootstrap
     if not kafka:

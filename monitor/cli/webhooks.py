@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from monitor.cli.main import err, handled, state
-from monitor.cli.output import esc
+from mevwatch.monitor.cli.main import err, handled, state
+from mevwatch.monitor.cli.output import esc
 
 if TYPE_CHECKING:
-    from monitor.sinks.outbox import Outbox
+    from mevwatch.monitor.sinks.outbox import Outbox
 
 wh_app = typer.Typer(help="Webhook delivery: the outbox, dead letters, disabled endpoints.", no_args_is_help=True)
 
 
 def _outbox() -> Outbox:
-    from monitor.sinks.outbox import Outbox
+    from mevwatch.monitor.sinks.outbox import Outbox
 
     s = state.settings
     return Outbox(s.webhook_delivery.outbox or s.data_dir / "outbox.sqlite")
@@ -29,7 +29,7 @@ def webhooks_status(
     limit: Annotated[int, typer.Option("--limit", help="Dead letters to list.")] = 20,
 ) -> None:
     """Messages per endpoint and status, disabled endpoints, and the newest dead letters."""
-    from monitor.cli.output import print_outbox
+    from mevwatch.monitor.cli.output import print_outbox
 
     with closing(_outbox()) as ob:
         print_outbox(ob.path, ob.summary(), ob.disabled(), ob.dead_letters(limit))

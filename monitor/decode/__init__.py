@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from monitor.decode import balancer, bancor, curve, transfers, uniswap_v2, uniswap_v3, uniswap_v4, zerox
-from monitor.decode.context import PoolRegistry, TxContext
-from monitor.decode.hexabi import Short
-from monitor.types import ORDER_STRIDE, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
+from mevwatch.monitor.decode import balancer, bancor, curve, transfers, uniswap_v2, uniswap_v3, uniswap_v4, zerox
+from mevwatch.monitor.decode.context import PoolRegistry, TxContext
+from mevwatch.monitor.decode.hexabi import Short
+from mevwatch.monitor.types import ORDER_STRIDE, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
 
 TraceHandler = Callable[[TxContext, int, Trace], None]
 LogHandler = Callable[[TxContext, int], None]

@@ -10,9 +10,9 @@ the pool address is the first 20 bytes of the pool id.
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, arg_addr, arg_addr_at, arg_at, out, topic_addr
-from monitor.types import Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg, arg_addr, arg_addr_at, arg_at, out, topic_addr
+from mevwatch.monitor.types import Swap, Trace
 
 SEL_V1_EXACT_IN = "0x8201aa3f"
 SEL_V1_EXACT_OUT = "0x7c5e9ea4"

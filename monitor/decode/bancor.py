@@ -7,9 +7,9 @@ as one swap on the network contract (the per-hop amounts are not in the call).
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import address_array, arg, arg_addr, out
-from monitor.types import ZERO_ADDRESS, Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import address_array, arg, arg_addr, out
+from mevwatch.monitor.types import ZERO_ADDRESS, Swap, Trace
 
 PROTOCOL = "bancor"
 SEL_CONVERT_BY_PATH = "0xb77d239b"

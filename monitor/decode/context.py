@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from monitor.types import (
+from mevwatch.monitor.types import (
     ORDER_STRIDE,
     DecodeStats,
     LiquidityChange,

@@ -11,10 +11,10 @@ one (older pools return nothing) and the output transfer otherwise.
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, out
-from monitor.decode.uniswap_v2 import last_log_index, resolve_pair_tokens
-from monitor.types import ETH_ADDRESS, Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg, out
+from mevwatch.monitor.decode.uniswap_v2 import last_log_index, resolve_pair_tokens
+from mevwatch.monitor.types import ETH_ADDRESS, Swap, Trace
 
 PROTOCOL = "curve"
 SELECTORS = ("0x3df02124", "0xa6417ed6", "0x5b41b908", "0x394747c5", "0x65b2489b")

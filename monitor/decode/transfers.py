@@ -8,9 +8,9 @@ ERC-20 ``transfer``/``transferFrom`` calls (selectors below) are decoded inline 
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, out, topic_addr
-from monitor.types import WETH_ADDRESS, ZERO_ADDRESS, Trace, Transfer
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg, out, topic_addr
+from mevwatch.monitor.types import WETH_ADDRESS, ZERO_ADDRESS, Trace, Transfer
 
 SEL_TRANSFER = "0xa9059cbb"
 SEL_TRANSFER_FROM = "0x23b872dd"

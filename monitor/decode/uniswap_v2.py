@@ -11,10 +11,10 @@ Liquidity: ``mint(to)`` / ``burn(to)`` calls and ``Mint`` / ``Burn`` events.
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, arg_addr, out, topic_addr
-from monitor.decode.transfers import SEL_TRANSFER
-from monitor.types import LiquidityChange, Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg, arg_addr, out, topic_addr
+from mevwatch.monitor.decode.transfers import SEL_TRANSFER
+from mevwatch.monitor.types import LiquidityChange, Swap, Trace
 
 PROTOCOL = "uniswap_v2"
 SEL_SWAP = "0x022c0d9f"

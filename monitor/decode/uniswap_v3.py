@@ -10,11 +10,11 @@ Liquidity: ``mint``/``burn``/``collect`` calls and events, with tick range and o
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg, arg_addr, int24, out, signed, topic_addr
-from monitor.decode.transfers import SEL_TRANSFER
-from monitor.decode.uniswap_v2 import SEL_BALANCE_OF, last_log_index, resolve_pair_tokens
-from monitor.types import LiquidityChange, Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg, arg_addr, int24, out, signed, topic_addr
+from mevwatch.monitor.decode.transfers import SEL_TRANSFER
+from mevwatch.monitor.decode.uniswap_v2 import SEL_BALANCE_OF, last_log_index, resolve_pair_tokens
+from mevwatch.monitor.types import LiquidityChange, Swap, Trace
 
 PROTOCOL = "uniswap_v3"
 SEL_SWAP = "0x128acb08"

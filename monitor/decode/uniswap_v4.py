@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from eth_hash.auto import keccak
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import Short, arg, arg_addr, int24, out, signed, signed128, topic_addr
-from monitor.types import LiquidityChange, Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import Short, arg, arg_addr, int24, out, signed, signed128, topic_addr
+from mevwatch.monitor.types import LiquidityChange, Swap, Trace
 
 PROTOCOL = "uniswap_v4"
 SEL_SWAP = "0xf3cd914c"

@@ -8,9 +8,9 @@ and the maker is kept in the evidence as the swap's recipient counterpart.
 
 from __future__ import annotations
 
-from monitor.decode.context import TxContext
-from monitor.decode.hexabi import arg_addr, out
-from monitor.types import Swap, Trace
+from mevwatch.monitor.decode.context import TxContext
+from mevwatch.monitor.decode.hexabi import arg_addr, out
+from mevwatch.monitor.types import Swap, Trace
 
 PROTOCOL = "zerox"
 SEL_FILL_RFQ = "0xaa77476c"

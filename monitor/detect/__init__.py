@@ -6,7 +6,7 @@ registry (monitor/detect/registry.py); ``detect_block`` runs the process-wide re
 
 from __future__ import annotations
 
-from monitor.detect.common import ROUTERS, BlockView
-from monitor.detect.registry import REGISTRY, detect_block
+from mevwatch.monitor.detect.common import ROUTERS, BlockView
+from mevwatch.monitor.detect.registry import REGISTRY, detect_block
 
 __all__ = ["detect_block", "BlockView", "ROUTERS", "REGISTRY"]

@@ -7,10 +7,10 @@ A sandwich leg is not an arbitrage (its transactions are skipped), and a wash
 
 from __future__ import annotations
 
-from monitor.alerts import Alert, AlertTx, Amount
-from monitor.detect.common import BlockView
-from monitor.money import gas_cost
-from monitor.types import Swap
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.money import gas_cost
+from mevwatch.monitor.types import Swap
 
 
 def find_cycles(swaps: list[Swap]) -> list[list[Swap]]:

@@ -10,9 +10,9 @@ reported once, as the back-run.
 
 from __future__ import annotations
 
-from monitor.alerts import Alert, AlertTx
-from monitor.detect.common import BlockView
-from monitor.types import Swap
+from mevwatch.monitor.alerts import Alert, AlertTx
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.types import Swap
 
 MAX_DISTANCE = 2
 

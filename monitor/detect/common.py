@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from monitor.money import PriceBook
-from monitor.types import ZERO_ADDRESS, DecodedBlock, Swap, Transaction, Transfer
+from mevwatch.monitor.money import PriceBook
+from mevwatch.monitor.types import ZERO_ADDRESS, DecodedBlock, Swap, Transaction, Transfer
 
 # Routers and aggregators (mainnet): they move tokens for others and are never the
 # attacker, even when they sit between a pool and the user.

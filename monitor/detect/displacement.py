@@ -21,9 +21,9 @@ V's contract (directly or inside their trace), found through a per-block index.
 
 from __future__ import annotations
 
-from monitor.alerts import Alert, AlertTx
-from monitor.detect.common import BlockView
-from monitor.money import gas_cost
+from mevwatch.monitor.alerts import Alert, AlertTx
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.money import gas_cost
 
 MIN_ARG_HEX = 128  # two words
 BENIGN_RACES = frozenset({"0xc9807539"})  # Chainlink OCR transmit(bytes,bytes32[],bytes32[],bytes32)

@@ -11,10 +11,10 @@ it takes the fees that passive liquidity providers would have earned.
 
 from __future__ import annotations
 
-from monitor.alerts import Alert, AlertTx, Amount
-from monitor.detect.common import BlockView
-from monitor.money import ETH_LIKE, gas_cost
-from monitor.types import LiquidityChange
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.money import ETH_LIKE, gas_cost
+from mevwatch.monitor.types import LiquidityChange
 
 # Position managers own liquidity on behalf of many users: there the owner is the
 # transaction's sender, not the manager.

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
-from monitor.alerts import Alert, AlertTx, Amount
-from monitor.decode.pending import IntendedSwap, decode_pending
-from monitor.money import ETH_LIKE, argmax_unimodal, v2_amount_out
-from monitor.types import WETH_ADDRESS, DecodedBlock
-from streams.envelope import PendingTx
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.decode.pending import IntendedSwap, decode_pending
+from mevwatch.monitor.money import ETH_LIKE, argmax_unimodal, v2_amount_out
+from mevwatch.monitor.types import WETH_ADDRESS, DecodedBlock
+from mevwatch.monitor.types import PendingTx
 
 # router -> (factory, init code hash) of the constant-product pairs it trades on
 ROUTER_FACTORIES: dict[str, tuple[str, str]] = {

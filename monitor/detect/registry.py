@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from monitor.alerts import Alert
-from monitor.detect.common import BlockView
-from monitor.kinds import Kind, TxRole
-from monitor.types import DecodedBlock
-from streams.envelope import PendingTx
+from mevwatch.monitor.alerts import Alert
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.kinds import Kind, TxRole
+from mevwatch.monitor.types import DecodedBlock
+from mevwatch.monitor.types import PendingTx
 
 BlockDetect = Callable[[BlockView, frozenset[str]], list[Alert]]
 
@@ -120,31 +120,31 @@ class Registry:
 
 # --- the built-in rules -----------------------------------------------------------------------
 def _sandwich(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from monitor.detect import sandwich
+    from mevwatch.monitor.detect import sandwich
 
     return sandwich.detect(view)
 
 
 def _jit(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from monitor.detect import jit
+    from mevwatch.monitor.detect import jit
 
     return jit.detect(view)
 
 
 def _arbitrage(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from monitor.detect import arbitrage, backrun
+    from mevwatch.monitor.detect import arbitrage, backrun
 
     return [backrun.as_backrun(view, route, arb) or arb for route, arb in arbitrage.detect(view, set(claimed))]
 
 
 def _displacement(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from monitor.detect import displacement
+    from mevwatch.monitor.detect import displacement
 
     return displacement.detect(view)
 
 
 def _mempool_watcher(chain_id: int) -> MempoolRule:
-    from monitor.detect.pending import MempoolWatcher
+    from mevwatch.monitor.detect.pending import MempoolWatcher
 
     return MempoolWatcher(chain_id=chain_id)
 

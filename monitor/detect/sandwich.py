@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from monitor.alerts import Alert, AlertTx, Amount
-from monitor.detect.common import BlockView
-from monitor.money import gas_cost, pro_rata_profit, v2_victim_losses
-from monitor.types import Swap
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.money import gas_cost, pro_rata_profit, v2_victim_losses
+from mevwatch.monitor.types import Swap
 
 
 def _linked(view: BlockView, f: Swap, b: Swap, hops: dict[str, set[str]]) -> bool:

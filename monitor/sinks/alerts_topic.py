@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import orjson
 
-from monitor import metrics
-from monitor.alerts import AlertEvent
-from monitor.batch import Batch
-from monitor.errors import BusError
-from streams import bus as busmod
+from mevwatch.monitor import metrics
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.errors import BusError
+from mevwatch.streams import bus as busmod
 
 
 def alert_message(ev: AlertEvent) -> bytes:

@@ -19,10 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from monitor import retry
-from monitor.batch import Batch
-from monitor.errors import BusError
-from monitor.log import get_logger
+from mevwatch.monitor import retry
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.errors import BusError
+from mevwatch.monitor.log import get_logger
 
 log = get_logger("mevwatch.sinks")
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.errors import ConfigError
-from monitor.sinks.base import Sink
+from mevwatch.monitor.errors import ConfigError
+from mevwatch.monitor.sinks.base import Sink
 
 
 @dataclass
@@ -39,26 +39,26 @@ DEFAULT_SINKS = ("webhooks", "clickhouse", "alerts_topic", "checkpoint")
 
 
 def _webhooks(ctx: SinkContext) -> Sink | None:
-    from monitor.sinks.webhook_outbox import OutboxSink
+    from mevwatch.monitor.sinks.webhook_outbox import OutboxSink
 
     subs = ctx.settings.webhooks if ctx.settings is not None else []
     return OutboxSink(ctx.outbox, subs, ctx.on_outbox) if ctx.outbox is not None and subs else None
 
 
 def _clickhouse(ctx: SinkContext) -> Sink | None:
-    from monitor.store.sink import StoreSink
+    from mevwatch.monitor.store.sink import StoreSink
 
     return StoreSink(ctx.store) if ctx.store is not None else None
 
 
 def _alerts_topic(ctx: SinkContext) -> Sink | None:
-    from monitor.sinks.alerts_topic import AlertsTopicSink
+    from mevwatch.monitor.sinks.alerts_topic import AlertsTopicSink
 
     return AlertsTopicSink(ctx.bus) if ctx.bus is not None and ctx.publish_alerts else None
 
 
 def _checkpoint(ctx: SinkContext) -> Sink | None:
-    from monitor.store.sink import CheckpointSink
+    from mevwatch.monitor.store.sink import CheckpointSink
 
     return CheckpointSink(ctx.store) if ctx.store is not None else None
 

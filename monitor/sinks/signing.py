@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 
-from monitor.errors import DeliveryError
+from mevwatch.monitor.errors import DeliveryError
 
 
 def secret_bytes(secret: str) -> bytes:

@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from urllib.parse import urlparse
 
-from monitor.errors import DeliveryError
+from mevwatch.monitor.errors import DeliveryError
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from monitor.batch import Batch
-from monitor.config import WebhookSubscriber
-from monitor.sinks.outbox import Outbox
-from monitor.sinks.webhooks import outbox_items
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.config import WebhookSubscriber
+from mevwatch.monitor.sinks.outbox import Outbox
+from mevwatch.monitor.sinks.webhooks import outbox_items
 
 
 class OutboxSink:

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 import orjson
 
-from monitor import metrics
-from monitor.alerts import AlertEvent
-from monitor.config import WebhookDelivery, WebhookSubscriber
-from monitor.errors import DeliveryError
-from monitor.log import get_logger
-from monitor.sinks import signing, ssrf
-from monitor.sinks.outbox import Outbox, OutboxMessage
+from mevwatch.monitor import metrics
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.config import WebhookDelivery, WebhookSubscriber
+from mevwatch.monitor.errors import DeliveryError
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.sinks import signing, ssrf
+from mevwatch.monitor.sinks.outbox import Outbox, OutboxMessage
 
 log = get_logger("mevwatch.webhooks")
 

@@ -3,7 +3,7 @@
 ``open_store(settings)`` picks the backend from ``clickhouse.url``; see docs/store.md.
 """
 
-from monitor.store.backend import Backend, ChdbBackend, ServerBackend, open_backend
-from monitor.store.store import AlertStore, open_store
+from mevwatch.monitor.store.backend import Backend, ChdbBackend, ServerBackend, open_backend
+from mevwatch.monitor.store.store import AlertStore, open_store
 
 __all__ = ["AlertStore", "Backend", "ChdbBackend", "ServerBackend", "open_backend", "open_store"]

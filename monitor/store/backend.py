@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import orjson
 
-from monitor.errors import ConfigError, StoreError
+from mevwatch.monitor.errors import ConfigError, StoreError
 
 _PARAM = re.compile(r"\{(\w+):[^}]+\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

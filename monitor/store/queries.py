@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.store.store import AlertStore
+from mevwatch.monitor.store.store import AlertStore
 
 # the tables ``db status`` counts, in the order it lists them
 STATUS_TABLES = ("alerts", "alert_txs", "evidence", "swaps", "pending_txs", "pending_fates", "blocks", "attestations")

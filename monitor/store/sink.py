@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from monitor import metrics
-from monitor.batch import Batch
-from monitor.errors import StoreError
-from monitor.store.store import AlertStore
+from mevwatch.monitor import metrics
+from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.errors import StoreError
+from mevwatch.monitor.store.store import AlertStore
 
 
 def _timed(store: AlertStore, batch: Batch) -> None:

@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 
-from monitor.alerts import Alert, AlertEvent, alert_from_json
-from monitor.batch import Batch as StoreBatch  # noqa: F401 - the unit every sink writes
-from monitor.lifecycle import proof_version
-from monitor.log import get_logger
-from monitor.store.backend import Backend, open_backend
-from monitor.store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from mevwatch.monitor.alerts import Alert, AlertEvent, alert_from_json
+from mevwatch.monitor.batch import Batch as StoreBatch  # noqa: F401 - the unit every sink writes
+from mevwatch.monitor.lifecycle import proof_version
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.store.backend import Backend, open_backend
+from mevwatch.monitor.store.schema import MIGRATIONS, MIGRATIONS_TABLE
 
 log = get_logger("mevwatch.store")
 
@@ -125,7 +125,7 @@ class AlertStore:
         return {r[0]: (int(r[1]), r[2]) for r in rows if alert_ids is None or r[0] in alert_ids}
 
     def count(self, table: str, *, final: bool = True, where: str = "") -> int:
-        from monitor.store.backend import _ident
+        from mevwatch.monitor.store.backend import _ident
 
         sql = f"SELECT count() FROM {_ident(table, 'table')}{' FINAL' if final else ''}{' WHERE ' + where if where else ''}"
         return int(self.backend.query(sql)[0][0])

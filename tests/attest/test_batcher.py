@@ -16,14 +16,14 @@ import pytest
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from monitor.alerts import Alert, AlertEvent, AlertTx, Amount
-from monitor.attest.batcher import make_batcher
-from monitor.attest.chain import deploy_registry, open_chain
-from monitor.attest.verify import verify_alert
-from monitor.config import load_settings
-from monitor.errors import AttestError
-from monitor.lifecycle import version_of
-from monitor.store.store import StoreBatch, open_store
+from mevwatch.monitor.alerts import Alert, AlertEvent, AlertTx, Amount
+from mevwatch.monitor.attest.batcher import make_batcher
+from mevwatch.monitor.attest.chain import deploy_registry, open_chain
+from mevwatch.monitor.attest.verify import verify_alert
+from mevwatch.monitor.config import load_settings
+from mevwatch.monitor.errors import AttestError
+from mevwatch.monitor.lifecycle import version_of
+from mevwatch.monitor.store.store import StoreBatch, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's first dev account
@@ -117,7 +117,7 @@ def test_attester_restarted_mid_batch_does_not_double_attest(tmp_path, anvil, rp
     # a batch journaled but never broadcast (crash between the two) is sent on restart
     put(store, [alert(200, 39)], head=60)
     b3 = make_batcher(s, store)
-    from monitor.attest.batcher import build_plan
+    from mevwatch.monitor.attest.batcher import build_plan
 
     alerts = store.final_alerts(39, 48)
     plan, _ = build_plan(alerts, 39, 48)
@@ -189,7 +189,7 @@ def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data_dir: {data}\nchain_id: 31337\nclickhouse:\n  data_dir: {data / 'chdb'}\n")
-    cli = [sys.executable, "-m", "monitor.cli", "--config", str(cfg), "--log-level", "WARNING"]
+    cli = [sys.executable, "-m", "mevwatch.monitor.cli", "--config", str(cfg), "--log-level", "WARNING"]
     aid = finals[0].alert_id
     r = subprocess.run(cli + ["verify", aid], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 0 and "VERIFIED" in r.stdout, r.stdout + r.stderr
@@ -227,7 +227,7 @@ def test_attest_role_runs_as_its_own_process(tmp_path, clickhouse):
     cfg = tmp_path / "attest.yaml"
     cfg.write_text(f"chain_id: 31337\ndata_dir: {tmp_path / 'data'}\nhealth_port: {port}\nkafka:\n  bootstrap: 127.0.0.1:1\n"
                    "attest:\n  batch_blocks: 1\n  batch_seconds: 0.5\n")
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(cfg), "run", "--role", "attest",
+    proc = subprocess.Popen([sys.executable, "-m", "mevwatch.monitor.cli", "--config", str(cfg), "run", "--role", "attest",
                              "--clickhouse", url], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -250,8 +250,8 @@ def test_attest_role_runs_as_its_own_process(tmp_path, clickhouse):
 
 @pytest.mark.fast
 def test_attester_key_from_keystore_and_never_echoed(tmp_path, monkeypatch):
-    from monitor.attest.chain import load_account
-    from monitor.errors import ConfigError
+    from mevwatch.monitor.attest.chain import load_account
+    from mevwatch.monitor.errors import ConfigError
 
     key = "0x" + "5a" * 32
     ks = tmp_path / "key.json"

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import Alert, AlertTx, Amount
-from monitor.attest import canonical, merkle
-from monitor.attest.batcher import build_plan, leaf_of
-from monitor.errors import InputError
+from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.attest import canonical, merkle
+from mevwatch.monitor.attest.batcher import build_plan, leaf_of
+from mevwatch.monitor.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.fast

@@ -7,7 +7,7 @@ import pytest
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractCustomError
 
-from monitor.attest.chain import decode_revert, registry_artifact
+from mevwatch.monitor.attest.chain import decode_revert, registry_artifact
 
 pytestmark = pytest.mark.anvil
 ROOT = bytes.fromhex("11" * 32)

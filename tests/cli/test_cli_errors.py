@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from monitor.cli.main import FAILED, USAGE, OptionError, handled
-from monitor.errors import ConfigError, InputError, NodeError
+from mevwatch.monitor.cli.main import FAILED, USAGE, OptionError, handled
+from mevwatch.monitor.errors import ConfigError, InputError, NodeError
 
 pytestmark = pytest.mark.fast
 
@@ -18,7 +18,7 @@ CLI_DIR = Path(__file__).resolve().parents[2] / "monitor" / "cli"
 
 
 def mevwatch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "mevwatch.monitor.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_bad_replay_input_is_named(tmp_path):

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.envelope import encode_block
-from streams.mevinspect import parse_block
+from mevwatch.streams.envelope import encode_block
+from mevwatch.streams.mevinspect import parse_block
 
 pytestmark = pytest.mark.fast
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from monitor.alerts import AlertEvent
-from monitor.pipeline import DetectWorker
-from monitor.sinks.base import SinkChain
+from mevwatch.monitor.alerts import AlertEvent
+from mevwatch.monitor.pipeline import DetectWorker
+from mevwatch.monitor.sinks.base import SinkChain
 from services import free_port
-from streams import bus as busmod
-from streams.envelope import PendingTx
-from streams.ingest import publish
+from mevwatch.streams import bus as busmod
+from mevwatch.monitor.types import PendingTx
+from mevwatch.streams.ingest import publish
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ class Daemon:
         self.log = tmp / "daemon.log"
 
     def start(self) -> Daemon:
-        cmd = [sys.executable, "-m", "monitor.cli", "--config", str(self.config), "run", "--role", self.role]
+        cmd = [sys.executable, "-m", "mevwatch.monitor.cli", "--config", str(self.config), "run", "--role", self.role]
         if self.rpc:
             cmd += ["--rpc", self.rpc]
         env = dict(os.environ, PYTHONPATH=str(REPO), **self.env)

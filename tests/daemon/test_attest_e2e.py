@@ -17,11 +17,11 @@ from eth_account import Account
 from web3 import HTTPProvider, Web3
 
 from harness import REPO, Daemon, start_on_lab, wait_until
-from monitor.attest.chain import deploy_registry, open_chain
-from monitor.config import load_settings
+from mevwatch.monitor.attest.chain import deploy_registry, open_chain
+from mevwatch.monitor.config import load_settings
 from services import Anvil
-from monitor.store.store import open_store
-from sim.runner import Lab
+from mevwatch.monitor.store.store import open_store
+from mevwatch.sim.runner import Lab
 from conftest import Rpc
 
 pytestmark = pytest.mark.anvil
@@ -90,7 +90,7 @@ def test_final_alerts_are_attested_orphaned_ones_never_and_verify_checks_bytes(t
         cfg = tmp_path / "verify.yaml"
         cfg.write_text(yaml.safe_dump({"chain_id": 31337, "clickhouse": {"url": url},
                                        "attest": {"rpc": chain_node.http_url, "contract": contract}}))
-        cli = [sys.executable, "-m", "monitor.cli", "--config", str(cfg), "--log-level", "WARNING"]
+        cli = [sys.executable, "-m", "mevwatch.monitor.cli", "--config", str(cfg), "--log-level", "WARNING"]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         sandwich = sorted(a for a in kept if kinds[a] == "sandwich")[0]
         r = subprocess.run(cli + ["verify", sandwich], capture_output=True, text=True, env=env, cwd=REPO)

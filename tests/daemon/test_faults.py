@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from harness import Daemon, Feeder, Receiver, baseline, wait_until
-from monitor.store.store import open_store
+from mevwatch.monitor.store.store import open_store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 CONF = 3
@@ -90,7 +90,7 @@ def settle(store, want: dict[str, str], n_blocks: int, daemon: Daemon, timeout: 
 
 
 def blocks_in(messages) -> int:
-    from monitor.types import Block
+    from mevwatch.monitor.types import Block
 
     return sum(1 for m in messages if isinstance(m, Block))
 

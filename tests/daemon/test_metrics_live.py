@@ -11,12 +11,12 @@ import urllib.request
 
 import pytest
 
-from dashboards.build import dashboards, queries
-from dashboards.grafana import check, prom_query
+from mevwatch.dashboards.build import dashboards, queries
+from mevwatch.dashboards.grafana import check, prom_query
 from harness import REPO, Daemon, Receiver, start_on_lab, wait_until
 from services import Anvil, Prometheus
-from monitor.store.store import open_store
-from sim.runner import Lab
+from mevwatch.monitor.store.store import open_store
+from mevwatch.sim.runner import Lab
 from conftest import Rpc
 
 pytestmark = pytest.mark.anvil

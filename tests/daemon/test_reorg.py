@@ -11,8 +11,8 @@ import pytest
 
 from harness import Daemon, Receiver, start_on_lab, wait_until
 from services import Anvil
-from monitor.store.store import open_store
-from sim.runner import Lab
+from mevwatch.monitor.store.store import open_store
+from mevwatch.sim.runner import Lab
 from conftest import Rpc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]

@@ -10,9 +10,9 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from monitor.decode import BlockDecoder
-from monitor.decode.uniswap_v4 import TOPIC_INITIALIZE
-from monitor.types import Block, Log, Transaction
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.decode.uniswap_v4 import TOPIC_INITIALIZE
+from mevwatch.monitor.types import Block, Log, Transaction
 
 pytestmark = pytest.mark.fast
 

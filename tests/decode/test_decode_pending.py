@@ -6,7 +6,7 @@ import pytest
 from conftest import raw_block
 from eth_abi import encode
 
-from monitor.decode.pending import decode_pending
+from mevwatch.monitor.decode.pending import decode_pending
 
 pytestmark = pytest.mark.fast
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"

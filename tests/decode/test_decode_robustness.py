@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import LOG_HANDLERS, TRACE_HANDLERS, BlockDecoder
-from monitor.decode.pending import decode_pending
-from monitor.types import Block, Log, Trace, Transaction
+from mevwatch.monitor.decode import LOG_HANDLERS, TRACE_HANDLERS, BlockDecoder
+from mevwatch.monitor.decode.pending import decode_pending
+from mevwatch.monitor.types import Block, Log, Trace, Transaction
 
 pytestmark = pytest.mark.fast
 

@@ -19,9 +19,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from dashboards.build import JSON_DIR
-from dashboards.chart import sync_chart
-from monitor.config import load_settings
+from mevwatch.dashboards.build import JSON_DIR
+from mevwatch.dashboards.chart import sync_chart
+from mevwatch.monitor.config import load_settings
 from services import helm_binary
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.money import pro_rata_profit, v2_amount_out
+from mevwatch.monitor.money import pro_rata_profit, v2_amount_out
 
 pytestmark = pytest.mark.fast
 
@@ -29,7 +29,7 @@ def test_v2_amount_out_matches_uniswap_formula():
 
 
 def test_argmax_unimodal_finds_the_peak():
-    from monitor.money import argmax_unimodal
+    from mevwatch.monitor.money import argmax_unimodal
 
     assert argmax_unimodal(lambda x: -(x - 37) ** 2, 0, 1000) == 37
     assert argmax_unimodal(lambda x: x, 0, 10) == 10

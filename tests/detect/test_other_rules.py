@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from builders import BOT, POOL, POOL2, ROUTER, TKN, USDC, WETH, a, decoded, liquidity, swap, tx
 
-from monitor.detect import detect_block
+from mevwatch.monitor.detect import detect_block
 
 pytestmark = pytest.mark.fast
 

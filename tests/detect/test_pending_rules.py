@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import raw_block
 
-from monitor.detect.pending import MempoolWatcher, pair_address, sandwich_exposure
-from monitor.money import v2_amount_out
-from streams.envelope import PendingTx
+from mevwatch.monitor.detect.pending import MempoolWatcher, pair_address, sandwich_exposure
+from mevwatch.monitor.money import v2_amount_out
+from mevwatch.monitor.types import PendingTx
 
 pytestmark = pytest.mark.fast
 PAIR = "0xefb47fcfcad4f96c83d4ca676842fb03ef20a477"
@@ -27,7 +27,7 @@ def watcher_before_frontrun(decode_block) -> MempoolWatcher:
     front = next(s for s in db.swaps if s.transaction_position == 2 and s.pool == PAIR)
     r_in = front.reserves_after[0] - front.amount_in
     r_out = front.reserves_after[1] + front.amount_out
-    from monitor.detect.pending import Reserves
+    from mevwatch.monitor.detect.pending import Reserves
 
     t0, t1 = sorted((front.token_in, front.token_out))
     w.reserves[PAIR] = Reserves(t0, t1, *((r_in, r_out) if t0 == front.token_in else (r_out, r_in)))

@@ -8,7 +8,7 @@ import pytest
 from conftest import raw_block
 from builders import BOT, POOL, POOL2, ROUTER, TKN, WETH, a, decoded, swap, transfer, tx
 
-from monitor.detect import detect_block
+from mevwatch.monitor.detect import detect_block
 
 pytestmark = pytest.mark.fast
 

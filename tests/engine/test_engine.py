@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from monitor.alerts import Alert, AlertTx
-from monitor.detect.registry import REGISTRY, BlockRule
-from monitor.pipeline import DetectWorker
-from monitor.replay import replay_files
-from monitor.sinks.base import SinkChain
-from monitor.sinks.registry import SINKS, SinkContext, build_sinks, register_sink
-from monitor.types import WETH_ADDRESS
-from streams import bus as busmod
-from streams import envelope
-from streams.envelope import PendingTx
-from streams.ingest import publish
+from mevwatch.monitor.alerts import Alert, AlertTx
+from mevwatch.monitor.detect.registry import REGISTRY, BlockRule
+from mevwatch.monitor.pipeline import DetectWorker
+from mevwatch.monitor.replay import replay_files
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.sinks.registry import SINKS, SinkContext, build_sinks, register_sink
+from mevwatch.monitor.types import WETH_ADDRESS
+from mevwatch.streams import bus as busmod
+from mevwatch.streams import envelope
+from mevwatch.monitor.types import PendingTx
+from mevwatch.streams.ingest import publish
 
 
 def _fingerprint(events) -> list[tuple]:
@@ -44,7 +44,7 @@ def _live(messages: list, confirmations: int, scorers=(), sinks: SinkChain | Non
 @pytest.mark.anvil
 def test_replay_of_a_recording_equals_the_live_pipeline_with_the_model(lab_messages, tmp_path):
     torch = pytest.importorskip("torch")  # noqa: F841
-    from models.scorer import Scorer
+    from mevwatch.models.scorer import Scorer
 
     rec = tmp_path / "recording.jsonl"
     rec.write_bytes(b"".join(envelope.encode(m) + b"\n" for m in lab_messages))
@@ -146,7 +146,7 @@ def test_a_toy_detector_and_a_toy_sink_plug_in(traces_dir, load_block, all_block
 
 @pytest.mark.fast
 def test_a_plug_in_sink_by_module_path_and_clear_errors():
-    from monitor.errors import ConfigError
+    from mevwatch.monitor.errors import ConfigError
 
     got = build_sinks([f"{__name__}:ToySink"], SinkContext())  # what `sinks: [module:factory]` in the config does
     assert [s.name for s in got] == ["toy"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.graph import EDGE_FEATURES, EDGE_TYPES, NODE_FEATURES, SCHEMA_VERSION, block_graph, log_amount, pending_graph
-from monitor.detect import detect_block
+from mevwatch.models.graph import EDGE_FEATURES, EDGE_TYPES, NODE_FEATURES, SCHEMA_VERSION, block_graph, log_amount, pending_graph
+from mevwatch.monitor.detect import detect_block
 
 
 def check_shapes(g) -> None:
@@ -61,8 +61,8 @@ def test_log_amount_scale():
 
 @pytest.mark.anvil
 def test_pending_window_graph_from_the_lab(lab_messages):
-    from monitor.decode.pending import decode_pending
-    from streams.envelope import PendingTx
+    from mevwatch.monitor.decode.pending import decode_pending
+    from mevwatch.monitor.types import PendingTx
 
     pending = [m for m in lab_messages if isinstance(m, PendingTx)][:200]
     window = [(p, decode_pending(p.to_address, p.input, p.value)) for p in pending]

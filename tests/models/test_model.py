@@ -13,10 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the gnn extra is installed by scripts/setup.sh --all")
 
-from models import artifact  # noqa: E402
-from models.dataset import lab_samples  # noqa: E402
-from models.scorer import Scorer  # noqa: E402
-from monitor.detect import detect_block  # noqa: E402
+from mevwatch.models import artifact  # noqa: E402
+from mevwatch.models.dataset import lab_samples  # noqa: E402
+from mevwatch.models.scorer import Scorer  # noqa: E402
+from mevwatch.monitor.detect import detect_block  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_rules_and_model_agree_on_every_recorded_mainnet_sandwich(decode_block, 
 
 @pytest.mark.anvil
 def test_training_is_reproducible_and_artifacts_are_checked(heldout, tmp_path):
-    from models.train import train
+    from mevwatch.models.train import train
 
     samples = lab_samples(heldout)
     _m1, meta1 = train(samples, tmp_path / "a.pt", epochs=2, seed=3)
@@ -70,7 +70,7 @@ def test_training_is_reproducible_and_artifacts_are_checked(heldout, tmp_path):
     blob = torch.load(tmp_path / "a.pt", weights_only=True)
     blob["state_dict"]["head.2.bias"] += 0.001  # one weight edited
     torch.save(blob, tmp_path / "tampered.pt")
-    from monitor.errors import ConfigError
+    from mevwatch.monitor.errors import ConfigError
 
     with pytest.raises(ConfigError, match="does not match its hash"):
         artifact.load(tmp_path / "tampered.pt")
@@ -103,10 +103,10 @@ def test_eval_on_a_held_out_seed_beats_the_rules_on_disguised_attempts(heldout, 
 
 @pytest.mark.anvil
 def test_pipeline_raises_model_only_attempts_and_fuses_rule_alerts(lab_messages):
-    from monitor.pipeline import DetectWorker
-    from monitor.sinks.base import SinkChain
-    from streams import bus as busmod
-    from streams.ingest import publish
+    from mevwatch.monitor.pipeline import DetectWorker
+    from mevwatch.monitor.sinks.base import SinkChain
+    from mevwatch.streams import bus as busmod
+    from mevwatch.streams.ingest import publish
 
     bus = busmod.InProcessBus()
     for m in lab_messages:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboards.build import JSON_DIR, dashboards, expand_promql, expand_sql, render
+from mevwatch.dashboards.build import JSON_DIR, dashboards, expand_promql, expand_sql, render
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_committed_json_is_what_the_code_builds(tmp_path):
     for uid, d in built.items():
         assert (JSON_DIR / f"{uid}.json").read_text() == render(d), f"{uid}: run mevwatch dashboards export dashboards/json"
     # the CLI writes the same files
-    r = subprocess.run([sys.executable, "-m", "monitor.cli", "dashboards", "export", str(tmp_path)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "mevwatch.monitor.cli", "dashboards", "export", str(tmp_path)], cwd=REPO,
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 0, r.stderr
     for uid in built:
@@ -65,7 +65,7 @@ def test_macros_expand_like_grafana():
 def test_every_clickhouse_panel_returns_rows_after_a_real_replay(tmp_path, clickhouse, traces_dir):
     url = clickhouse.url(f"dash_{uuid.uuid4().hex[:8]}")
     env = dict(os.environ, PYTHONPATH=str(REPO), MEVWATCH_NODE__CONFIRMATIONS="0", MEVWATCH_DATA_DIR=str(tmp_path / "data"))
-    cli = [sys.executable, "-m", "monitor.cli", "--log-level", "WARNING"]
+    cli = [sys.executable, "-m", "mevwatch.monitor.cli", "--log-level", "WARNING"]
     r = subprocess.run(cli + ["replay", str(traces_dir), "--clickhouse", url, "--out", str(tmp_path / "alerts.jsonl"), "-q"],
                        cwd=REPO, capture_output=True, text=True, env=env)
     assert r.returncode in (0, 1), r.stderr  # 1: the data folder's README is reported as rejected input
@@ -74,7 +74,7 @@ def test_every_clickhouse_panel_returns_rows_after_a_real_replay(tmp_path, click
     r = subprocess.run(cli + ["attest", "flush", "--clickhouse", url], cwd=REPO, capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "batch 1:" in r.stderr, r.stderr
     # the store holds what the replay found: every alert, final
-    from monitor.store.store import open_store
+    from mevwatch.monitor.store.store import open_store
 
     store = open_store(url, tmp_path)
     assert store.count("alerts") == len({json.loads(x)["alert_id"] for x in (tmp_path / "alerts.jsonl").read_text().splitlines()})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.build import dashboards, queries
+from mevwatch.dashboards.build import dashboards, queries
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "dashboards" / "prometheus"
@@ -42,7 +42,7 @@ def test_a_wrong_expectation_fails_the_rule_tests(tmp_path):
 def exported_names() -> set[str]:
     from prometheus_client import REGISTRY
 
-    import monitor.metrics  # noqa: F401 - registers them
+    import mevwatch.monitor.metrics  # noqa: F401 - registers them
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "info": ("_info",), "gauge": ("",)}
     names = set()

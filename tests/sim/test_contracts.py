@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from web3 import HTTPProvider, Web3
 
-from monitor.decode import BlockDecoder
-from monitor.detect import detect_block
-from monitor.detect.pending import MempoolWatcher, pair_address
-from monitor.types import WETH_ADDRESS
-from sim.contracts import BUILD, deploy, wait_receipt
-from sim.market import deploy_market, fund
-from streams.envelope import PendingTx
-from streams.node import fetch_block
+from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.detect import detect_block
+from mevwatch.monitor.detect.pending import MempoolWatcher, pair_address
+from mevwatch.monitor.types import WETH_ADDRESS
+from mevwatch.sim.contracts import BUILD, deploy, wait_receipt
+from mevwatch.sim.market import deploy_market, fund
+from mevwatch.monitor.types import PendingTx
+from mevwatch.streams.node import fetch_block
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ def test_lab_sandwich_is_decoded_from_logs_and_traces_and_detected(anvil):
     victim_data = victim_tx.build_transaction({"from": victim, "gas": 400_000, "nonce": w3.eth.get_transaction_count(victim)})["data"]
     watcher = MempoolWatcher(chain_id=31337)
     watcher.register_router(m.router.address, m.factory.address, m.pair_init_code_hash)
-    from monitor.detect.pending import Reserves
+    from mevwatch.monitor.detect.pending import Reserves
 
     t0, t1 = sorted((WETH_ADDRESS, tok.address.lower()))
     watcher.reserves[pair.address.lower()] = Reserves(t0, t1, *((r_weth, r_tok) if t0 == WETH_ADDRESS else (r_tok, r_weth)))
@@ -129,7 +129,7 @@ def test_lab_sandwich_is_decoded_from_logs_and_traces_and_detected(anvil):
 def test_cl_pool_speaks_v3_and_a_jit_fill_is_detected_from_traces_and_logs(anvil):
     """CLPool has V3's interface: its swaps, mints, burns and collects decode from calls and from
     events alike, and liquidity added before a swap and removed after it is a JIT sandwich."""
-    from sim.market import FULL_RANGE
+    from mevwatch.sim.market import FULL_RANGE
 
     w3 = Web3(HTTPProvider(anvil.http_url))
     m = deploy_market(w3, seed=3, n_tokens=1)

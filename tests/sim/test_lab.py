@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.score import score
+from mevwatch.sim.score import score
 
 pytestmark = pytest.mark.anvil
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.demo import Monitor
+from mevwatch.monitor.demo import Monitor
 from services import Anvil
-from sim.runner import Lab
-from sim.score import score
-from streams import bus as busmod
+from mevwatch.sim.runner import Lab
+from mevwatch.sim.score import score
+from mevwatch.streams import bus as busmod
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 

@@ -7,12 +7,12 @@ import time
 import pytest
 from standardwebhooks import Webhook
 
-from monitor.alerts import Alert, AlertEvent, AlertTx
-from monitor.config import WebhookDelivery, WebhookSubscriber
-from monitor.errors import DeliveryError
-from monitor.sinks import signing, ssrf
-from monitor.sinks.outbox import Outbox
-from monitor.sinks.webhooks import Deliverer, outbox_items, payload, retry_after_s, wants
+from mevwatch.monitor.alerts import Alert, AlertEvent, AlertTx
+from mevwatch.monitor.config import WebhookDelivery, WebhookSubscriber
+from mevwatch.monitor.errors import DeliveryError
+from mevwatch.monitor.sinks import signing, ssrf
+from mevwatch.monitor.sinks.outbox import Outbox
+from mevwatch.monitor.sinks.webhooks import Deliverer, outbox_items, payload, retry_after_s, wants
 
 pytestmark = pytest.mark.fast
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from monitor.alerts import Alert, AlertEvent, AlertTx, Amount, with_stage
-from monitor.lifecycle import version_of
-from monitor.store.schema import MIGRATIONS
-from monitor.store.store import StoreBatch, open_store
+from mevwatch.monitor.alerts import Alert, AlertEvent, AlertTx, Amount, with_stage
+from mevwatch.monitor.lifecycle import version_of
+from mevwatch.monitor.store.schema import MIGRATIONS
+from mevwatch.monitor.store.store import StoreBatch, open_store
 
 EVIL = "'); DROP TABLE alerts; --\\' \"{x:String}\" %(s)s \n"
 
@@ -60,7 +60,7 @@ def test_store_on_clickhouse_server(clickhouse, tmp_path):
 
 
 def test_unreachable_server_is_a_retriable_store_error(tmp_path):
-    from monitor.errors import StoreError
+    from mevwatch.monitor.errors import StoreError
     from services import free_port
 
     with pytest.raises(StoreError) as e:

@@ -7,9 +7,9 @@ import socket
 import threading
 import time
 
-from monitor.types import Block
-from streams.envelope import PendingTx, RevertEvent
-from streams.node import NodeSource
+from mevwatch.monitor.types import Block
+from mevwatch.monitor.types import PendingTx, RevertEvent
+from mevwatch.streams.node import NodeSource
 
 
 class Collector:

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from streams import bus as busmod
-from streams.consume import decode_records
-from streams.envelope import encode_block, decode as decode_envelope
+from mevwatch.streams import bus as busmod
+from mevwatch.streams.consume import decode_records
+from mevwatch.streams.envelope import encode_block, decode as decode_envelope
 
 pytestmark = pytest.mark.kafka
 

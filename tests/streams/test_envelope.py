@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.errors import EnvelopeError
-from streams import envelope
-from streams.envelope import PendingTx, RevertEvent
+from mevwatch.monitor.errors import EnvelopeError
+from mevwatch.streams import envelope
+from mevwatch.monitor.types import PendingTx, RevertEvent
 
 pytestmark = pytest.mark.fast
 

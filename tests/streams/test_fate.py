@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.types import Block, Transaction
-from streams.envelope import PendingTx
-from streams.fate import FateTracker
+from mevwatch.monitor.types import Block, Transaction
+from mevwatch.monitor.types import PendingTx
+from mevwatch.monitor.fates import FateTracker
 
 pytestmark = pytest.mark.fast
 ME = "0x" + "11" * 20

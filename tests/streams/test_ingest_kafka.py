@@ -12,10 +12,10 @@ import pytest
 from conftest import Rpc
 
 from services import Anvil, Kafka
-from monitor.types import Block
-from streams import bus as busmod
-from streams.consume import decode_records
-from streams.envelope import PendingTx
+from mevwatch.monitor.types import Block
+from mevwatch.streams import bus as busmod
+from mevwatch.streams.consume import decode_records
+from mevwatch.monitor.types import PendingTx
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 

@@ -5,19 +5,7 @@ Every hash ever seen for a (sender, nonce) is kept until the nonce is settled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from monitor.types import Block
-from streams.envelope import PendingTx
-
-
-@dataclass(slots=True)
-class Fate:
-    hash: str
-    fate: str  # included | replaced | dropped
-    block_number: int | None
-    latency_ns: int | None  # first seen -> block timestamp, for included
-    by: str | None = None  # the hash that took its nonce
+from mevwatch.monitor.types import Block, Fate, PendingTx
 
 
 class FateTracker:

@@ -7,7 +7,8 @@ package list is computed here from the folders' ``__init__.py`` files, so it can
 
 Compiled modules: mypy names a module by its place under a package base, so the sources are staged
 under ``build/mypyc-src/mevwatch/`` and compiled with that folder as the base (module names
-``mevwatch.monitor.types``, ...); the shared mypyc runtime is ``mevwatch/native__mypyc*.so``. The
+``mevwatch.monitor.types``, ...); the shared mypyc runtime is ``mevwatch/native__mypyc*.so``. No package ``__init__`` is compiled:
+mypyc would give it a ``__path__`` under the shared library's folder (``mevwatch/mevwatch/...``). The
 project's ``[tool.mypy]`` settings (a type-check of the tree, with plugins the isolated build
 environment lacks) are not read by this build (``--config-file=``).
 
@@ -32,7 +33,7 @@ COMPILED = [
     "monitor/types.py",
     "monitor/money.py",
     "monitor/alerts.py",
-    "monitor/decode/__init__.py",
+    "monitor/decode/block.py",
     "monitor/decode/hexabi.py",
     "monitor/decode/context.py",
     "monitor/decode/transfers.py",

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
-import mevwatch.monitor.decode  # noqa: E402
+import mevwatch.monitor.decode.block  # noqa: E402
 from mevwatch.monitor.decode import BlockDecoder  # noqa: E402
 from mevwatch.monitor.detect import detect_block  # noqa: E402
 from mevwatch.monitor.replay import replay_files  # noqa: E402
@@ -41,7 +41,7 @@ def rss_mib() -> float:
 def main() -> None:
     files = sorted(DATA.glob("*.json.gz"))
     blocks = [read_mev_inspect(p) for p in files]
-    compiled = mevwatch.monitor.decode.__file__.endswith(".so")
+    compiled = mevwatch.monitor.decode.block.__file__.endswith(".so")
     dec = BlockDecoder()
 
     # 1. decode + detect, already parsed, one process

@@ -31,10 +31,8 @@ from mevwatch.monitor.errors import ConfigError, StoreError
 from mevwatch.monitor.kinds import NodeRole
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.health import Health
-from mevwatch.monitor.pipeline import DetectWorker
-from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.pipeline import DetectWorker, detect_worker
 from mevwatch.monitor.sinks.outbox import Outbox
-from mevwatch.monitor.sinks.registry import SinkContext, build_sinks
 from mevwatch.monitor.sinks.webhooks import Deliverer
 from mevwatch.monitor.store.store import AlertStore, settings_store
 from mevwatch.streams import bus as busmod
@@ -159,14 +157,8 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             outbox = Outbox(settings.webhook_delivery.outbox or settings.data_dir / "outbox.sqlite")
             if settings.webhooks:
                 deliverer = Deliverer(outbox, settings.webhooks, settings.webhook_delivery).start()
-            ctx = SinkContext(settings=settings, bus=bus, store=store, outbox=outbox,
-                              on_outbox=deliverer.wake if deliverer else None)
-            sinks = SinkChain(build_sinks(settings.sinks, ctx), stop=stop, health=health)
-            from mevwatch.models.scorer import load_scorer
-
-            scorer = load_scorer(settings)
-            worker = DetectWorker(bus, sinks, chain_id=settings.chain_id, confirmations=settings.node.confirmations,
-                                  group=f"{settings.kafka.group_id}-detect", scorers=[scorer] if scorer else [])
+            worker = detect_worker(settings, bus, store, stop=stop, health=health, outbox=outbox,
+                                   on_outbox=deliverer.wake if deliverer else None)
             worker.on_events = on_events
             worker.restore(store)
             worker.warm_up()

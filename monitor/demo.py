@@ -31,9 +31,7 @@ from mevwatch.monitor.config import Settings, load_settings
 from mevwatch.monitor.detect.pending import MempoolWatcher
 from mevwatch.monitor.kinds import Kind
 from mevwatch.monitor.health import Health
-from mevwatch.monitor.pipeline import DetectWorker
-from mevwatch.monitor.sinks.base import SinkChain
-from mevwatch.monitor.sinks.registry import DEFAULT_SINKS, SinkContext, build_sinks
+from mevwatch.monitor.pipeline import detect_worker
 from mevwatch.monitor.store.store import AlertStore, open_store
 from mevwatch.sim.anvil import Anvil
 from mevwatch.sim.runner import Lab, LabResult
@@ -68,12 +66,12 @@ class Monitor:
     alert stages (pending, included, final), written to the embedded chDB store."""
 
     def __init__(self, bus: busmod.Bus, store: AlertStore | None, confirmations: int, group: str = "mevwatch-demo",
-                 scorers: list | None = None):
+                 scorers: list | None = None, settings: Settings | None = None):
         self.stop = threading.Event()
-        ctx = SinkContext(bus=bus, store=store, publish_alerts=False)  # no webhooks, no alerts topic
-        sinks = SinkChain(build_sinks(DEFAULT_SINKS, ctx), stop=self.stop, health=Health())
-        self.worker = DetectWorker(bus, sinks, chain_id=CHAIN_ID, confirmations=confirmations, group=group,
-                                   scorers=scorers or [])
+        settings = settings or load_settings(chain_id=CHAIN_ID)
+        # the daemon's detect role, with no webhooks (no outbox) and no alerts topic
+        self.worker = detect_worker(settings, bus, store, stop=self.stop, health=Health(), publish_alerts=False,
+                                    group=group, confirmations=confirmations, scorers=scorers or [])
         self.events: list[AlertEvent] = []
         self.alerts: list[Alert] = []  # pending and included: what is scored against the ground truth
 
@@ -153,7 +151,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
     from mevwatch.models.scorer import load_scorer
 
     scorer = load_scorer(settings)
-    mon = Monitor(bus, store, DEMO_CONFIRMATIONS, scorers=[scorer] if scorer else [])
+    mon = Monitor(bus, store, DEMO_CONFIRMATIONS, scorers=[scorer] if scorer else [], settings=settings)
     published = 0
     lab = Lab(node.http_url, node.ws_url, seed=seed)
     try:

@@ -184,3 +184,22 @@ class DetectWorker:
             self.consumer.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, health=None, outbox=None,
+                  on_outbox: Callable[[], None] | None = None, publish_alerts: bool = True, group: str | None = None,
+                  confirmations: int | None = None, scorers: Sequence[Scorer] | None = None) -> DetectWorker:
+    """The detect role as every entry point wires it (the daemon, the demo): the sinks the settings
+    name (monitor/sinks/registry.py), the graph model when it is on (``scorers=None``), the engine."""
+    from mevwatch.monitor.sinks.registry import SinkContext, build_sinks
+
+    ctx = SinkContext(settings=settings, bus=bus, store=store, outbox=outbox, on_outbox=on_outbox, publish_alerts=publish_alerts)
+    sinks = SinkChain(build_sinks(settings.sinks, ctx), stop=stop, health=health)
+    if scorers is None:
+        from mevwatch.models.scorer import load_scorer
+
+        scorer = load_scorer(settings)
+        scorers = [scorer] if scorer is not None else []
+    return DetectWorker(bus, sinks, chain_id=settings.chain_id,
+                        confirmations=settings.node.confirmations if confirmations is None else confirmations,
+                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers)

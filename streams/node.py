@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -209,9 +208,12 @@ class NodeSource:
                 attempt += 1
                 self.reconnects += 1
                 from mevwatch.monitor import metrics
+                from mevwatch.monitor.retry import policy
 
                 metrics.RECONNECTS.inc()
-                delay = min(self.reconnect_max_s, 0.25 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
+                backoff = policy("node").capped(self.reconnect_max_s)
+                delay = backoff.delay(attempt)
+                metrics.RETRIES.labels(backoff.name).inc()
                 log.warning("node connection lost; reconnecting", url=self.url, error=repr(exc)[:200], retry_in_s=round(delay, 2))
                 try:
                     await asyncio.wait_for(self._stop.wait(), delay)

@@ -187,8 +187,11 @@ class Batcher:
     def run(self, stop: threading.Event, poll_s: float = 2.0) -> None:
         """Loop until ``stop``: retriable failures back off, others are logged and retried slowly."""
         from mevwatch.monitor import metrics
+        from mevwatch.monitor.retry import policy
+        from mevwatch.monitor.store.queries import unattested_final_count
 
-        delay = poll_s
+        backoff = policy("attest")
+        failures_in_a_row = 0
         last_gauge = 0.0
         while not stop.is_set():
             try:
@@ -196,22 +199,26 @@ class Batcher:
                     pass
                 if time.monotonic() - last_gauge > 15:
                     last_gauge = time.monotonic()
-                    metrics.ATTEST_WAITING.set(self.store.count(
-                        "alerts", where="stage = 'final' AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0)"))
+                    metrics.ATTEST_WAITING.set(unattested_final_count(self.store))
                 delay = poll_s
+                failures_in_a_row = 0
                 self.last_error = None
             except (AttestError, StoreError) as exc:
                 self.failures += 1
                 metrics.ATTEST_FAILURES.inc()
                 self.last_error = str(exc)
-                delay = min(300.0, max(delay * 2, 5.0))
-                log.warning("attestation failed; retrying", error=str(exc)[:300], retry_in_s=delay)
+                failures_in_a_row += 1
+                delay = backoff.delay(failures_in_a_row)
+                metrics.RETRIES.labels(backoff.name).inc()
+                log.warning("attestation failed; retrying", error=str(exc)[:300], retry_in_s=round(delay, 2))
             except Exception as exc:  # noqa: BLE001 - a node hiccup must not kill the daemon
                 self.failures += 1
                 metrics.ATTEST_FAILURES.inc()
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                delay = min(300.0, max(delay * 2, 5.0))
-                log.warning("attestation failed; retrying", error=self.last_error, retry_in_s=delay)
+                failures_in_a_row += 1
+                delay = backoff.delay(failures_in_a_row)
+                metrics.RETRIES.labels(backoff.name).inc()
+                log.warning("attestation failed; retrying", error=self.last_error, retry_in_s=round(delay, 2))
             stop.wait(delay)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mevwatch.monitor.alerts import Alert
+from mevwatch.monitor.detect import arbitrage, backrun, displacement, jit, sandwich
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.kinds import Kind, TxRole
 from mevwatch.monitor.types import DecodedBlock
@@ -120,26 +121,18 @@ class Registry:
 
 # --- the built-in rules -----------------------------------------------------------------------
 def _sandwich(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from mevwatch.monitor.detect import sandwich
-
     return sandwich.detect(view)
 
 
 def _jit(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from mevwatch.monitor.detect import jit
-
     return jit.detect(view)
 
 
 def _arbitrage(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from mevwatch.monitor.detect import arbitrage, backrun
-
     return [backrun.as_backrun(view, route, arb) or arb for route, arb in arbitrage.detect(view, set(claimed))]
 
 
 def _displacement(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
-    from mevwatch.monitor.detect import displacement
-
     return displacement.detect(view)
 
 

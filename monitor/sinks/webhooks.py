@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.config import WebhookDelivery, WebhookSubscriber
 from mevwatch.monitor.errors import DeliveryError
 from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.retry import policy
 from mevwatch.monitor.sinks import signing, ssrf
 from mevwatch.monitor.sinks.outbox import Outbox, OutboxMessage
 
@@ -217,8 +217,9 @@ class Deliverer:
                 self.stats.dead += 1
                 log.warning("webhook dead letter", endpoint=m.endpoint, event_id=m.event_id, attempts=attempts, error=error)
                 return
-            delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempts - 1))
-            delay *= 0.5 + random.random() / 2
+            backoff = policy("webhook").scaled(self.settings.backoff_base_s, self.settings.backoff_max_s)
+            delay = backoff.delay(attempts)
+            metrics.RETRIES.labels(backoff.name).inc()
             if retry_after is not None:  # the receiver asked for a pause: hold the whole endpoint
                 delay = max(delay, min(retry_after, self.settings.backoff_max_s))
                 self._paused[m.endpoint] = time.monotonic() + min(retry_after, self.settings.backoff_max_s)

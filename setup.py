@@ -72,6 +72,9 @@ def packages() -> list[str]:
 def compiled_extensions() -> list:
     if os.environ.get("MEVWATCH_PURE") == "1":
         return []
+    if "editable_wheel" in sys.argv:  # an editable install maps the folders: compiled modules would have no home
+        print("mevwatch: editable install, pure Python modules (as with MEVWATCH_PURE=1)", file=sys.stderr)
+        return []
     try:
         from mypyc.build import mypycify
     except ImportError:

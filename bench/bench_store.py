@@ -98,11 +98,7 @@ def main() -> None:
             for m in messages:
                 publish(probe, m)
             w = DetectWorker(probe, SinkChain([]), chain_id=31337, confirmations=3)
-            templates = []
-            while True:
-                templates += w.step(0) or []
-                if w.last_poll == 0:
-                    break
+            templates = w.drain()
             store = open_store(ch.url("bench"), tmp)
             n_alerts, batch = 100_000, 1000
             t0 = time.perf_counter()

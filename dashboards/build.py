@@ -1,4 +1,4 @@
-"""Grafana dashboards as code (plain Python -> dashboard JSON).
+"""Grafana dashboards as code, built with Grafana's own ``grafana-foundation-sdk``.
 
 Three dashboards, exported to dashboards/json/ (committed; a test rebuilds and compares):
 
@@ -7,6 +7,19 @@ Three dashboards, exported to dashboards/json/ (committed; a test rebuilds and c
   top attackers and pools, pending vs included, detector mix, attested batches);
 - ``mevwatch-pipeline``: pipeline health from Prometheus (throughput, head lag, latency,
   Kafka, ClickHouse, webhooks, attestation).
+
+The dashboards, panels (timeseries, stat, table, bar chart, pie chart), their options and
+the Prometheus queries are the SDK's typed builders, generated from Grafana's schemas; the
+JSON is the SDK's model serialised (``schemaVersion`` :data:`SCHEMA_VERSION`). The SDK build
+pinned in pyproject.toml targets Grafana :data:`GRAFANA_VERSION` (its version string is
+``<build epoch>!<Grafana version>``; docs/observability.md). Where the SDK cannot say it:
+
+- it has no builder for the ClickHouse plugin (``grafana-clickhouse-datasource``): its
+  queries are the SDK's generic dataquery (``cog.runtime.UnknownDataquery``, the bag it
+  decodes unknown plugins' queries into), made by :class:`ClickHouseQuery`;
+- its automatic placement (``Dashboard.with_panel``) only starts a new row after a row is
+  full, so a full-width panel after a half row would run past column 24; grid positions
+  are computed here (:class:`_Layout`, unchanged) and given to each panel.
 
 Data sources are referenced by fixed uids, provisioned by dashboards/provisioning/:
 ``mevwatch-prometheus`` (Prometheus) and ``mevwatch-clickhouse`` (the
@@ -21,82 +34,124 @@ from __future__ import annotations
 
 import json
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-PROM = {"type": "prometheus", "uid": "mevwatch-prometheus"}
-CH = {"type": "grafana-clickhouse-datasource", "uid": "mevwatch-clickhouse"}
+from grafana_foundation_sdk.builders import barchart, common, piechart, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import runtime as cogruntime
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
+
+PROM = models.DataSourceRef(type_val="prometheus", uid="mevwatch-prometheus")
+CH = models.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="mevwatch-clickhouse")
 JSON_DIR = Path(__file__).resolve().parent / "json"
 FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
+SCHEMA_VERSION: int = models.Dashboard().schema_version  # the dashboard schema of the SDK build in use
+GRAFANA_VERSION = version("grafana-foundation-sdk").partition("!")[2]  # e.g. "11.6.0"
 
 # sandwiches with the time of their block (alerts carry the block hash; blocks its time)
 _SANDWICH_BLOCKS = """SELECT alert_id, block_hash, victim_loss_eth, profit_eth, attackers, pools, stage, block_number
   FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
 _BLOCK_TIMES = "SELECT block_hash, block_time FROM blocks FINAL WHERE canonical = 1"
 
+Query = cogbuilder.Builder[cogvariants.Dataquery]
+PanelBuilder = timeseries.Panel | stat.Panel | table.Panel | barchart.Panel | piechart.Panel  # the SDK's builders share no base class
 
-def _prom(expr: str, legend: str = "__auto", ref: str = "A") -> dict[str, Any]:
-    return {"refId": ref, "datasource": PROM, "expr": expr, "legendFormat": legend, "range": True}
+
+class ClickHouseQuery(cogbuilder.Builder[cogvariants.Dataquery]):
+    """A ``grafana-clickhouse-datasource`` SQL query, as the SDK's generic dataquery (it has no ClickHouse builder)."""
+
+    def __init__(self, sql: str, fmt: int = FORMAT_TABLE, ref: str = "A") -> None:
+        self._data: dict[str, Any] = {"refId": ref, "datasource": CH.to_json(), "editorType": "sql", "format": fmt,
+                                      "queryType": "timeseries" if fmt == FORMAT_TIMESERIES else "table", "rawSql": sql.strip()}
+
+    def build(self) -> cogvariants.Dataquery:
+        return cogruntime.UnknownDataquery(dict(self._data))
 
 
-def _sql(sql: str, fmt: int = FORMAT_TABLE, ref: str = "A") -> dict[str, Any]:
-    return {"refId": ref, "datasource": CH, "editorType": "sql", "format": fmt,
-            "queryType": "timeseries" if fmt == FORMAT_TIMESERIES else "table", "rawSql": sql.strip()}
+def _prom(expr: str, legend: str = "__auto", ref: str = "A") -> Query:
+    return prometheus.Dataquery().ref_id(ref).datasource(PROM).expr(expr).legend_format(legend).range()
+
+
+def _sql(sql: str, fmt: int = FORMAT_TABLE, ref: str = "A") -> Query:
+    return ClickHouseQuery(sql, fmt, ref)
+
+
+def _stat(text_mode: common_models.BigValueTextMode | None = None) -> stat.Panel:
+    p = stat.Panel().reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"])).color_mode(common_models.BigValueColorMode.VALUE)
+    return p.text_mode(text_mode) if text_mode is not None else p
+
+
+def _datasource_of(q: Query) -> models.DataSourceRef:
+    return CH if isinstance(q, ClickHouseQuery) else PROM
 
 
 class _Layout:
+    """Panels left to right in rows of 24 columns; a panel that does not fit starts the next row."""
+
     def __init__(self) -> None:
         self.x, self.y, self.row_h, self.next_id = 0, 0, 0, 1
 
-    def panel(self, title: str, kind: str, targets: list[dict], *, w: int = 12, h: int = 8, unit: str | None = None,
-              description: str = "", datasource: dict | None = None, options: dict | None = None) -> dict[str, Any]:
+    def panel(self, title: str, panel: PanelBuilder, targets: list[Query], *, w: int = 12, h: int = 8, unit: str | None = None,
+              description: str = "") -> PanelBuilder:
         if self.x + w > 24:
             self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
-        p: dict[str, Any] = {"id": self.next_id, "title": title, "type": kind, "description": description,
-                             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
-                             "datasource": datasource or targets[0]["datasource"], "targets": targets,
-                             "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
-                             "options": options or {}}
+        panel = panel.id(self.next_id).title(title).grid_pos(models.GridPos(x=self.x, y=self.y, w=w, h=h)).datasource(_datasource_of(targets[0]))
+        for t in targets:
+            panel = panel.with_target(t)
+        if description:
+            panel = panel.description(description)
+        if unit:
+            panel = panel.unit(unit)
         self.next_id += 1
         self.x += w
         self.row_h = max(self.row_h, h)
-        return p
+        return panel
 
 
-def _dashboard(uid: str, title: str, description: str, panels: list[dict], time_from: str = "now-24h") -> dict[str, Any]:
-    return {"uid": uid, "title": title, "description": description, "tags": ["mevwatch"], "timezone": "utc",
-            "editable": True, "schemaVersion": 39, "version": 1, "refresh": "30s",
-            "time": {"from": time_from, "to": "now"}, "templating": {"list": []}, "annotations": {"list": []},
-            "links": [{"title": "mevwatch", "type": "dashboards", "tags": ["mevwatch"], "asDropdown": True}],
-            "panels": panels}
+def _dashboard(uid: str, title: str, description: str, panels: list[PanelBuilder], time_from: str = "now-24h") -> dict[str, Any]:
+    d = (dash.Dashboard(title).uid(uid).description(description).tags(["mevwatch"]).timezone("utc").editable()
+         .version(1).refresh("30s").time(time_from, "now")
+         .link(dash.DashboardLink("mevwatch").type(models.DashboardLinkType.DASHBOARDS).tags(["mevwatch"]).as_dropdown(True)))
+    for p in panels:
+        d = d.with_panel(p)
+    return to_json(d.build())
+
+
+def to_json(model: Any) -> dict[str, Any]:
+    """The SDK's model as dashboard JSON (plain dicts and lists)."""
+    out: dict[str, Any] = json.loads(json.dumps(model, cls=JSONEncoder))
+    return out
 
 
 def overview() -> dict[str, Any]:
     L = _Layout()
-    stat = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
     panels = [
-        L.panel("Sandwiches (included or final)", "stat", [_sql(f"""
+        L.panel("Sandwiches (included or final)", _stat(), [_sql(f"""
 SELECT count() AS sandwiches
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)""")], w=6, h=5, options=stat),
-        L.panel("Victim loss (ETH)", "stat", [_sql(f"""
+WHERE $__timeFilter(block_time)""")], w=6, h=5),
+        L.panel("Victim loss (ETH)", _stat(), [_sql(f"""
 SELECT sum(victim_loss_eth) AS victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)""")], w=6, h=5, unit="none", options=stat),
-        L.panel("Blocks processed / s", "stat", [_prom("sum(rate(mevwatch_blocks_processed_total[$__rate_interval]))")],
-                w=6, h=5, unit="ops", options=stat),
-        L.panel("Head lag", "stat", [_prom("max(mevwatch_head_lag_seconds)")], w=6, h=5, unit="s", options=stat),
-        L.panel("Alerts by stage", "timeseries", [_prom("sum by (stage) (rate(mevwatch_alerts_total[$__rate_interval]))",
+WHERE $__timeFilter(block_time)""")], w=6, h=5, unit="none"),
+        L.panel("Blocks processed / s", _stat(), [_prom("sum(rate(mevwatch_blocks_processed_total[$__rate_interval]))")],
+                w=6, h=5, unit="ops"),
+        L.panel("Head lag", _stat(), [_prom("max(mevwatch_head_lag_seconds)")], w=6, h=5, unit="s"),
+        L.panel("Alerts by stage", timeseries.Panel(), [_prom("sum by (stage) (rate(mevwatch_alerts_total[$__rate_interval]))",
                                                          "{{stage}}")], unit="ops"),
-        L.panel("Detection latency p99", "timeseries", [_prom(
+        L.panel("Detection latency p99", timeseries.Panel(), [_prom(
             "histogram_quantile(0.99, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket[$__rate_interval])))",
             "{{source}}")], unit="s", description="pending: first sight of the transaction to the committed alert; head: block on the bus to the committed alert"),
-        L.panel("Webhook outbox depth", "stat", [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=5, options=stat),
-        L.panel("Final alerts awaiting attestation", "stat", [_prom("sum(mevwatch_attestation_waiting_alerts)")], w=6, h=5,
-                options=stat),
-        L.panel("Model", "stat", [_prom("max by (model_hash, device, detector) (mevwatch_model_info)",
-                                        "{{detector}} {{model_hash}} on {{device}}")], w=12, h=5,
-                options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "name"}),
+        L.panel("Webhook outbox depth", _stat(), [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=5),
+        L.panel("Final alerts awaiting attestation", _stat(), [_prom("sum(mevwatch_attestation_waiting_alerts)")], w=6, h=5),
+        L.panel("Model", _stat(common_models.BigValueTextMode.NAME), [_prom("max by (model_hash, device, detector) (mevwatch_model_info)",
+                                        "{{detector}} {{model_hash}} on {{device}}")], w=12, h=5),
     ]
     return _dashboard("mevwatch-overview", "mevwatch / Overview", "What mevwatch sees and how it is doing.", panels)
 
@@ -104,49 +159,49 @@ WHERE $__timeFilter(block_time)""")], w=6, h=5, unit="none", options=stat),
 def mev_activity() -> dict[str, Any]:
     L = _Layout()
     panels = [
-        L.panel("Sandwiches per hour", "timeseries", [_sql(f"""
+        L.panel("Sandwiches per hour", timeseries.Panel(), [_sql(f"""
 SELECT toStartOfHour(block_time) AS time, count() AS sandwiches
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
 WHERE $__timeFilter(block_time)
 GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
-        L.panel("Victim loss per hour (ETH)", "timeseries", [_sql(f"""
+        L.panel("Victim loss per hour (ETH)", timeseries.Panel(), [_sql(f"""
 SELECT toStartOfHour(block_time) AS time, sum(victim_loss_eth) AS victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
 WHERE $__timeFilter(block_time)
 GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
-        L.panel("Top attackers", "table", [_sql(f"""
+        L.panel("Top attackers", table.Panel(), [_sql(f"""
 SELECT arrayJoin(attackers) AS attacker, count() AS sandwiches, sum(profit_eth) AS profit_eth,
        sum(victim_loss_eth) AS victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
 WHERE $__timeFilter(block_time)
 GROUP BY attacker ORDER BY sandwiches DESC, attacker LIMIT 20""")]),
-        L.panel("Top pools", "table", [_sql(f"""
+        L.panel("Top pools", table.Panel(), [_sql(f"""
 SELECT arrayJoin(pools) AS pool, count() AS sandwiches, sum(victim_loss_eth) AS victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
 WHERE $__timeFilter(block_time)
 GROUP BY pool ORDER BY sandwiches DESC, pool LIMIT 20""")]),
-        L.panel("Pending vs included", "barchart", [_sql("""
+        L.panel("Pending vs included", barchart.Panel(), [_sql("""
 SELECT kind, stage, count() AS alerts
 FROM alerts FINAL
 WHERE kind IN ('sandwich', 'sandwich_attempt', 'exposed_swap') AND $__timeFilter(updated_at)
 GROUP BY kind, stage ORDER BY kind, stage""")],
                 description="Alerts by newest stage, by the time mevwatch wrote them: attempts seen in the mempool against sandwiches that landed"),
-        L.panel("Detector mix", "piechart", [_sql("""
+        L.panel("Detector mix", piechart.Panel(), [_sql("""
 SELECT detector, count() AS alerts
 FROM alerts FINAL
 WHERE stage IN ('included', 'final') AND $__timeFilter(updated_at)
 GROUP BY detector ORDER BY detector""")], description="rules, gnn, or both"),
-        L.panel("Swaps per hour by protocol", "timeseries", [_sql("""
+        L.panel("Swaps per hour by protocol", timeseries.Panel(), [_sql("""
 SELECT toStartOfHour(block_time) AS time, protocol, count() AS swaps
 FROM swaps FINAL
 WHERE $__timeFilter(block_time)
 GROUP BY time, protocol ORDER BY time, protocol""", FORMAT_TIMESERIES)]),
-        L.panel("Recent sandwiches", "table", [_sql(f"""
+        L.panel("Recent sandwiches", table.Panel(), [_sql(f"""
 SELECT block_time, block_number, stage, alert_id, attackers, profit_eth, victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
 WHERE $__timeFilter(block_time)
 ORDER BY block_number DESC, alert_id LIMIT 100""")], w=24, h=10),
-        L.panel("Attested batches", "table", [_sql("""
+        L.panel("Attested batches", table.Panel(), [_sql("""
 SELECT batch_id, from_block, to_block, alert_count, root, tx_hash, gas_used, attest_chain_id, contract
 FROM attestations FINAL
 WHERE $__timeFilter(attested_at)
@@ -159,37 +214,37 @@ def pipeline() -> dict[str, Any]:
     L = _Layout()
     rate = "[$__rate_interval]"
     panels = [
-        L.panel("Blocks and pending transactions / s", "timeseries", [
+        L.panel("Blocks and pending transactions / s", timeseries.Panel(), [
             _prom(f"sum(rate(mevwatch_blocks_processed_total{rate}))", "blocks"),
             _prom(f"sum(rate(mevwatch_pending_txs_seen_total{rate}))", "pending txs", "B")], unit="ops"),
-        L.panel("Head lag", "timeseries", [_prom("max by (instance) (mevwatch_head_lag_seconds)", "{{instance}}")], unit="s"),
-        L.panel("Detection latency", "timeseries", [
+        L.panel("Head lag", timeseries.Panel(), [_prom("max by (instance) (mevwatch_head_lag_seconds)", "{{instance}}")], unit="s"),
+        L.panel("Detection latency", timeseries.Panel(), [
             _prom(f"histogram_quantile(0.5, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket{rate})))", "p50 {{source}}"),
             _prom(f"histogram_quantile(0.99, sum by (le, source) (rate(mevwatch_detection_latency_seconds_bucket{rate})))", "p99 {{source}}", "B")],
                 unit="s"),
-        L.panel("Alerts by kind", "timeseries", [_prom(f"sum by (kind) (rate(mevwatch_alerts_total{rate}))", "{{kind}}")], unit="ops"),
-        L.panel("Kafka consumer lag", "timeseries", [_prom("sum by (topic) (mevwatch_kafka_consumer_lag_records)", "{{topic}}")]),
-        L.panel("Kafka produce errors, node reconnects, reorgs", "timeseries", [
+        L.panel("Alerts by kind", timeseries.Panel(), [_prom(f"sum by (kind) (rate(mevwatch_alerts_total{rate}))", "{{kind}}")], unit="ops"),
+        L.panel("Kafka consumer lag", timeseries.Panel(), [_prom("sum by (topic) (mevwatch_kafka_consumer_lag_records)", "{{topic}}")]),
+        L.panel("Kafka produce errors, node reconnects, reorgs", timeseries.Panel(), [
             _prom("sum(increase(mevwatch_kafka_produce_errors_total[$__range]))", "produce errors"),
             _prom("sum(increase(mevwatch_node_reconnects_total[$__range]))", "reconnects", "B"),
             _prom("sum(increase(mevwatch_reorgs_total[$__range]))", "reorgs", "C"),
             _prom("sum(increase(mevwatch_reverted_blocks_total[$__range]))", "reverted blocks", "D")]),
-        L.panel("ClickHouse insert latency", "timeseries", [
+        L.panel("ClickHouse insert latency", timeseries.Panel(), [
             _prom(f"histogram_quantile(0.99, sum by (le) (rate(mevwatch_clickhouse_insert_seconds_bucket{rate})))", "p99"),
             _prom(f"histogram_quantile(0.5, sum by (le) (rate(mevwatch_clickhouse_insert_seconds_bucket{rate})))", "p50", "B")], unit="s"),
-        L.panel("ClickHouse insert failures", "stat", [_prom("sum(increase(mevwatch_clickhouse_insert_failures_total[$__range]))")],
+        L.panel("ClickHouse insert failures", stat.Panel(), [_prom("sum(increase(mevwatch_clickhouse_insert_failures_total[$__range]))")],
                 w=6, h=8),
-        L.panel("Webhook outbox depth", "stat", [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=8),
-        L.panel("Webhook deliveries by status", "timeseries", [
+        L.panel("Webhook outbox depth", stat.Panel(), [_prom("sum(mevwatch_webhook_outbox_depth)")], w=6, h=8),
+        L.panel("Webhook deliveries by status", timeseries.Panel(), [
             _prom(f"sum by (status) (rate(mevwatch_webhook_deliveries_total{rate}))", "{{status}}")], unit="ops"),
-        L.panel("Webhook latency p99", "timeseries", [
+        L.panel("Webhook latency p99", timeseries.Panel(), [
             _prom(f"histogram_quantile(0.99, sum by (le) (rate(mevwatch_webhook_delivery_seconds_bucket{rate})))", "p99")], unit="s"),
-        L.panel("Attestation", "timeseries", [
+        L.panel("Attestation", timeseries.Panel(), [
             _prom("sum(increase(mevwatch_attestation_batches_total[$__range]))", "batches"),
             _prom("sum(increase(mevwatch_attestation_failures_total[$__range]))", "failures", "B"),
             _prom("sum(mevwatch_attestation_waiting_alerts)", "waiting alerts", "C")]),
-        L.panel("Attestation gas", "stat", [_prom("sum(increase(mevwatch_attestation_gas_total[$__range]))")], w=6, h=8),
-        L.panel("Since last attested batch", "stat", [
+        L.panel("Attestation gas", stat.Panel(), [_prom("sum(increase(mevwatch_attestation_gas_total[$__range]))")], w=6, h=8),
+        L.panel("Since last attested batch", stat.Panel(), [
             _prom("time() - max(mevwatch_attestation_last_success_timestamp_seconds > 0)")], w=6, h=8, unit="s"),
     ]
     return _dashboard("mevwatch-pipeline", "mevwatch / Pipeline health", "Throughput, lag, latency and sinks, from Prometheus.",

@@ -93,14 +93,7 @@ class Monitor:
     def step(self, timeout_ms: int = 0) -> list[AlertEvent]:
         """Process everything the bus holds (waiting up to ``timeout_ms`` for it: a Kafka
         consumer needs a positive wait); return the new stage events."""
-        new: list[AlertEvent] = []
-        while True:
-            got = self.worker.step(timeout_ms)
-            if got is None:
-                break
-            new += got
-            if self.worker.last_poll == 0:
-                break
+        new = self.worker.drain(timeout_ms)
         self.events += new
         self.alerts += [e.alert for e in new if e.alert.stage in ("pending", "included")]
         return new

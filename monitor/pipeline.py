@@ -139,6 +139,18 @@ class DetectWorker:
             self.on_events(batch.alerts)
         return batch.alerts
 
+    def drain(self, timeout_ms: int = 0) -> list[AlertEvent]:
+        """Steps until a poll comes back empty (waiting up to ``timeout_ms`` each: a Kafka consumer
+        needs a positive wait) or the sinks stop; the events of all of them."""
+        events: list[AlertEvent] = []
+        while True:
+            got = self.step(timeout_ms)
+            if got is None:
+                return events
+            events += got
+            if self.last_poll == 0:
+                return events
+
     def _beat(self) -> None:
         if self.sinks.health is not None:
             self.sinks.health.beat = time.monotonic()

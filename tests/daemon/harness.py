@@ -30,14 +30,7 @@ def baseline(messages: list, confirmations: int) -> list[AlertEvent]:
     bus = busmod.InProcessBus()
     for m in messages:
         publish(bus, m)
-    worker = DetectWorker(bus, SinkChain([]), chain_id=31337, confirmations=confirmations)
-    events: list[AlertEvent] = []
-    while True:
-        got = worker.step(0)
-        if worker.last_poll == 0:
-            break
-        events += got or []
-    return events
+    return DetectWorker(bus, SinkChain([]), chain_id=31337, confirmations=confirmations).drain()
 
 
 class Feeder:

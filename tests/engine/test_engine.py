@@ -31,14 +31,7 @@ def _live(messages: list, confirmations: int, scorers=(), sinks: SinkChain | Non
         publish(bus, m)
         if not isinstance(m, PendingTx):
             time.sleep(0.002)  # a block arrives after the pending transactions before it
-    worker = DetectWorker(bus, sinks or SinkChain([]), chain_id=31337, confirmations=confirmations, scorers=list(scorers))
-    events = []
-    while True:
-        got = worker.step(0)
-        if worker.last_poll == 0:
-            break
-        events += got or []
-    return events
+    return DetectWorker(bus, sinks or SinkChain([]), chain_id=31337, confirmations=confirmations, scorers=list(scorers)).drain()
 
 
 @pytest.mark.anvil

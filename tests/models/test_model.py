@@ -112,12 +112,7 @@ def test_pipeline_raises_model_only_attempts_and_fuses_rule_alerts(lab_messages)
     for m in lab_messages:
         publish(bus, m)
     worker = DetectWorker(bus, SinkChain([]), chain_id=31337, confirmations=3, scorers=[Scorer(device="cpu", chain_id=31337)])
-    events = []
-    while True:
-        got = worker.step(0)
-        if worker.last_poll == 0:
-            break
-        events += got or []
+    events = worker.drain()
     by = {}
     for e in events:
         by.setdefault((e.alert.kind, e.alert.detector), []).append(e.alert)

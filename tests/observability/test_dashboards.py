@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mevwatch.dashboards.build import JSON_DIR, dashboards, expand_promql, expand_sql, render
+from mevwatch.dashboards.build import GRAFANA_VERSION, JSON_DIR, SCHEMA_VERSION, dashboards, expand_promql, expand_sql, render, to_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +31,43 @@ def test_committed_json_is_what_the_code_builds(tmp_path):
     assert r.returncode == 0, r.stderr
     for uid in built:
         assert (tmp_path / f"{uid}.json").read_text() == (JSON_DIR / f"{uid}.json").read_text()
+
+
+def _kept(a, b, where="") -> list[str]:
+    """Paths of what ``a`` holds that ``b`` lacks or holds differently (b may hold more: defaults)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k, v in a.items() for p in (_kept(v, b[k], f"{where}.{k}") if k in b else [f"{where}.{k}"])]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in _kept(x, y, f"{where}[{i}]")]
+    return [] if a == b else [where]
+
+
+@pytest.mark.fast
+def test_json_is_the_sdk_schema_of_the_targeted_grafana():
+    """The committed JSON carries the dashboard schema version of the grafana-foundation-sdk build in use,
+    that build targets the Grafana version the docs name, and the JSON decodes into the SDK's typed
+    model (Grafana's schemas) without losing a field."""
+    from importlib.metadata import version
+
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.cog.runtime import UnknownDataquery
+    from grafana_foundation_sdk.models import prometheus
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    assert SCHEMA_VERSION == Dashboard().schema_version == 41
+    assert version("grafana-foundation-sdk").endswith("!" + GRAFANA_VERSION) and GRAFANA_VERSION.startswith("11.6.")
+    major_minor = ".".join(GRAFANA_VERSION.split(".")[:2])
+    assert f"target Grafana {major_minor}" in (REPO / "docs" / "observability.md").read_text()
+    register_default_plugins()  # typed decoding of the panels' options and the Prometheus queries
+    for uid in dashboards():
+        committed = json.loads((JSON_DIR / f"{uid}.json").read_text())
+        assert committed["schemaVersion"] == SCHEMA_VERSION, uid
+        model = Dashboard.from_json(committed)
+        assert _kept(committed, to_json(model)) == [], uid
+        for panel in model.panels or []:
+            kind = prometheus.Dataquery if panel.datasource.type_val == "prometheus" else UnknownDataquery
+            for t in panel.targets or []:  # Prometheus: the SDK's typed query; ClickHouse: its generic dataquery
+                assert isinstance(t, kind), (uid, panel.title)
 
 
 @pytest.mark.fast

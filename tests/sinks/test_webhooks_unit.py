@@ -40,6 +40,38 @@ def test_signature_verifies_with_the_reference_library_and_rotation():
     assert not signing.verify(SECRET, "msg_2", ts, body, hdrs["webhook-signature"])
 
 
+# Header values made by the hand-written HMAC signer this module had before it signed with the
+# standardwebhooks library: the library-based signer must give exactly these for the same inputs.
+ROTATION = [SECRET, "whsec_b2xkLXNlY3JldC1rZXktYnl0ZXM=", "raw secret: not base64 \u00e9\u20ac"]
+SIGNED_BEFORE = [
+    (ROTATION[:1], "msg_1", 1700000000, b'{"kind":"sandwich"}', "v1,AKbG1jGi2urBRdVc/xWfQTwbB77benKhNAp3iz4N+ag="),
+    (ROTATION[:2], "msg_2", 1700000001,
+     b'{"type":"mev.alert.included","data":{"kind":"sandwich","v":"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"}}',
+     "v1,m/2yHX8w8lQovUnCrK5iM7YjUqiFFZq1Kmc9CsC/ot8= v1,n4jQNId9tKbiq+t81x72K8cJa6glreQQ6661uOpgkHc="),
+    (ROTATION[2:], "evt_0123456789abcdef", 1, b"{}", "v1,kdZot0fhY6w7tkSm4hl6e2g1qbcAT8+W2w2A4bIYJY0="),
+    (ROTATION, "a.b.c", 4102444800, b"",
+     "v1,oIyVPSUHc2Fp5i9NEoCzvXiNMJLENJIG8IYXWIVz4tY= v1,y1jU0qfshn5A4JJEwTX5w/8CZHQ6sG60rtwGG5fumUk= "
+     "v1,rOYsB//tGcejJbgRw7WH6FSZIacroleF5KjiZ7BlwZo="),
+]
+
+
+@pytest.mark.parametrize("secrets,msg_id,ts,body,expect", SIGNED_BEFORE)
+def test_library_signer_gives_the_same_headers_as_before(secrets, msg_id, ts, body, expect):
+    hdrs = signing.headers(secrets, msg_id, ts, body)
+    assert hdrs == {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": expect,
+                    "content-type": "application/json", "user-agent": "mevwatch-webhooks/1"}
+    for s in secrets:
+        assert signing.verify(s, msg_id, ts, body, expect)
+
+
+def test_bad_secrets_and_bodies_are_refused():
+    for bad in ("whsec_not base64!", "", "whsec_"):
+        with pytest.raises(DeliveryError):
+            signing.headers([SECRET, bad], "msg_1", 1700000000, b"{}")
+    with pytest.raises(DeliveryError, match="UTF-8"):
+        signing.headers([SECRET], "msg_1", 1700000000, b"\xff{}")
+
+
 def test_filters_by_kind_stage_score_and_address():
     sub = WebhookSubscriber(url="https://example.org/h", secrets=[SECRET], kinds=["sandwich"], stages=["final"],
                             min_score=0.5, addresses=["0xAA"])
@@ -106,9 +138,12 @@ def test_delivery_retries_honours_retry_after_and_410_disables(tmp_path):
 
     port = free_port()
     hits: dict[str, list[float]] = {"ok": [], "gone": []}
+    verified: list[str] = []
 
     async def ok(request):
         hits["ok"].append(time.monotonic())
+        body = await request.read()  # a receiver using the reference library accepts every delivery
+        verified.append(Webhook(SECRET).verify(body, dict(request.headers))["type"])
         if len(hits["ok"]) == 1:
             return web.Response(status=503, headers={"Retry-After": "1"})
         return web.Response(status=204)
@@ -148,6 +183,7 @@ def test_delivery_retries_honours_retry_after_and_410_disables(tmp_path):
     d.stop(1)
     summary = ob.summary()
     assert summary[f"{base}/ok"] == {"delivered": 2}
+    assert verified == ["mev.sandwich.included"] * 2 + ["mev.sandwich.final"]  # the 503'd one, its retry, the final
     assert hits["ok"][1] - hits["ok"][0] >= 0.95  # waited for Retry-After, not the 10 ms backoff
     assert f"{base}/gone" in ob.disabled()
     assert len(hits["gone"]) == 1  # disabled after the first 410: the second message is held, not sent

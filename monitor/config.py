@@ -89,20 +89,37 @@ class AttestSettings(BaseModel):
     batch_seconds: float = Field(600.0, gt=0, description="... or when the oldest unattested final alert waited this long")
     confirmations: int = Field(2, ge=1, description="attestation-chain blocks on top of the attestation before proofs are stored")
     priority_fee_gwei: float = Field(1.5, ge=0)
+    max_priority_fee_gwei: float = Field(10.0, ge=0, description="the escalating tip never goes above this")
     max_fee_gwei: float = Field(300.0, gt=0, description="never pay more per gas; hold the batch while the base fee is higher")
-    replace_after_s: float = Field(60.0, gt=0, description="re-send with 12.5% higher fees when not mined by then")
+    replace_after_s: float = Field(60.0, gt=0, description="re-send with 12.5% higher fees when not mined by then (within the caps)")
     receipt_timeout_s: float = Field(900.0, gt=0)
     uri_template: str = Field("", description="stored with each batch; {root} and {batch_from}/{batch_to} are filled in")
+    trusted_attesters: list[str] = Field(default_factory=list,
+                                         description="verify: attester addresses whose batches count (besides the configured key's)")
+    trusted_models: list[Path] = Field(default_factory=list,
+                                       description="verify: model files (hashed from their weights) or release records "
+                                                   "(JSON naming model_hash) whose models count; none = the shipped model file")
+    verify_at: str = Field("finalized", pattern="^(finalized|safe|latest)$",
+                           description="verify: the attestation-chain block to read the registry at (a node; the embedded chain: latest)")
 
     @field_validator("contract", mode="before")
     @classmethod
     def _address_read_as_number(cls, v: Any) -> Any:
-        # YAML reads an unquoted 0x... address as an integer; a 20-byte address survives the trip exactly
-        if isinstance(v, int) and not isinstance(v, bool):
-            if not 0 <= v < 2**160:
-                raise ValueError("not a 20-byte address; quote it in YAML")
-            return f"0x{v:040x}"
-        return v
+        return _address_from_yaml(v)
+
+    @field_validator("trusted_attesters", mode="before")
+    @classmethod
+    def _addresses_read_as_numbers(cls, v: Any) -> Any:
+        return [_address_from_yaml(x) for x in v] if isinstance(v, list) else v
+
+
+def _address_from_yaml(v: Any) -> Any:
+    # YAML reads an unquoted 0x... address as an integer; a 20-byte address survives the trip exactly
+    if isinstance(v, int) and not isinstance(v, bool):
+        if not 0 <= v < 2**160:
+            raise ValueError("not a 20-byte address; quote it in YAML")
+        return f"0x{v:040x}"
+    return v
 
 
 class GnnSettings(BaseModel):

@@ -46,15 +46,16 @@ class Analysed:
     alerts: list[Alert]
 
     def slim(self) -> Analysed:
-        """The same without call traces, logs and calldata: what the stateful half needs, cheap to
-        send back from a worker process."""
+        """What the stateful half needs without scorers (the header, each transaction's hash, sender,
+        nonce and target, the swaps, the alerts, the stats), cheap to send back from a worker
+        process: no call traces, logs, calldata, transfers or liquidity changes. A replay with a
+        scorer keeps the whole block in one process."""
         b = self.decoded.block
-        txs = [Transaction(t.hash, t.position, t.from_address, t.to_address, "", t.value, t.nonce, t.gas_used,
-                           t.effective_gas_price, t.max_priority_fee_per_gas, t.success) for t in b.transactions]
+        txs = [Transaction(t.hash, t.position, t.from_address, t.to_address, "", 0, t.nonce) for t in b.transactions]
         block = Block(b.number, b.hash, b.parent_hash, b.timestamp, b.miner, b.base_fee_per_gas, txs, b.chain_id,
                       b.has_traces, b.has_logs)
         d = self.decoded
-        return Analysed(DecodedBlock(block, d.swaps, d.transfers, d.liquidity, d.miner_payments, d.stats, d.source), self.alerts)
+        return Analysed(DecodedBlock(block, d.swaps, [], [], {}, d.stats, d.source), self.alerts)
 
 
 def analyse(decoder: BlockDecoder, block: Block, registry: Registry | None = None) -> Analysed:

@@ -1,16 +1,24 @@
 """Sending one batch's ``attest`` transaction, safely across crashes.
 
-- Journal first: the batch plan and every signed transaction are written (fsync,
-  atomic rename) to ``<data_dir>/attest/inflight.json`` before they are broadcast. A
+- Journal first: the batch plan and every signed transaction are written (mode 0600,
+  never through a symlink, fsync of the file, atomic rename, fsync of the directory) to
+  ``<data_dir>/attest/inflight-<chain>-<registry>.json`` before they are broadcast. A
   restarted attester finishes that batch before planning another: if the chain holds
-  its root, it is done; if the nonce is still free, the same signed transaction is
-  broadcast again; if the nonce went to something else and the root is not on chain,
-  the batch is planned afresh. So no alert is ever attested in two batches.
-- Dry run first: ``attest`` is simulated with ``eth_call``; a root already on chain
-  (``DuplicateRoot``) is adopted, other reverts (``NotAttester``) are errors.
+  its root (as *this attester's* batch, with the plan's range, count and model), it is
+  done; if the nonce is still free, the same signed transaction is broadcast again; if
+  the nonce went to something else and the root is not on chain, the batch is planned
+  afresh. The journal is cleared only by :meth:`Attester.done`, which the batcher calls
+  after the batch's proofs are stored: a failure in between resumes the batch.
+- Dry run first: ``attest`` is simulated with ``eth_call``. Roots are keyed per attester
+  on chain, so only a batch of this attester is ever adopted, and only when its range,
+  count and model are the plan's; any other batch of ours with that root is
+  :class:`RootTaken` (the batcher re-plans and repairs its proofs).
 - Fees (EIP-1559): priority fee ``priority_fee_gwei``, max fee 2 x base fee + priority,
   never above ``max_fee_gwei`` (the batch waits while the base fee is higher). Not mined
-  after ``replace_after_s``: the same nonce re-signed with fees 12.5% higher.
+  after ``replace_after_s``: the same nonce re-signed with both fees 12.5% higher, the tip
+  never above ``max_priority_fee_gwei``; once a cap keeps a replacement from being 12.5%
+  higher, none is sent (a node would refuse it as under-priced): the batch waits for the
+  transaction already out.
 - Confirmation: the receipt must succeed and sit ``confirmations`` blocks deep.
 """
 
@@ -45,6 +53,7 @@ class Plan:
     model_hash: str
     uri: str
     alerts: list[tuple[str, int]] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # the models of a one-block batch scored by several (model_hash: their set hash)
 
 
 @dataclass
@@ -62,7 +71,7 @@ class Attested:
     tx_hash: str | None
     block_number: int | None
     gas_used: int | None
-    adopted: bool = False  # the root was on chain already (an earlier run, or another attester)
+    adopted: bool = False  # this attester's batch was on chain already (an earlier run)
 
 
 @dataclass
@@ -70,34 +79,80 @@ class FeePolicy:
     priority_fee_wei: int
     max_fee_wei: int
     replace_after_s: float
+    max_priority_fee_wei: int | None = None  # the cap of the escalating tip (None: max_fee_wei)
 
     @classmethod
     def from_settings(cls, a: Any) -> FeePolicy:
-        return cls(int(a.priority_fee_gwei * GWEI), int(a.max_fee_gwei * GWEI), a.replace_after_s)
+        return cls(int(a.priority_fee_gwei * GWEI), int(a.max_fee_gwei * GWEI), a.replace_after_s,
+                   int(a.max_priority_fee_gwei * GWEI))
+
+    @property
+    def tip_cap(self) -> int:
+        cap = self.max_fee_wei if self.max_priority_fee_wei is None else self.max_priority_fee_wei
+        return min(cap, self.max_fee_wei)
 
 
 class Journal:
+    """The batch in flight, on disk: readable by its owner only, never written through a symlink."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def load(self) -> tuple[Plan, int, list[Sent]] | None:
-        if not self.path.exists():
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
             return None
-        d = json.loads(self.path.read_text())
-        plan = Plan(**{**d["plan"], "alerts": [tuple(x) for x in d["plan"]["alerts"]]})
+        except OSError as exc:
+            if os.path.islink(self.path):
+                raise AttestError(f"attestation journal {self.path} is a symlink; refusing to follow it") from None
+            raise AttestError(f"cannot read attestation journal {self.path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            d = json.loads(fh.read())
+        p = d["plan"]
+        plan = Plan(**{**p, "alerts": [tuple(x) for x in p["alerts"]], "models": list(p.get("models", []))})
         return plan, int(d["nonce"]), [Sent(**s) for s in d["sent"]]
 
     def save(self, plan: Plan, nonce: int, sent: list[Sent]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump({"plan": asdict(plan), "nonce": nonce, "sent": [asdict(s) for s in sent]}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        body = json.dumps({"plan": asdict(plan), "nonce": nonce, "sent": [asdict(s) for s in sent]}).encode()
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            os.unlink(tmp)  # whatever is there (a planted symlink included) goes; O_EXCL then refuses any new one
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        os.replace(tmp, self.path)  # replaces a symlink itself, never its target
+        _fsync_dir(self.path.parent)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RootTaken(AttestError):
+    """This attester attested the plan's root already, as a batch with another range, count or model."""
+
+    def __init__(self, message: str, batch_id: int):
+        super().__init__(message, retriable=True)
+        self.batch_id = batch_id
 
 
 class Attester:
@@ -111,6 +166,7 @@ class Attester:
         self.poll_s = poll_s
         self.gas_total = 0
         self.replacements = 0
+        self.capped = 0  # replacements not sent because a fee cap binds
 
     # --- public ---------------------------------------------------------------------------------
     def pending(self) -> Plan | None:
@@ -118,17 +174,26 @@ class Attester:
         return j[0] if j else None
 
     def attest(self, plan: Plan) -> Attested | None:
-        """Put ``plan`` on chain (or adopt it when its root is there); None when stopped first."""
-        existing = self.chain.batch_id_of(_b32(plan.root))
+        """Put ``plan`` on chain (or adopt this attester's identical batch); None when stopped first.
+        The journal stays until :meth:`done`."""
+        existing = self._own_batch(plan)
         if existing:
-            self.journal.clear()
+            self.journal.save(plan, -1, [])  # nothing sent: the batch is on chain; its proofs are owed
             return Attested(existing, None, None, None, adopted=True)
         self._simulate(plan)
         nonce = self.chain.w3.eth.get_transaction_count(self.account.address, "pending")
-        sent = [self._sign(plan, nonce, *self._fees(None))]
+        first = self._fees(None)
+        assert first is not None  # (None only for a replacement)
+        sent = [self._sign(plan, nonce, *first)]
         self.journal.save(plan, nonce, sent)  # before the broadcast: a crash from here on resumes this batch
         self._broadcast(sent[-1])
         return self._await(plan, nonce, sent)
+
+    def done(self, plan: Plan) -> None:
+        """The batch of ``plan`` is on chain and its proofs are stored: forget it."""
+        j = self.journal.load()
+        if j is not None and j[0].root == plan.root:
+            self.journal.clear()
 
     def resume(self) -> tuple[Plan, Attested | None] | None:
         """Finish the batch a previous run left in flight. None when there is none.
@@ -139,13 +204,19 @@ class Attester:
             return None
         plan, nonce, sent = j
         log.info("resuming the batch in flight", root=plan.root, nonce=nonce, txs=len(sent))
-        bid = self.chain.batch_id_of(_b32(plan.root))
+        try:
+            bid = self._own_batch(plan)
+        except RootTaken:
+            self.journal.clear()
+            raise
         if bid:
             rec = self._any_receipt(sent)
-            self.journal.clear()
             return plan, Attested(bid, "0x" + bytes(rec["transactionHash"]).hex() if rec else None,
                                   int(rec["blockNumber"]) if rec else None, int(rec["gasUsed"]) if rec else None,
                                   adopted=rec is None)
+        if not sent:  # an adopted batch whose root is no longer on chain (reorganised away): plan again
+            self.journal.clear()
+            return plan, None
         mined_nonce = self.chain.w3.eth.get_transaction_count(self.account.address, "latest")
         if mined_nonce > nonce and self._any_receipt(sent) is None:
             log.warning("the batch in flight did not land and its nonce was used; planning again", root=plan.root)
@@ -156,6 +227,21 @@ class Attester:
         return plan, self._await(plan, nonce, sent)
 
     # --- steps ------------------------------------------------------------------------------------
+    def _own_batch(self, plan: Plan) -> int:
+        """This attester's batch of ``plan.root`` when it matches the plan; 0 when there is none;
+        :class:`RootTaken` when it is there with another range, count or model."""
+        bid = self.chain.batch_id_of(self.account.address, _b32(plan.root))
+        if not bid:
+            return 0
+        b = self.chain.batch(bid)
+        want = (self.account.address, plan.from_block, plan.to_block, plan.count, _b32(plan.model_hash))
+        got = (b.attester, b.from_block, b.to_block, b.count, b.model_hash)
+        if got != want:
+            raise RootTaken(f"root {plan.root} is already this attester's batch {bid} with blocks {b.from_block}.."
+                            f"{b.to_block}, {b.count} alerts, model 0x{b.model_hash.hex()} (the plan: blocks "
+                            f"{plan.from_block}..{plan.to_block}, {plan.count} alerts, model {plan.model_hash})", bid)
+        return bid
+
     def _call_args(self, plan: Plan) -> tuple:
         return (_b32(plan.root), plan.from_block, plan.to_block, plan.count, _b32(plan.model_hash), plan.uri)
 
@@ -167,21 +253,26 @@ class Attester:
             data = getattr(exc, "data", None)
             why = decode_revert(data) if isinstance(data, (str, bytes)) and data not in ("", "0x") else str(exc)[:200]
             raise AttestError(f"the registry at {self.chain.address} refuses the batch: {why}",
-                              retriable="NotAttester" not in why) from None
+                              retriable=not why.startswith(("NotAttester", "RangeNotAfter", "BadRange"))) from None
 
-    def _fees(self, prev: Sent | None) -> tuple[int, int]:
+    def _fees(self, prev: Sent | None) -> tuple[int, int] | None:
+        """(max fee, tip) for the first transaction or a replacement of ``prev``. None: a
+        replacement would not be 12.5% above ``prev`` on both fees within the caps (keep
+        waiting for ``prev``). AttestError (retriable) while the base fee is above the cap."""
         latest = self.chain.w3.eth.get_block("latest")
         base = int(latest.get("baseFeePerGas", 0) or 0)
-        prio = self.fees.priority_fee_wei
-        if prev is not None:
-            prio = max(prio, prev.priority_fee * 9 // 8 + 1)
-        max_fee = 2 * base + prio
-        if prev is not None:
-            max_fee = max(max_fee, prev.max_fee * 9 // 8 + 1)
-        if base + prio > self.fees.max_fee_wei:
-            raise AttestError(f"base fee {base / GWEI:.1f} gwei is above the cap of {self.fees.max_fee_wei / GWEI:.1f} gwei; "
+        cap, tip_cap = self.fees.max_fee_wei, self.fees.tip_cap
+        prio = min(self.fees.priority_fee_wei, tip_cap)
+        if base + prio > cap:
+            raise AttestError(f"base fee {base / GWEI:.1f} gwei is above the cap of {cap / GWEI:.1f} gwei; "
                               "holding the batch", retriable=True)
-        return min(max_fee, self.fees.max_fee_wei), min(prio, self.fees.max_fee_wei)
+        if prev is None:
+            return min(2 * base + prio, cap), prio
+        prio = max(prio, _bump(prev.priority_fee))
+        max_fee = max(2 * base + prio, _bump(prev.max_fee))
+        if prio > tip_cap or max_fee > cap:
+            return None
+        return max_fee, prio
 
     def _sign(self, plan: Plan, nonce: int, max_fee: int, prio: int) -> Sent:
         fn = self.chain.registry.functions.attest(*self._call_args(plan))
@@ -212,44 +303,65 @@ class Attester:
                 return r
         return None
 
+    def _replace(self, plan: Plan, nonce: int, sent: list[Sent]) -> None:
+        """Not mined in time: re-sign with higher fees, unless a cap keeps the raise below 12.5%."""
+        if self.chain.w3.eth.get_transaction_count(self.account.address, "latest") > nonce:
+            return  # mined, receipt not served yet
+        try:
+            fees = self._fees(sent[-1])
+        except AttestError as exc:
+            log.warning("cannot raise fees; waiting", error=str(exc))
+            sent[-1].sent_at = time.time()
+            return
+        if fees is None:
+            self.capped += 1
+            if self.capped == 1 or self.capped % 10 == 0:
+                log.warning("fees at their caps: no replacement (a node would refuse it as under-priced); "
+                            "waiting for the transaction already sent", tx=sent[-1].tx_hash,
+                            max_fee_gwei=round(sent[-1].max_fee / GWEI, 3), priority_fee_gwei=round(sent[-1].priority_fee / GWEI, 3))
+            sent[-1].sent_at = time.time()
+            return
+        s = self._sign(plan, nonce, *fees)
+        try:
+            self._broadcast(s)
+        except AttestError as exc:  # refused (under-priced, ...): not journaled, keep waiting for the last one
+            log.warning("replacement refused; waiting for the transaction already sent", error=str(exc)[:200])
+            sent[-1].sent_at = time.time()
+            return
+        sent.append(s)
+        self.journal.save(plan, nonce, sent)
+        self.replacements += 1
+
     def _await(self, plan: Plan, nonce: int, sent: list[Sent]) -> Attested | None:
         deadline = time.monotonic() + self.receipt_timeout_s
         while not self.stop.is_set():
             rec = self._any_receipt(sent)
             if rec is not None:
                 if rec["status"] != 1:
-                    bid = self.chain.batch_id_of(_b32(plan.root))
-                    self.journal.clear()
-                    if bid:  # someone attested the same root first: the batch is on chain all the same
+                    bid = self._own_batch(plan)
+                    if bid:  # an earlier transaction of ours with this batch landed first
                         return Attested(bid, None, None, None, adopted=True)
+                    self.journal.clear()  # the nonce is spent and the batch is not on chain: plan again
                     raise AttestError(f"attestation tx 0x{bytes(rec['transactionHash']).hex()} reverted", retriable=True)
                 head = self.chain.w3.eth.block_number
                 if head - int(rec["blockNumber"]) + 1 >= self.confirmations:
-                    bid = self.chain.batch_id_of(_b32(plan.root))
+                    bid = self._own_batch(plan)
                     if bid:  # (0: the receipt's block was reorganised away meanwhile: wait on)
                         self.gas_total += int(rec["gasUsed"])
-                        self.journal.clear()
                         return Attested(bid, "0x" + bytes(rec["transactionHash"]).hex(), int(rec["blockNumber"]),
                                         int(rec["gasUsed"]))
             elif time.time() - sent[-1].sent_at > self.fees.replace_after_s:
-                if self.chain.w3.eth.get_transaction_count(self.account.address, "latest") > nonce:
-                    pass  # mined, receipt not served yet
-                else:
-                    try:
-                        s = self._sign(plan, nonce, *self._fees(sent[-1]))
-                    except AttestError as exc:
-                        log.warning("cannot raise fees; waiting", error=str(exc))
-                        sent[-1].sent_at = time.time()
-                    else:
-                        sent.append(s)
-                        self.journal.save(plan, nonce, sent)
-                        self.replacements += 1
-                        self._broadcast(s)
+                self._replace(plan, nonce, sent)
             if time.monotonic() > deadline:
                 raise AttestError(f"attestation not confirmed after {self.receipt_timeout_s:.0f} s "
                                   f"(txs {', '.join(s.tx_hash for s in sent)}); kept in flight", retriable=True)
             self.stop.wait(self.poll_s)
         return None
+
+
+def _bump(fee: int) -> int:
+    """12.5% more, rounded up: above the 10% a node wants from a replacement."""
+    return fee + (fee + 7) // 8
 
 
 def _b32(h: str) -> bytes:

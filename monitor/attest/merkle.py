@@ -65,9 +65,16 @@ def path_of(leaves: list[bytes], index: int) -> list[bytes]:
     return path_in(levels_of(leaves), index)
 
 
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def verify_path(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
-    """RFC 9162 section 2.1.3.2: does ``path`` lead from ``leaf`` at ``index`` to ``root``?"""
-    if index >= size or size < 1:
+    """RFC 9162 section 2.1.3.2: does ``path`` lead from ``leaf`` at ``index`` to ``root``?
+    Only integers ``0 <= index < size`` and 32-byte hashes are accepted (anything else: False)."""
+    if not (_is_int(index) and _is_int(size) and 0 <= index < size):
+        return False
+    if any(not isinstance(h, bytes) or len(h) != 32 for h in (leaf, root, *path)):
         return False
     fn, sn = index, size - 1
     r = leaf

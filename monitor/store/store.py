@@ -193,6 +193,13 @@ class AlertStore:
         self.backend.insert("evidence", EVIDENCE_COLS, ev)
         self.backend.insert("attestations", ATTEST_COLS, [batch_row])
 
+    def proof_counts(self, contract: str) -> dict[int, int]:
+        """Stored proofs per batch id of the registry at ``contract`` (checksummed, as proofs name it)."""
+        rows = self.backend.query(
+            "SELECT batch_id, count() FROM evidence FINAL WHERE batch_id >= 0 AND proof LIKE {pat:String} GROUP BY batch_id",
+            {"pat": f'%"contract":"{contract}"%'})
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def proof(self, alert_id: str) -> tuple[Alert, dict[str, Any] | None] | None:
         """An alert's record and its proof (None when not attested yet); None for an unknown alert."""
         rows = self.backend.query("SELECT record, proof FROM evidence FINAL WHERE alert_id = {id:String}", {"id": alert_id})

@@ -10,65 +10,22 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from attest_common import ATTESTER, CONFIRMATIONS, REPO, alert, anvil_settings, proofs, put
 from eth_account import Account
-from web3 import HTTPProvider, Web3
 
-from mevwatch.monitor.alerts import Alert, AlertEvent, AlertTx, Amount
 from mevwatch.monitor.attest.batcher import make_batcher
-from mevwatch.monitor.attest.chain import deploy_registry, open_chain
+from mevwatch.monitor.attest.chain import open_chain
 from mevwatch.monitor.attest.verify import verify_alert
 from mevwatch.monitor.config import load_settings
 from mevwatch.monitor.errors import AttestError
-from mevwatch.monitor.lifecycle import version_of
-from mevwatch.monitor.store.store import StoreBatch, open_store
-
-REPO = Path(__file__).resolve().parents[2]
-ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's first dev account
-CONFIRMATIONS = 12
-
-
-def alert(i: int, block: int, stage: str = "final", model: str | None = None) -> Alert:
-    return Alert(kind="sandwich", stage=stage, chain_id=31337, block_number=block, block_hash=f"0x{block:064x}",
-                 txs=[AlertTx(f"0x{i:062x}a1", 0, "frontrun"), AlertTx(f"0x{i:062x}b2", 1, "victim"), AlertTx(f"0x{i:062x}c3", 2, "backrun")],
-                 attackers=["0xa"], victims=["0xv"], pools=["0xp"], tokens=["'); DROP TABLE alerts; --"],
-                 profit=Amount("0xweth", 10**18 + i, 1.0 + i / 8), victim_loss=Amount("0xt", 5 * i, None), gas_cost_wei=21000,
-                 evidence={"i": i, "symbol": "\"{x:String}\" %(s)s"}, model_hash=model)
-
-
-def put(store, alerts: list[Alert], head: int) -> None:
-    """Final (or other-stage) alerts plus the processed-block checkpoint ``head``."""
-    b = StoreBatch(alerts=[AlertEvent(a, version_of(1000 + i + head, a.stage)) for i, a in enumerate(alerts)])
-    b.blocks.append((head, f"0x{head:064x}", "", 0, 0, 1, 0, version_of(2000 + head, "included")))
-    store.write(b)
-
-
-def proofs(store) -> dict[str, tuple[int, dict]]:
-    rows = store.backend.query("SELECT alert_id, batch_id, proof FROM evidence FINAL WHERE batch_id >= 0")
-    return {r[0]: (int(r[1]), json.loads(r[2])) for r in rows}
-
-
-def anvil_settings(tmp_path, anvil, rpc, **extra):
-    rpc("evm_setAutomine", True)
-    w3 = Web3(HTTPProvider(anvil.http_url))
-    contract = deploy_registry(w3, Account.from_key(ANVIL_KEY))
-    rpc("evm_setAutomine", False)
-    key = tmp_path / "attester.key"
-    key.write_text(ANVIL_KEY + "\n")
-    os.environ["MEVWATCH_ATTEST__PRIVATE_KEY_FILE"] = str(key)
-    try:
-        s = load_settings(data_dir=str(tmp_path / "data"), chain_id=31337, node__confirmations=CONFIRMATIONS,
-                          attest__rpc=anvil.http_url, attest__contract=contract, attest__confirmations=1, **extra)
-    finally:
-        del os.environ["MEVWATCH_ATTEST__PRIVATE_KEY_FILE"]
-    return s, w3
+from mevwatch.monitor.store.store import open_store
 
 
 @pytest.mark.anvil
 def test_attester_restarted_mid_batch_does_not_double_attest(tmp_path, anvil, rpc, clickhouse):
-    s, w3 = anvil_settings(tmp_path, anvil, rpc)
+    s, w3, _contract, _key = anvil_settings(tmp_path, anvil, rpc)
     store = open_store(clickhouse.url(f"a_{uuid.uuid4().hex[:8]}"), tmp_path)
     first = [alert(i, 10 + i) for i in range(10)]
     put(store, first + [alert(99, 27, "retracted"), alert(98, 30, "included")], head=40)  # horizon 28
@@ -103,15 +60,19 @@ def test_attester_restarted_mid_batch_does_not_double_attest(tmp_path, anvil, rp
     assert not b2.attester.journal.path.exists()
 
     # exactly two transactions from the attester, two batches, every final alert in exactly one
-    assert w3.eth.get_transaction_count(Account.from_key(ANVIL_KEY).address) == 2 + 1  # + the registry's deployment
+    assert w3.eth.get_transaction_count(ATTESTER.address) == 2  # (a cold key deployed the registry)
     assert b2.chain.batch_count() == 2
     got = proofs(store)
     assert set(got) == {a.alert_id for a in first} | {alert(100 + i, 29 + i).alert_id for i in range(3)}
     assert {bid for bid, _p in got.values()} == {1, 2}
     assert alert(99, 27, "retracted").alert_id not in got and alert(98, 30, "included").alert_id not in got
+    from mevwatch.monitor.attest.verify import trust_from_settings
+
+    trust = trust_from_settings(s, b2.chain, at="latest")
     for aid, (bid, proof) in got.items():
         a, p = store.proof(aid)
-        v = verify_alert(a.to_json(), p, b2.chain)
+        assert p["attester"] == ATTESTER.address and p["format"] == 2
+        v = verify_alert(a.to_json(), p, b2.chain, trust)
         assert v.ok, [c for c in v.checks if not c.ok]
 
     # a batch journaled but never broadcast (crash between the two) is sent on restart
@@ -131,7 +92,7 @@ def test_attester_restarted_mid_batch_does_not_double_attest(tmp_path, anvil, rp
 
 @pytest.mark.anvil
 def test_fees_are_capped_and_stuck_transactions_replaced(tmp_path, anvil, rpc, clickhouse):
-    s, w3 = anvil_settings(tmp_path, anvil, rpc, attest__replace_after_s=0.5, attest__priority_fee_gwei=1.0)
+    s, w3, _contract, _key = anvil_settings(tmp_path, anvil, rpc, attest__replace_after_s=0.5, attest__priority_fee_gwei=1.0)
     store = open_store(clickhouse.url(f"f_{uuid.uuid4().hex[:8]}"), tmp_path)
     put(store, [alert(i, 5 + i) for i in range(4)], head=30)
 
@@ -156,8 +117,8 @@ def test_fees_are_capped_and_stuck_transactions_replaced(tmp_path, anvil, rpc, c
     assert r is not None and r.attested.batch_id == 1
     journal_txs = b.attester.replacements + 1
     tx = w3.eth.get_transaction(r.attested.tx_hash)
-    assert tx["nonce"] == 1 and tx["maxPriorityFeePerGas"] > 10**9  # the replacement, with a higher tip, was mined
-    assert w3.eth.get_transaction_count(b.address) == 2 and journal_txs >= 3
+    assert tx["nonce"] == 0 and tx["maxPriorityFeePerGas"] > 10**9  # the replacement, with a higher tip, was mined
+    assert w3.eth.get_transaction_count(b.address) == 1 and journal_txs >= 3
     store.close()
 
 
@@ -193,6 +154,9 @@ def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
     aid = finals[0].alert_id
     r = subprocess.run(cli + ["verify", aid], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 0 and "VERIFIED" in r.stdout, r.stdout + r.stderr
+    # the embedded chain's key is public: verify says so
+    assert "EMBEDDED chain" in r.stdout and "proves nothing to anyone else" in r.stdout, r.stdout
+    assert "proves nothing to a third party" in r.stderr, r.stderr
     bundle = tmp_path / "bundle.json"
     r = subprocess.run(cli + ["attest", "proof", aid, "--out", str(bundle)], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 0, r.stderr
@@ -204,9 +168,14 @@ def test_embedded_chain_attests_final_alerts_and_verify_command(tmp_path):
     bundle.write_text(text.replace('"i": 0', '"i": 1'))
     r = subprocess.run(cli + ["verify", str(bundle)], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 1 and "NOT VERIFIED" in r.stdout and "does not lead" in r.stdout, r.stdout
-    # a model-scored alert: its batch names the model, and no such model is shipped here
+    # a model-scored alert: its batch names the model, and no model you trust has that hash
     r = subprocess.run(cli + ["verify", finals[5].alert_id], capture_output=True, text=True, env=env, cwd=REPO)
-    assert r.returncode == 1 and "is not a model shipped here" in r.stdout, r.stdout
+    assert r.returncode == 1 and "not a model you trust" in r.stdout, r.stdout
+    # ... until you name a release record holding it
+    rec = tmp_path / "release.json"
+    rec.write_text(json.dumps({"model_hash": m1}))
+    r = subprocess.run(cli + ["verify", finals[5].alert_id, "--model", str(rec)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 0 and f"release record {rec}" in r.stdout, r.stdout
     # not final, not attested
     r = subprocess.run(cli + ["verify", alert(51, 12, "included").alert_id], capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 1 and "only final alerts" in r.stdout, r.stdout

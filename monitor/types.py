@@ -113,9 +113,12 @@ class Swap:
     reserves_after: tuple[int, int] | None = None  # (reserve of token_in, of token_out) after the swap
     sqrt_price_x96: int | None = None  # V3/V4 price after the swap (log-decoded)
     liquidity: int | None = None  # V3/V4 in-range liquidity (log-decoded)
+    # the account the swap was made for when it is not the tx sender: a token contract that
+    # sells its collected fees inside its own transfer (the call that performs the swap is its own)
+    actor: str = ""
 
     def as_evidence(self) -> dict:
-        return {
+        ev = {
             "protocol": self.protocol,
             "pool": self.pool,
             "transaction_hash": self.transaction_hash,
@@ -129,6 +132,9 @@ class Swap:
             "amount_in": f"{self.amount_in}",
             "amount_out": f"{self.amount_out}",
         }
+        if self.actor:
+            ev["actor"] = self.actor
+        return ev
 
 
 @dataclass(slots=True)

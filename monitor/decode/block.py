@@ -16,7 +16,7 @@ from collections.abc import Callable
 from mevwatch.monitor.decode import balancer, bancor, curve, transfers, uniswap_v2, uniswap_v3, uniswap_v4, zerox
 from mevwatch.monitor.decode.context import PoolRegistry, TxContext
 from mevwatch.monitor.decode.hexabi import Short
-from mevwatch.monitor.types import ORDER_STRIDE, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
+from mevwatch.monitor.types import ORDER_STRIDE, ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
 
 TraceHandler = Callable[[TxContext, int, Trace], None]
 LogHandler = Callable[[TxContext, int], None]
@@ -26,6 +26,10 @@ for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, banc
     TRACE_HANDLERS.update(_module.TRACE_HANDLERS)
     LOG_HANDLERS.update(getattr(_module, "LOG_HANDLERS", {}))
 TRANSFER_TRACE_HANDLERS: dict[str, TraceHandler] = dict(transfers.TRANSFER_TRACE_HANDLERS)
+# a contract delegatecalling itself with other calldata runs another of its own functions (0x v2/v3
+# fill loops): those frames are decoded too; any other delegatecall repeats its caller's input
+SELF_DELEGATE_HANDLERS: dict[str, TraceHandler] = dict(zerox.SELF_DELEGATE_HANDLERS)
+ASSET_PROXY_SELECTORS = frozenset({zerox.ASSET_PROXY_TRANSFER_FROM})
 TRANSFER_LOG_HANDLERS: dict[str, LogHandler] = dict(transfers.TRANSFER_LOG_HANDLERS)
 
 _DECODE_ERRORS = (Short, ValueError, IndexError, KeyError, TypeError, OverflowError)
@@ -133,6 +137,10 @@ class BlockDecoder:
             kept.append(t)
             ends.append(-1)
             if t.call_type != "call":
+                if t.call_type == "delegatecall" and t.from_address == t.to_address:
+                    h = SELF_DELEGATE_HANDLERS.get(t.input[:10])
+                    if h is not None:
+                        pending.append((j, t, h, t.input[:10]))
                 continue
             if t.value and t.to_address == miner:
                 payments[tx.hash] = payments.get(tx.hash, 0) + t.value
@@ -173,12 +181,25 @@ class BlockDecoder:
         self._count_undecoded(ctx, decoded)
 
     @staticmethod
+    def _call_frame(traces: list[Trace], parents: list[int], k: int) -> int:
+        """The call that frame ``k`` runs in (a delegatecall runs in its enclosing call's context)."""
+        while traces[k].call_type == "delegatecall" and parents[k] >= 0:
+            k = parents[k]
+        return k
+
+    @staticmethod
     def _count_undecoded(ctx: TxContext, decoded: set[int]) -> None:
-        """Count calls whose callee received one token and sent another, yet nothing was decoded there."""
+        """Count calls that traded one token for another, yet nothing was decoded there.
+
+        A pool-like call: its callee received one token and sent another. A proxy-settled call
+        (0x v2/v3: the exchange has its asset proxy move the tokens between maker and taker, so the
+        exchange itself holds nothing): the call's sender received one token and sent another
+        through an asset proxy (``ASSET_PROXY_SELECTORS``) that the call invoked."""
         if not ctx.transfers:
             return
         traces, parents = ctx.traces, ctx.parents
-        flows: dict[int, tuple[set[str], set[str]]] = {}
+        flows: dict[int, tuple[set[str], set[str]]] = {}  # frame -> tokens its callee received, sent
+        taker_flows: dict[int, tuple[set[str], set[str]]] = {}  # frame -> tokens its sender received, sent
         for tr in ctx.transfers:
             p = parents[tr.trace_index] if tr.trace_index >= 0 else -1
             if p < 0:
@@ -188,21 +209,37 @@ class BlockDecoder:
                 flows.setdefault(p, (set(), set()))[1].add(tr.token)
             elif tr.to_address == callee:
                 flows.setdefault(p, (set(), set()))[0].add(tr.token)
-        if not flows:
+            elif tr.from_address != ZERO_ADDRESS and tr.to_address != ZERO_ADDRESS:
+                # moved by a third contract (an asset proxy) that the trade's call invoked: 0x v2/v3
+                # exchange -> ERC-20 proxy -> token.transferFrom(maker <-> taker). The trade is the
+                # call that invoked the mover, for that call's sender (the taker)
+                m = BlockDecoder._call_frame(traces, parents, p)
+                if traces[m].input[:10] not in ASSET_PROXY_SELECTORS or parents[m] < 0:
+                    continue  # only asset proxies: a lending pool or vault moving tokens is no trade
+                f = BlockDecoder._call_frame(traces, parents, parents[m])
+                taker = traces[f].from_address
+                if tr.to_address == taker:
+                    taker_flows.setdefault(f, (set(), set()))[0].add(tr.token)
+                elif tr.from_address == taker:
+                    taker_flows.setdefault(f, (set(), set()))[1].add(tr.token)
+        if not flows and not taker_flows:
             return
         covered = set()
         for i in decoded:
             while i >= 0 and i not in covered:
                 covered.add(i)
                 i = parents[i]
-        for p, (received, sent) in flows.items():
-            if p in covered or not received or not sent or received == sent:
-                continue
-            t = traces[p]
-            # a decoded swap below it means an aggregator or router: already covered
-            if any(j in decoded for j in range(p + 1, ctx.ends[p])):
-                continue
-            ctx.stats.undecoded_by_selector[t.input[:10] if len(t.input) >= 10 else "0x"] += 1
+        counted: set[int] = set()
+        for frames in (flows, taker_flows):
+            for p, (received, sent) in frames.items():
+                if p in counted or p in covered or not received or not sent or received == sent:
+                    continue
+                # a decoded swap below it means an aggregator or router: already covered
+                if any(j in decoded for j in range(p + 1, ctx.ends[p])):
+                    continue
+                counted.add(p)
+                t = traces[p]
+                ctx.stats.undecoded_by_selector[t.input[:10] if len(t.input) >= 10 else "0x"] += 1
 
     def _decode_logs(self, ctx: TxContext, tx: Transaction, stats: DecodeStats) -> None:
         if not tx.success:

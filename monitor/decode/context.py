@@ -22,6 +22,9 @@ from mevwatch.monitor.types import (
 )
 
 
+_TRANSFER_SELECTORS = frozenset({"0xa9059cbb", "0x23b872dd"})  # ERC-20 transfer, transferFrom
+
+
 class PoolRegistry:
     """What the decoders have learnt about pools across blocks: their two tokens."""
 
@@ -79,8 +82,31 @@ class TxContext:
 
     # --- output -----------------------------------------------------------------
     def add_swap(self, swap: Swap) -> None:
+        if not swap.actor:
+            swap.actor = self.swap_actor(swap)
         self.swaps.append(swap)
         self.stats.swaps_by_protocol[swap.protocol] += 1
+
+    def swap_actor(self, swap: Swap) -> str:
+        """The token contract a swap belongs to when the token makes it inside its own transfer
+        (a fee-on-transfer token selling its collected fees), else "" (the transaction's sender).
+
+        With traces: the nearest enclosing ERC-20 ``transfer``/``transferFrom`` call of the swap's
+        frame names the token. Without (or besides): a swap paid by its input token's own contract
+        is that token's sale of its own balance."""
+        if swap.trace_address is not None and self.traces:
+            j = swap.order - self.tx.position * ORDER_STRIDE
+            traces, parents = self.traces, self.parents
+            if 0 <= j < len(parents):
+                k = parents[j]
+                while k >= 0:
+                    t = traces[k]
+                    if t.call_type == "call" and t.input[:10] in _TRANSFER_SELECTORS:
+                        return t.to_address
+                    k = parents[k]
+        if swap.payer is not None and swap.payer == swap.token_in:
+            return swap.token_in
+        return ""
 
     def last_swap_index(self, pool: str, before: int) -> int:
         """Index (trace or log) just after the previous swap, mint or burn on ``pool`` before ``before``; 0 if none."""

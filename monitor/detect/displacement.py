@@ -14,6 +14,14 @@ call (a mint, a claim), not a copier, and nothing is reported; so are races betw
 the authorised reporters of an oracle (Chainlink OCR ``transmit``), which are
 expected to collide.
 
+Without traces (receipts and logs only) a copier that calls its own bot contract is found by
+its calldata: it embeds V's arguments and names V's contract (the target address the bot
+forwards to). V's failure is its receipt's status, with or without traces.
+
+Gas wars are no displacement: when A calls the same function of the same contract itself (no
+bot in between) and either at least three senders call that function in the block or A outbid
+V by at most 0.1% of its fee (or a wei), the pair is a bidding race for a public call.
+
 Only failed transactions can be displaced, so each block has few candidates V; each
 is checked, with one substring search, against the earlier transactions that call
 V's contract (directly or inside their trace), found through a per-block index.
@@ -24,8 +32,10 @@ from __future__ import annotations
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.money import gas_cost
+from mevwatch.monitor.types import Transaction
 
 MIN_ARG_HEX = 128  # two words
+GAS_WAR_BUMP_DIVISOR = 1000  # outbidding by at most 0.1% of the fee (or a wei) is a bidding war
 BENIGN_RACES = frozenset({"0xc9807539"})  # Chainlink OCR transmit(bytes,bytes32[],bytes32[],bytes32)
 
 
@@ -38,15 +48,23 @@ def detect(view: BlockView) -> list[Alert]:
     base = view.block.base_fee_per_gas
     targets: set[str] = {v.to_address for v in displaced if v.to_address is not None}
     callers: dict[str, list[int]] = {}  # displaced contract -> indexes of transactions calling it
+    traced = view.block.has_traces
     for k, tx in enumerate(txs):
         if tx.traces:
             hit = {t.to_address for t in tx.traces if t.to_address in targets}
         elif tx.to_address is not None and tx.to_address in targets:
             hit = {tx.to_address}
+        elif not traced:
+            # no trace: a bot contract forwarding the copied call names its target in its calldata
+            hit = {c for c in targets if c[2:] in tx.input}
         else:
             continue
         for c in hit:
             callers.setdefault(c, []).append(k)
+    racers: dict[tuple[str, str], set[str]] = {}  # (contract, selector) -> senders calling it directly
+    for tx in txs:
+        if tx.to_address is not None and tx.to_address in targets:
+            racers.setdefault((tx.to_address, tx.input[:10]), set()).add(tx.from_address)
     alerts = []
     for v in displaced:
         fv = v.priority_fee(base)
@@ -63,10 +81,21 @@ def detect(view: BlockView) -> list[Alert]:
             fa = a.priority_fee(base)
             if fa is None or fa <= fv:
                 continue
+            if _gas_war(a, v, fa, fv, racers):
+                continue
             found.append((a, fa))
         if len(found) == 1:
             alerts.append(_alert(view, found[0][0], v, found[0][1], fv))
     return alerts
+
+
+def _gas_war(a: Transaction, v: Transaction, fa: int, fv: int, racers: dict[tuple[str, str], set[str]]) -> bool:
+    """A race, not a copy: A calls the same function of the same contract itself (no bot contract
+    in between) and either several senders call it in the block or A outbid V by a hair."""
+    if a.to_address != v.to_address or a.input[:10] != v.input[:10]:
+        return False
+    senders = racers.get((v.to_address or "", v.input[:10]), set())
+    return len(senders) >= 3 or fa - fv <= max(1, fv // GAS_WAR_BUMP_DIVISOR)
 
 
 def _alert(view: BlockView, a, v, fa: int, fv: int) -> Alert:

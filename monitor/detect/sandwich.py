@@ -8,7 +8,9 @@ its onward transfers) is the one whose tokens paid the back-run, directly or thr
 one transfer inside the block (an attacker split over several accounts or a bot
 contract). Routers, aggregators and pools are never taken as the attacker.
 Candidates sharing a back-run transaction merge into one alert: several front-runs,
-several pools, several victims; each attack is reported once.
+several pools, several victims; each attack is reported once. A swap belongs to the account
+whose call performs it: a fee-on-transfer token that sells its fees inside the attacker's
+transfer (``Swap.actor``) makes its own swap, which is never taken for the attacker's leg.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def detect(view: BlockView) -> list[Alert]:
         if len(ss) < 3:
             continue
         for i, f in enumerate(ss):
+            if f.actor:
+                continue  # a token's own fee sale inside a transfer is no one's attack leg
             for k in range(i + 1, len(ss)):
                 b = ss[k]
-                if b.transaction_hash == f.transaction_hash:
+                if b.transaction_hash == f.transaction_hash or b.actor:
                     continue
                 if b.token_in != f.token_out or b.token_out != f.token_in or not _linked(view, f, b, hops):
                     continue

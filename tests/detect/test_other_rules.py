@@ -118,3 +118,41 @@ def test_recorded_blocks_kinds(all_block_numbers, decode_block):
                 assert alert.profit is not None and alert.profit.amount > 0
     assert {"sandwich", "arbitrage", "backrun"} <= set(seen)
     assert seen["sandwich"].count(12775690) == 1
+
+
+def _traceless(db):
+    db.block.has_traces = False
+    return db
+
+
+def test_traceless_copier_through_its_bot_contract_displaces_a_failed_victim():
+    """Receipts and logs only: the attacker calls its own bot, whose calldata embeds the victim's
+    target address and the victim's arguments; the victim's receipt says it failed."""
+    target, bot = a(0x77), a(0xB07)
+    forwarded = "0xdeadbeef" + "00" * 12 + target[2:] + CALL[2:]  # execute(target, victim's call)
+    att = tx(0, a(1), bot, fee=50 * 10**9, inp=forwarded)
+    vic = tx(1, a(2), target, fee=30 * 10**9, success=False, inp=CALL)
+    (alert,) = detect_block(_traceless(decoded([att, vic], [], base_fee=10 * 10**9)))
+    assert alert.kind == "frontrun_displacement" and alert.attackers == [a(1)] and alert.victims == [a(2)]
+    # the same bot call not naming the victim's contract is no copy of it
+    other = tx(0, a(1), bot, fee=50 * 10**9, inp="0xdeadbeef" + "00" * 12 + a(0x78)[2:] + CALL[2:])
+    assert kinds(_traceless(decoded([other, vic], [], base_fee=10 * 10**9))) == []
+    # and the victim must have failed
+    ok = tx(1, a(2), target, fee=30 * 10**9, inp=CALL)
+    assert kinds(_traceless(decoded([att, ok], [], base_fee=10 * 10**9))) == []
+
+
+def test_gas_war_is_not_displacement():
+    target, base = a(0x77), 10 * 10**9
+    # outbid by a single wei on the same public function: a bidding race
+    war = [tx(0, a(1), target, fee=30 * 10**9 + 1, inp=CALL), tx(1, a(2), target, fee=30 * 10**9, success=False, inp=CALL)]
+    assert kinds(decoded(war, [], base_fee=base)) == []
+    # several senders calling the same function with their own arguments, each outbidding the next
+    own = ["0x12345678" + f"{i:064x}" + "ab" * 32 for i in range(3)]
+    crowd = [tx(0, a(1), target, fee=40 * 10**9, inp=own[0] + CALL[10:]),
+             tx(1, a(3), target, fee=35 * 10**9, inp=own[1]),
+             tx(2, a(2), target, fee=30 * 10**9, success=False, inp=CALL)]
+    assert kinds(decoded(crowd, [], base_fee=base)) == []
+    # without the race (two senders, a real fee jump) the copy is still reported
+    copy = [tx(0, a(1), target, fee=40 * 10**9, inp=CALL), tx(1, a(2), target, fee=30 * 10**9, success=False, inp=CALL)]
+    assert kinds(decoded(copy, [], base_fee=base)) == ["frontrun_displacement"]

@@ -125,3 +125,41 @@ def test_two_front_runs_over_two_pools_share_one_back_run():
     (alert,) = sandwiches(decoded([t0, t1, t2, t3], [f1, f2, v1, v2, b1, b2]))
     assert alert.pools == sorted([POOL, POOL2]) and len(alert.victims) == 2
     assert alert.profit.amount == 2 * 10**17
+
+
+def _attributed(t, swaps):
+    """Swaps as the decoders hand them over: each attributed to the account whose call made it."""
+    from mevwatch.monitor.decode.context import PoolRegistry, TxContext
+    from mevwatch.monitor.types import DecodeStats
+
+    ctx = TxContext(t, DecodeStats(), PoolRegistry(), None)
+    for s in swaps:
+        ctx.add_swap(s)
+    return ctx.swaps
+
+
+def test_tax_token_selling_its_fees_inside_the_back_run_is_not_the_back_run():
+    """TKN takes a fee on every transfer and, inside the attacker's transfer to the pool, sells the
+    fees it collected on the same pool (paid from its own balance). That swap is the token's: the
+    back-run is the attacker's own later swap, and the profit is computed from it."""
+    t0, t1, t2 = tx(0, ATTACKER, BOT), tx(1, VICTIM, ROUTER), tx(2, ATTACKER, BOT)
+    f = swap(t0, POOL, WETH, TKN, 10**18, 500 * 10**18, sender=BOT, recipient=BOT, payer=BOT)
+    v = swap(t1, POOL, WETH, TKN, 2 * 10**18, 800 * 10**18, sender=ROUTER, recipient=VICTIM, payer=ROUTER)
+    fee_sale = swap(t2, POOL, TKN, WETH, 60 * 10**18, 15 * 10**16, sender=ROUTER, recipient=TKN, payer=TKN, idx=1)
+    back = swap(t2, POOL, TKN, WETH, 490 * 10**18, 125 * 10**16, sender=BOT, recipient=BOT, payer=BOT, idx=5)
+    fee = transfer(t2, TKN, BOT, TKN, 10 * 10**18, 0)  # the tax: attacker -> token (a one-hop "link")
+    b_swaps = _attributed(t2, [fee_sale, back])
+    assert [s.actor for s in b_swaps] == [TKN, ""]
+    (alert,) = sandwiches(decoded([t0, t1, t2], [f, v] + b_swaps, [fee]))
+    assert [b["trace_address"] for b in alert.evidence["backrun_swaps"]] == [[5]]
+    assert TKN not in alert.attackers and TKN not in alert.victims
+    # pro-rata: bought 500 for 1 WETH, sold 490 for 1.25 WETH -> min(1.25 - 0.98, 1.25*500/490 - 1)
+    assert alert.profit.token == WETH and alert.profit.amount == 125 * 10**16 - 98 * 10**16
+
+
+def test_real_tax_token_fee_sale_is_attributed_to_the_token(decode_block):
+    tx76 = "0xdb57297aa32d05d49747db4aea419b43c58f85594f606326214a6d02147a949d"
+    token = "0x9f91d9f9070b0478abb5a9918c79b5dd533f672c"
+    swaps = {s.trace_address: s for s in decode_block(13298725).swaps if s.transaction_hash == tx76}
+    assert swaps[(0, 1, 3)].actor == token  # inside the user's transferFrom of the token
+    assert swaps[(4,)].actor == "" and swaps[(7,)].actor == ""  # the user's own route

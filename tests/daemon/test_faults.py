@@ -107,7 +107,9 @@ def test_daemon_sigkill_mid_run_resumes_without_gap_or_duplicate(tmp_path, fresh
     daemon, store, want = setup(tmp_path, fresh_kafka, clickhouse, lab_messages)
     assert len(want) > 30
     daemon.start()
-    feeder = Feeder(fresh_kafka.bootstrap, lab_messages).start()
+    # paced so the kill lands mid-run even when the daemon is slow to start (model load, group join):
+    # 31 blocks take 15 s to arrive, the kill comes after the 8th is processed
+    feeder = Feeder(fresh_kafka.bootstrap, lab_messages, block_s=0.5).start()
     wait_until(lambda: store.count("blocks") >= 8, 60, "the daemon to process some blocks", daemon.tail)
     daemon.kill()  # SIGKILL: no drain, no commit
     killed_at = store.count("blocks")

@@ -11,17 +11,25 @@ A secret may also be given as a path through the matching ``*_FILE`` variable
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from mevwatch.monitor.errors import ConfigError
 
 
-class KafkaSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: an unknown key at any depth is refused, with its path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
     bootstrap: str | None = Field(None, description="host:port of a Kafka broker; None = in-process bus")
     client_id: str = "mevwatch"
     group_id: str = "mevwatch"
@@ -29,7 +37,7 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
 
 
-class NodeSettings(BaseModel):
+class NodeSettings(_Section):
     rpc: str | None = Field(None, description="ws:// or http:// URL of an Ethereum node")
     confirmations: int = Field(12, ge=0, description="blocks behind head before a block is final")
     max_reorg_depth: int = Field(64, ge=1, description="deeper reorganisations are an error")
@@ -37,13 +45,13 @@ class NodeSettings(BaseModel):
     reconnect_max_s: float = Field(30.0, gt=0)
 
 
-class ClickHouseSettings(BaseModel):
+class ClickHouseSettings(_Section):
     url: str | None = Field(None, description="clickhouse://host:port/db; None = embedded chDB")
     data_dir: Path = Path(".mevwatch/chdb")
     password: SecretStr | None = None
 
 
-class WebhookSubscriber(BaseModel):
+class WebhookSubscriber(_Section):
     """One webhook endpoint and what it wants to hear about."""
 
     url: str = Field(..., description="http(s) URL that receives POSTed events")
@@ -66,7 +74,7 @@ class WebhookSubscriber(BaseModel):
         return out
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(_Section):
     concurrency: int = Field(8, ge=1, description="deliveries in flight at once")
     timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(15, ge=1, description="then the message is a dead letter")
@@ -76,7 +84,7 @@ class WebhookDelivery(BaseModel):
     outbox: Path | None = Field(None, description="SQLite outbox file; default <data_dir>/outbox.sqlite")
 
 
-class AttestSettings(BaseModel):
+class AttestSettings(_Section):
     """On-chain attestation of final alerts (docs/attestation.md)."""
 
     enabled: bool = Field(True, description="attest final alerts (role all runs the batcher; else run --role attest)")
@@ -122,7 +130,7 @@ def _address_from_yaml(v: Any) -> Any:
     return v
 
 
-class GnnSettings(BaseModel):
+class GnnSettings(_Section):
     """The graph model (models/, docs/gnn.md): on when the gnn extra (torch) is installed."""
 
     enabled: bool = Field(True, description="score blocks and mempool windows with the model (needs the gnn extra)")
@@ -165,7 +173,28 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # env beats the YAML file (passed as init kwargs) which beats defaults.
-        return (env_settings, init_settings, file_secret_settings)
+        return (_WithoutSecretFileVars(settings_cls, env_settings), init_settings, file_secret_settings)
+
+
+class _WithoutSecretFileVars(PydanticBaseSettingsSource):
+    """The environment, less the ``*_FILE`` variables :func:`load_settings` reads itself (not settings keys)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.inner()
+        for section, name in _SECRET_FILE_VARS.values():
+            sub = data.get(section)
+            if isinstance(sub, dict):
+                sub.pop(f"{name}_file", None)
+                if not sub:
+                    del data[section]
+        return data
 
 
 _SECRET_FILE_VARS = {
@@ -186,8 +215,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             loaded = yaml.safe_load(Path(config_file).read_text())
         except OSError as exc:
             raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from None
+        except yaml.YAMLError as exc:  # never echo the offending line: it may hold a secret
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "cannot be parsed"
+            raise ConfigError(f"config file {config_file} is not valid YAML{where}: {problem}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {config_file} must hold a mapping at top level")
         data = loaded or {}
@@ -209,6 +241,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             data[key] = value
     try:
         return Settings(**data)
+    except SettingsError as exc:  # an environment value that does not parse (JSON of a list or section)
+        m = re.search(r'field "([^"]+)"', str(exc))
+        var = f"MEVWATCH_{m.group(1).upper()}" if m else "a MEVWATCH_* variable"
+        raise ConfigError(f"environment: {var} is not valid JSON for that setting (its value is not shown)") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

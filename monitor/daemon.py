@@ -162,6 +162,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             worker.on_events = on_events
             worker.restore(store)
             worker.warm_up()
+            log.info("detecting", group=worker.group, confirmations=worker.engine.confirmations)
         if role in ("all", "ingest"):
             assert rpc is not None
             start = _resume_block(settings, store)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mevwatch.monitor.alerts import Alert, AlertEvent
+from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.decode import BlockDecoder
 from mevwatch.monitor.detect.registry import REGISTRY, MempoolRule, Registry
@@ -35,7 +35,7 @@ from mevwatch.monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
 from mevwatch.monitor.scoring import Scorer
 from mevwatch.monitor.types import Block, DecodedBlock, Transaction
 from mevwatch.monitor.types import Message, PendingTx, RevertEvent
-from mevwatch.monitor.fates import FateTracker
+from mevwatch.monitor.fates import FateTracker, PendingAlerts
 
 
 @dataclass(slots=True)
@@ -87,6 +87,7 @@ class Engine:
         self.decoder = BlockDecoder()
         self.mempool_rules: list[MempoolRule] = self.registry.mempool(self.chain_id)
         self.fates = FateTracker(self.pending_ttl_s)
+        self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands
         self.lifecycle = Lifecycle(self.confirmations)
         self.counts = Counts()
         self.last_block: int | None = None
@@ -123,6 +124,8 @@ class Engine:
             alerts += rule.on_pending(p)
         for scorer in self.scorers:
             alerts += scorer.on_pending(p, alerts)
+        for a in alerts:
+            self.pending_alerts.add(a, p.first_seen_ns)
         self._emit(batch, [AlertEvent(a, PENDING_VERSION, p.first_seen_ns) for a in alerts])
 
     def block(self, block: Block, offset: int, batch: Batch, analysed: Analysed | None = None) -> None:
@@ -139,7 +142,7 @@ class Engine:
             self.last_block = block.number
             if self.lifecycle.seen(block):  # re-delivered: raises nothing again
                 self.counts.duplicates += 1
-                self.fates.on_block(block)
+                self.pending_alerts.on_block(self.fates.on_block(block), block.timestamp)
                 continue
             done.append((block, offset, a))
         if not done:
@@ -154,8 +157,16 @@ class Engine:
                 if ev.alert.stage == Stage.INCLUDED:
                     seen = [p.first_seen_ns for t in ev.alert.txs if (p := self.fates.pending.get(t.hash)) is not None]
                     ev.first_seen_ns = min(seen) if seen else 0
-            for f in self.fates.on_block(block):
+            fates = self.fates.on_block(block)
+            for f in fates:
                 batch.add_fate(f)
+            # pending alerts whose attack can no longer land (a leg replaced, past the TTL in chain time)
+            gone = self.pending_alerts.on_block(fates, block.timestamp)
+            events += [AlertEvent(with_stage(p, Stage.RETRACTED), version_of(offset, Stage.RETRACTED)) for p in gone]
+            for rule in self.mempool_rules:  # intents of transactions never mined expire
+                expire = getattr(rule, "expire", None)
+                if expire is not None:
+                    expire(block.timestamp * 1_000_000_000 - int(self.pending_ttl_s * 1e9))
             batch.add_block(a.decoded, version_of(offset, Stage.INCLUDED))
             self._emit(batch, events)
 
@@ -182,12 +193,13 @@ class Engine:
         if isinstance(msg, PendingTx):
             self.fates.on_pending(msg)
             for rule in self.mempool_rules:
-                rule.on_pending(msg)
+                for a in rule.on_pending(msg):
+                    self.pending_alerts.add(a, msg.first_seen_ns)
         elif isinstance(msg, Block):
             decoded = self.decoder.decode(msg)
             for rule in self.mempool_rules:
                 rule.observe_block(decoded)
-            self.fates.on_block(msg)
+            self.pending_alerts.on_block(self.fates.on_block(msg), msg.timestamp)
 
     # --- internals ---------------------------------------------------------------------------
     def _before_blocks(self, batch: Batch) -> None:

@@ -52,3 +52,65 @@ class FateTracker:
                     hashes.remove(h)
                 out.append(Fate(h, "dropped", None, None))
         return out
+
+
+class PendingAlerts:
+    """Open pending-stage alerts (``exposed_swap``, ``sandwich_attempt``) by the transactions they
+    name. One whose transaction was replaced or dropped, or that is still unresolved ``ttl_s`` of
+    chain time after it was raised, never landed: :meth:`on_block` returns it to be retracted. One
+    whose transactions were all included is resolved and forgotten. At most ``cap`` are tracked
+    (the oldest are forgotten first), so the state stays bounded whatever the mempool does."""
+
+    def __init__(self, ttl_s: float = 3600.0, cap: int = 100_000):
+        from mevwatch.monitor.alerts import Alert
+
+        self.ttl_ns = int(ttl_s * 1e9)
+        self.cap = cap
+        self.open: dict[str, tuple[Alert, int, set[str]]] = {}  # id -> (alert, raised at ns, txs not yet included)
+        self.by_tx: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def add(self, alert, seen_ns: int) -> None:
+        if alert.stage != "pending" or alert.alert_id in self.open:
+            return
+        txs = {t.hash for t in alert.txs}
+        self.open[alert.alert_id] = (alert, seen_ns, txs)
+        for h in txs:
+            self.by_tx.setdefault(h, set()).add(alert.alert_id)
+        while len(self.open) > self.cap:
+            self._drop(next(iter(self.open)))
+
+    def on_block(self, fates: list[Fate], block_time_s: int) -> list:
+        """Alerts that never landed, given this block's fates and its timestamp (chain time)."""
+        out = []
+        for f in fates:
+            for aid in list(self.by_tx.get(f.hash, ())):
+                entry = self.open.get(aid)
+                if entry is None:
+                    continue
+                if f.fate == "included":
+                    entry[2].discard(f.hash)
+                    if not entry[2]:
+                        self._drop(aid)  # landed (the block rules say what it became)
+                else:  # replaced or dropped: the attack as seen cannot land any more
+                    out.append(entry[0])
+                    self._drop(aid)
+        horizon = block_time_s * 1_000_000_000 - self.ttl_ns
+        for aid, (alert, seen_ns, _txs) in list(self.open.items()):
+            if seen_ns < horizon:
+                out.append(alert)
+                self._drop(aid)
+        return out
+
+    def _drop(self, aid: str) -> None:
+        entry = self.open.pop(aid, None)
+        if entry is None:
+            return
+        for h in {t.hash for t in entry[0].txs}:
+            ids = self.by_tx.get(h)
+            if ids is not None:
+                ids.discard(aid)
+                if not ids:
+                    del self.by_tx[h]

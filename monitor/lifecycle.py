@@ -37,6 +37,12 @@ def block_event_of(version: int) -> int:
     return version >> 3
 
 
+def event_end(version: int) -> int:
+    """The highest version any transition of ``version``'s block event can have (stage orders 1..7):
+    everything at or below it was caused by that block event or an earlier one."""
+    return (block_event_of(version) << 3) | 7
+
+
 def proof_version(final_version: int) -> int:
     return final_version + PROOF_VERSION_STEP
 
@@ -49,6 +55,7 @@ class Lifecycle:
         self.head: int | None = None
         self.retracted = 0
         self.finalized = 0
+        self.restored_unchecked: set[str] = set()  # restored alerts whose block has no checkpoint here
 
     def restore(self, open_alerts: list[Alert], blocks: list[tuple[int, str, bool]]) -> None:
         """State after a restart: alerts still awaiting finality and the recent processed blocks."""
@@ -61,6 +68,8 @@ class Lifecycle:
                 del self.heights[number]
         if self.heights:
             self.head = max(self.heights)
+        self.restored_unchecked = {a.alert_id for a in self.open.values() if a.block_number is not None
+                                   and self.heights.get(a.block_number) != (a.block_hash or "")}
 
     def seen(self, block: Block) -> bool:
         return block.hash is not None and self.heights.get(block.number) == block.hash
@@ -72,6 +81,14 @@ class Lifecycle:
         stale = [n for n, h in self.heights.items() if n >= block.number and h != block.hash]
         for n in sorted(stale, reverse=True):
             events += self._retract(n, self.heights.pop(n), offset)
+        if self.restored_unchecked:  # restored open alerts of a block that was never checkpointed: now orphaned?
+            gone = [aid for aid in self.restored_unchecked if (a := self.open.get(aid)) is not None
+                    and a.block_number == block.number and (a.block_hash or "") != (block.hash or "")]
+            for aid in gone:
+                a = self.open.pop(aid)
+                events.append(AlertEvent(with_stage(a, "retracted"), version_of(offset, "retracted")))
+                self.retracted += 1
+            self.restored_unchecked -= set(gone) | {a.alert_id for a in alerts}
         self.heights[block.number] = block.hash or ""
         self.head = block.number if self.head is None else max(block.number, self.head) if not stale else block.number
         inc = version_of(offset, "included")

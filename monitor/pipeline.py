@@ -21,7 +21,7 @@ from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.detect.registry import Registry
 from mevwatch.monitor.engine import Engine
-from mevwatch.monitor.lifecycle import block_event_of
+from mevwatch.monitor.lifecycle import block_event_of, event_end
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.scoring import Scorer
 from mevwatch.monitor.sinks.base import SinkChain
@@ -33,6 +33,46 @@ from mevwatch.monitor.types import Message, PendingTx, RevertEvent
 
 log = get_logger("mevwatch.pipeline")
 EXPIRE_EVERY_S = 10.0
+FAULT_ENV = "MEVWATCH_FAULT"
+FAULT_POINTS = {"webhooks": "after_outbox", "clickhouse": "after_store", "alerts_topic": "after_topic"}
+
+
+class FaultHook:
+    """Test-only: ``MEVWATCH_FAULT=<point>:<n>[:kill|term]`` kills (SIGKILL, the default) or stops
+    (SIGTERM) this process at a named point of the commit window of the ``n``-th batch that carries
+    alerts: ``after_outbox``, ``after_store``, ``after_topic`` (after that sink took the batch) or
+    ``before_commit`` (every sink took it, the offsets are not committed). Unset: no hook."""
+
+    def __init__(self, spec: str):
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or parts[0] not in {*FAULT_POINTS.values(), "before_commit"} or not parts[1].isdigit() \
+                or (len(parts) == 3 and parts[2] not in ("kill", "term")):
+            raise ValueError(f"{FAULT_ENV} must be <after_outbox|after_store|after_topic|before_commit>:<batch>[:kill|term], "
+                             f"got {spec!r}")
+        self.point, self.at, self.action = parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "kill"
+        self.batches = 0
+        self.fired = False
+
+    @classmethod
+    def from_env(cls) -> FaultHook | None:
+        import os
+
+        spec = os.environ.get(FAULT_ENV, "")
+        return cls(spec) if spec else None
+
+    def begin(self, batch: Batch) -> None:
+        if batch.alerts:
+            self.batches += 1
+
+    def reached(self, point: str) -> None:
+        if self.fired or point != self.point or self.batches != self.at:
+            return
+        import os
+        import signal
+
+        self.fired = True
+        log.warning("fault injected", point=point, batch=self.batches, action=self.action)
+        os.kill(os.getpid(), signal.SIGKILL if self.action == "kill" else signal.SIGTERM)
 
 
 def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message]]:
@@ -59,6 +99,10 @@ class DetectWorker:
         self._last_lag = 0.0
         self._block_arrival: dict[str, float] = {}  # block hash -> when its record reached the bus (s)
         self.on_events: Callable[[list[AlertEvent]], None] | None = None
+        self.fault = FaultHook.from_env()
+        if self.fault is not None:
+            fault = self.fault
+            self.sinks.after_sink = lambda name: fault.reached(FAULT_POINTS.get(name, name))
 
     @property
     def counts(self):
@@ -84,11 +128,16 @@ class DetectWorker:
         """Pick up where the last run stopped: open alerts and processed blocks from the store."""
         blocks = store.recent_blocks(512)
         ckpt_version = store.checkpoint_version()
-        ids = store.open_alert_ids(ckpt_version)
+        # open: alerts awaiting finality, and those finalised or retracted by a block event after the
+        # checkpoint's (that event will be processed again and regenerates the same versions). A final
+        # row of the checkpoint's own block event (``E<<3|3`` above the checkpoint's ``E<<3|2``) is done.
+        ids = store.open_alert_ids(event_end(ckpt_version))
         if not getattr(self.bus, "durable", False):
-            # the in-process bus starts again at offset 0: continue the block events after the stored ones
-            self.offset_base = block_event_of(max(ckpt_version, store.max_alert_version()))
-        open_alerts = [a for a in store.alerts(limit=10_000_000) if a.alert_id in ids] if ids else []
+            # the in-process bus starts again at offset 0 and ingest resumes after the checkpointed block:
+            # its block events continue right after the checkpoint's, as they were numbered the first time
+            self.offset_base = block_event_of(ckpt_version)
+        # (a retracted pending alert has no block: nothing to await)
+        open_alerts = [a for a in store.alerts(limit=10_000_000) if a.alert_id in ids and a.block_number is not None] if ids else []
         self.engine.lifecycle.restore(open_alerts, blocks)
         if blocks:
             log.info("restored detection state", open_alerts=len(open_alerts), last_block=blocks[-1][0])
@@ -130,8 +179,12 @@ class DetectWorker:
         if not records and not len(batch):
             self._beat()
             return []
+        if self.fault is not None:
+            self.fault.begin(batch)
         if not self.sinks.write(batch):
             return None
+        if self.fault is not None:
+            self.fault.reached("before_commit")
         self._commit()
         self._observe(batch.alerts)
         self._beat()

@@ -237,9 +237,13 @@ def replay_files(
             chunk = []
     rep.blocks(chunk)
     for path in jsonl:
-        for n, msg in iter_jsonl(path):
-            if isinstance(msg, Exception):
-                rep.problem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None))
-                continue
-            rep.message(msg)
+        n = 0
+        try:
+            for n, msg in iter_jsonl(path):
+                if isinstance(msg, Exception):
+                    rep.problem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None))
+                    continue
+                rep.message(msg)
+        except InputError as exc:  # the rest of this file is unreadable (corrupt gzip, a cap): the lines before it stand
+            rep.problem(str(path), f"after line {n}", getattr(exc, "reason", str(exc)))
     return rep.finish(settle)

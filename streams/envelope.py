@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import orjson
 
 from mevwatch.monitor.errors import EnvelopeError
@@ -24,6 +26,11 @@ PENDING = "mevwatch.pending.v1"
 BLOCK = "mevwatch.block.v1"
 REVERT = "mevwatch.revert.v1"
 SCHEMAS = (PENDING, BLOCK, REVERT)
+U64 = 2**64  # every integer field (numbers, indexes, nonces, nanoseconds) fits an unsigned 64-bit column
+U256 = 2**256  # every quantity (values, fees) fits a uint256
+MAX_TIMESTAMP = 2**32  # block timestamps: the store's DateTime ends in 2106
+MAX_TRACE_DEPTH = 1024  # a call stack deeper than the EVM's own limit is not a real trace
+_HEX = re.compile(r"0x[0-9a-fA-F]*")
 
 
 
@@ -107,31 +114,42 @@ class _Reader:
             return None
         if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
             raise self.fail(f"{path}{key}", f"expected {getattr(kind, '__name__', kind)}, got {type(v).__name__}")
+        if kind is int and isinstance(v, int) and not 0 <= v < U64:
+            raise self.fail(f"{path}{key}", f"{str(v)[:40]} is out of range (0 to 2^64-1)")
         return v
 
     def hexstr(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
         v = self.get(obj, key, path, str, optional)
-        if v is not None and not v.startswith("0x"):
-            raise self.fail(f"{path}{key}", "expected 0x-prefixed hex")
+        if v is not None and not _HEX.fullmatch(v):
+            raise self.fail(f"{path}{key}", "expected 0x-prefixed hex" if not v.startswith("0x") else "non-hex characters")
         return v.lower() if v is not None else None
 
-    def quantity(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
+    def quantity(self, obj: dict, key: str, path: str, optional: bool = False, limit: int = U256) -> Any:
         v = self.get(obj, key, path, (str, int), optional)
         if v is None:
             return None
-        if isinstance(v, int):
-            return v
-        try:
-            return int(v, 16) if v.startswith("0x") else int(v)
-        except ValueError:
-            raise self.fail(f"{path}{key}", f"not an integer: {v[:40]!r}") from None
+        if isinstance(v, bool):
+            raise self.fail(f"{path}{key}", "expected an integer, got bool")
+        if not isinstance(v, int):
+            try:
+                v = int(v, 16) if v.startswith("0x") else int(v)
+            except ValueError:
+                raise self.fail(f"{path}{key}", f"not an integer: {v[:40]!r}") from None
+        if not 0 <= v < limit:
+            raise self.fail(f"{path}{key}", f"{str(v)[:40]} is out of range (0 to 2^{limit.bit_length() - 1}-1)")
+        return v
 
 
 def decode(data: bytes | str, *, source: str = "<message>", position: int | str | None = None) -> Message:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise EnvelopeError(f"malformed JSON: {exc}", source=source, position=position) from None
+        try:  # orjson refuses integers beyond 64 bits: read them to name the field that holds one
+            import json
+
+            obj = json.loads(data)
+        except (ValueError, RecursionError):
+            raise EnvelopeError(f"malformed JSON: {exc}", source=source, position=position) from None
     if not isinstance(obj, dict):
         raise EnvelopeError("expected a JSON object", source=source, position=position)
     r = _Reader(source, position)
@@ -152,8 +170,8 @@ def _decode_pending(obj: dict, r: _Reader) -> PendingTx:
     return PendingTx(
         chain_id=r.get(obj, "chain_id", "", int), hash=r.hexstr(obj, "hash", ""),
         from_address=r.hexstr(obj, "from_address", ""), to_address=r.hexstr(obj, "to_address", "", optional=True),
-        nonce=r.quantity(obj, "nonce", ""), input=r.hexstr(obj, "input", ""), value=r.quantity(obj, "value", ""),
-        gas=r.quantity(obj, "gas", ""), gas_price=r.quantity(obj, "gas_price", "", optional=True),
+        nonce=r.quantity(obj, "nonce", "", limit=U64), input=r.hexstr(obj, "input", ""), value=r.quantity(obj, "value", ""),
+        gas=r.quantity(obj, "gas", "", limit=U64), gas_price=r.quantity(obj, "gas_price", "", optional=True),
         max_fee_per_gas=r.quantity(obj, "max_fee_per_gas", "", optional=True),
         max_priority_fee_per_gas=r.quantity(obj, "max_priority_fee_per_gas", "", optional=True),
         type=r.get(obj, "type", "", int), first_seen_ns=r.get(obj, "first_seen_ns", "", int),
@@ -161,13 +179,25 @@ def _decode_pending(obj: dict, r: _Reader) -> PendingTx:
     )
 
 
+def _timestamp(obj: dict, r: _Reader) -> int:
+    ts = r.get(obj, "timestamp", "", int)
+    if ts >= MAX_TIMESTAMP:
+        raise r.fail("timestamp", f"{ts} is out of range (before 2106: under 2^32 seconds)")
+    return ts
+
+
 def _decode_block(obj: dict, r: _Reader) -> Block:
     number = r.get(obj, "block_number", "", int)
     txs = []
+    hashes: dict[str, int] = {}
     for i, t in enumerate(r.get(obj, "transactions", "", list)):
         p = f"transactions[{i}]."
         if not isinstance(t, dict):
             raise r.fail(p[:-1], "expected an object")
+        h = r.hexstr(t, "hash", p)
+        if h in hashes:  # would silently drop a victim or a whole sandwich
+            raise r.fail(f"{p}hash", f"duplicate transaction hash (also transactions[{hashes[h]}])")
+        hashes[h] = i
         logs = []
         for k, lg in enumerate(r.get(t, "logs", p, list)):
             lp = f"{p}logs[{k}]."
@@ -183,8 +213,13 @@ def _decode_block(obj: dict, r: _Reader) -> Block:
             tp = f"{p}traces[{k}]."
             if not isinstance(tr, dict):
                 raise r.fail(tp[:-1], "expected an object")
+            addr = r.get(tr, "trace_address", tp, list)
+            if len(addr) > MAX_TRACE_DEPTH:
+                raise r.fail(f"{tp}trace_address", f"nesting {len(addr)} deep exceeds the cap of {MAX_TRACE_DEPTH}")
+            if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < U64 for x in addr):
+                raise r.fail(f"{tp}trace_address", "expected non-negative integers")
             traces.append(Trace(
-                tuple(r.get(tr, "trace_address", tp, list)), r.get(tr, "type", tp, str), r.get(tr, "call_type", tp, str),
+                tuple(addr), r.get(tr, "type", tp, str), r.get(tr, "call_type", tp, str),
                 r.hexstr(tr, "from_address", tp), r.get(tr, "to_address", tp, str).lower(), r.hexstr(tr, "input", tp),
                 r.hexstr(tr, "output", tp), r.quantity(tr, "value", tp), r.get(tr, "error", tp, str, optional=True),
                 r.get(tr, "subtraces", tp, int),
@@ -200,7 +235,7 @@ def _decode_block(obj: dict, r: _Reader) -> Block:
         ))
     return Block(
         number=number, hash=r.hexstr(obj, "block_hash", "", optional=True),
-        parent_hash=r.hexstr(obj, "parent_hash", "", optional=True), timestamp=r.get(obj, "timestamp", "", int),
+        parent_hash=r.hexstr(obj, "parent_hash", "", optional=True), timestamp=_timestamp(obj, r),
         miner=r.hexstr(obj, "miner", "", optional=True),
         base_fee_per_gas=r.quantity(obj, "base_fee_per_gas", "", optional=True), transactions=txs,
         chain_id=r.get(obj, "chain_id", "", int), has_traces=r.get(obj, "has_traces", "", bool),

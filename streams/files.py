@@ -25,6 +25,8 @@ from mevwatch.streams import envelope
 from mevwatch.streams.mevinspect import parse_block
 
 FORMATS = ("auto", "mev-inspect", "jsonl")
+MAX_DECOMPRESSED = 1 << 30  # bytes a .gz input may expand to (a mainnet block is a few MB): a gzip bomb stops here
+MAX_LINE = 64 << 20  # bytes of one JSONL line
 _SUFFIXES = {".json": "mev-inspect", ".json.gz": "mev-inspect", ".jsonl": "jsonl", ".jsonl.gz": "jsonl"}
 
 
@@ -65,10 +67,33 @@ def read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
     if raw[:2] != b"\x1f\x8b":
         return raw
+    return _gunzip(raw, str(path))
+
+
+def _gunzip(raw: bytes, source: str, limit: int | None = None) -> bytes:
+    """Decompress gzip data (every member) up to ``limit`` bytes (default MAX_DECOMPRESSED); beyond: an InputError."""
+    limit = MAX_DECOMPRESSED if limit is None else limit
+    out: list[bytes] = []
+    size = 0
+    data = raw
     try:
-        return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error, ValueError) as exc:
-        raise InputError(f"corrupt gzip data: {exc}", source=str(path)) from None
+        while data:
+            d = zlib.decompressobj(wbits=31)
+            while True:
+                chunk = d.decompress(data, 1 << 20)
+                size += len(chunk)
+                if size > limit:
+                    raise InputError(f"decompresses to more than {limit:,} bytes (the cap on a gzip input)", source=source)
+                out.append(chunk)
+                data = d.unconsumed_tail
+                if d.eof or not data:
+                    break
+            if not d.eof:
+                raise InputError("corrupt gzip data: truncated", source=source)
+            data = d.unused_data.lstrip(b"\x00")
+    except zlib.error as exc:
+        raise InputError(f"corrupt gzip data: {exc}", source=source) from None
+    return b"".join(out)
 
 
 def read_mev_inspect(path: Path, chain_id: int = 1) -> Block:
@@ -85,9 +110,20 @@ def read_mev_inspect(path: Path, chain_id: int = 1) -> Block:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Message | EnvelopeError]]:
     """(line number, message or the error that line raised), for every non-empty line."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    total = 0
     try:
         with opener(path, "rb") as fh:
-            for n, line in enumerate(fh, 1):
+            n = 0
+            while True:
+                line = fh.readline(MAX_LINE + 1)
+                if not line:
+                    break
+                n += 1
+                total += len(line)
+                if total > MAX_DECOMPRESSED:
+                    raise InputError(f"more than {MAX_DECOMPRESSED:,} bytes (the cap on one input), at line {n}", source=str(path))
+                if len(line) > MAX_LINE:
+                    raise InputError(f"line {n} is longer than {MAX_LINE:,} bytes", source=str(path))
                 if not line.strip():
                     continue
                 try:

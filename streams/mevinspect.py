@@ -7,10 +7,15 @@ stores them) and camelCase keys (as a node returns them) are accepted.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mevwatch.monitor.errors import InputError
 from mevwatch.monitor.types import Block, Trace, Transaction
+
+U64, U256, MAX_TIMESTAMP = 2**64, 2**256, 2**32
+MAX_TRACE_DEPTH = 1024  # deeper call nesting than the EVM allows is not a real trace (and costs memory)
+_HEX = re.compile(r"0x[0-9a-fA-F]*")
 
 
 def _int(v: Any) -> int:
@@ -28,6 +33,8 @@ def _trace(raw: dict) -> tuple[str | None, int | None, Trace]:
     ta = raw.get("trace_address")
     if ta is None:
         ta = raw.get("traceAddress", [])
+    if not isinstance(ta, list) or len(ta) > MAX_TRACE_DEPTH:
+        raise ValueError(f"trace_address: nesting deeper than {MAX_TRACE_DEPTH} or not a list")
     tx_hash = raw.get("transaction_hash") or raw.get("transactionHash")
     pos = raw.get("transaction_position")
     if pos is None:
@@ -102,6 +109,7 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
                 )
             )
         miner = raw.get("miner")
+        _validate(number, raw, txs, source)
         return Block(
             number=number,
             hash=block_hash,
@@ -118,3 +126,47 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"not a mev-inspect block: {exc!r}", source=source) from None
+
+
+def _validate(number: int, raw: dict, txs: list[Transaction], source: str) -> None:
+    """Range and format checks: a value the store or the alert cannot hold is a named rejection."""
+    def bad(position: str, why: str) -> InputError:
+        return InputError(why, source=source, position=position)
+
+    if not 0 <= number < U64:
+        raise bad("block_number", f"{str(number)[:40]} is out of range (0 to 2^64-1)")
+    ts = int(raw.get("block_timestamp") or 0)
+    if not 0 <= ts < MAX_TIMESTAMP:
+        raise bad("block_timestamp", f"{str(ts)[:40]} is out of range (before 2106)")
+    fee = _int(raw.get("base_fee_per_gas"))
+    if not 0 <= fee < U256:
+        raise bad("base_fee_per_gas", "out of range (0 to 2^256-1)")
+    seen: dict[str, int] = {}
+    for tx in txs:
+        where = f"transaction {tx.position}"
+        if not isinstance(tx.hash, str) or not _HEX.fullmatch(tx.hash):
+            raise bad(where, "transaction_hash: expected 0x-prefixed hex")
+        h = tx.hash.lower()
+        if h in seen:
+            raise bad(where, f"transaction_hash: duplicate (also transaction {seen[h]})")
+        seen[h] = tx.position
+        if not 0 <= tx.position < U64:
+            raise bad(where, "transaction_position: out of range (0 to 2^64-1)")
+        for name in ("gas_used", "effective_gas_price"):
+            v = getattr(tx, name)
+            if v is not None and not 0 <= v < U256:
+                raise bad(where, f"{name}: out of range")
+        for k, tr in enumerate(tx.traces):
+            tw = f"{where} trace {k}"
+            if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < U64 for x in tr.trace_address):
+                raise bad(tw, "trace_address: expected non-negative integers")
+            if not 0 <= tr.value < U256:
+                raise bad(tw, "value: out of range (0 to 2^256-1)")
+            for name in ("input", "output"):
+                v = getattr(tr, name)
+                if not isinstance(v, str) or not _HEX.fullmatch(v):
+                    raise bad(tw, f"{name}: expected 0x-prefixed hex")
+            for name in ("from_address", "to_address"):
+                v = getattr(tr, name)
+                if v and not _HEX.fullmatch(v):
+                    raise bad(tw, f"{name}: expected 0x-prefixed hex")

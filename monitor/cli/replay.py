@@ -62,13 +62,23 @@ def replay(
 
         if not paths:
             raise OptionError("give files or folders to replay, or --rpc with --from/--to")
-        found = discover(paths, fmt)
+        # the files to read, fixed now: never the run's own output (--out or --dead-letter inside an input folder)
+        ours = {Path(x).resolve() for x in (out if out != "-" else None, dead_letter) if x is not None}
+        found = [(p, f) for p, f in discover(paths, fmt) if p.resolve() not in ours]
+        if not found:
+            raise OptionError("nothing to replay: the only input files are this run's own output")
         total = sum(1 for _, f in found if f == "mev-inspect") or None
+        inputs = [p for p, _f in found]
+        _check_writable(out, dead_letter)
         alert_store = open_store(clickhouse, migrate=True) if to_store else None
-        run = lambda sink, cb: replay_files(paths, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
+        run = lambda sink, cb: replay_files(inputs, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
                                             chain_id=chain_id, store=alert_store, scorer=scorer)
 
-    sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    _check_writable(out, dead_letter)
+    try:
+        sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    except OSError as exc:
+        raise OptionError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     try:
         with progress("replay", "blocks", total, show=not quiet and err.is_terminal, transient=True) as update:
             summary = run(sink, lambda _n: update(advance=1))
@@ -88,3 +98,19 @@ def replay(
         print_summary(summary, None if out == "-" else out)
     if summary.problems:
         raise typer.Exit(1)
+
+
+def _check_writable(out: str, dead_letter: Path | None) -> None:
+    """Refuse output paths that cannot be written before any work starts."""
+    import os
+
+    for opt, target in (("--out", None if out == "-" else Path(out)), ("--dead-letter", dead_letter)):
+        if target is None:
+            continue
+        if target.is_dir():
+            raise OptionError(f"{opt} {target}: is a directory")
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise OptionError(f"{opt} {target}: no such directory {parent}")
+        if (target.exists() and not os.access(target, os.W_OK)) or (not target.exists() and not os.access(parent, os.W_OK)):
+            raise OptionError(f"{opt} {target}: not writable")

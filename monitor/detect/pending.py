@@ -126,6 +126,81 @@ class _Intent:
     tx: PendingTx
     swap: IntendedSwap
     pool: str
+    seq: int = 0  # arrival order
+
+    @property
+    def dir(self) -> tuple[str, ...]:
+        return tuple(self.swap.path[:2])
+
+    @property
+    def rev(self) -> tuple[str, ...]:
+        return tuple(self.swap.path[1::-1])
+
+
+class _PoolIntents:
+    """The live intents of one pool, indexed so that the attempt rule only looks at candidates:
+    by direction, and by direction and sender / target contract (an attacker's legs)."""
+
+    def __init__(self) -> None:
+        self.all: dict[int, _Intent] = {}
+        self.by_dir: dict[tuple[str, ...], dict[int, _Intent]] = {}
+        self.by_from: dict[tuple[str, ...], dict[str, dict[int, _Intent]]] = {}
+        self.by_to: dict[tuple[str, ...], dict[str, dict[int, _Intent]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def add(self, it: _Intent) -> None:
+        d = it.dir
+        self.all[it.seq] = it
+        self.by_dir.setdefault(d, {})[it.seq] = it
+        self.by_from.setdefault(d, {}).setdefault(it.tx.from_address, {})[it.seq] = it
+        self.by_to.setdefault(d, {}).setdefault(it.tx.to_address or "", {})[it.seq] = it
+
+    def remove(self, it: _Intent) -> None:
+        if self.all.pop(it.seq, None) is None:
+            return
+        d = it.dir
+        self.by_dir.get(d, {}).pop(it.seq, None)
+        for index, key in ((self.by_from, it.tx.from_address), (self.by_to, it.tx.to_address or "")):
+            group = index.get(d, {}).get(key)
+            if group is not None:
+                group.pop(it.seq, None)
+                if not group:
+                    del index[d][key]
+
+    def back_legs(self, f: _Intent) -> list[_Intent]:
+        """Intents trading the other way for the same attacker as ``f`` (see :func:`_same_attacker`)."""
+        r = f.rev
+        out = dict(self.by_from.get(r, {}).get(f.tx.from_address, {}))
+        if f.swap.extra.get("direct"):
+            out.update(self.by_to.get(r, {}).get(f.tx.to_address or "", {}))
+        out.pop(f.seq, None)
+        return list(out.values())
+
+    def front_legs(self, b: _Intent) -> list[_Intent]:
+        """Intents ``f`` for which ``b`` is a back leg."""
+        d = tuple(reversed(b.dir))
+        out = {k: f for k, f in self.by_from.get(d, {}).get(b.tx.from_address, {}).items() if f.rev == b.dir}
+        out.update({k: f for k, f in self.by_to.get(d, {}).get(b.tx.to_address or "", {}).items()
+                    if f.swap.extra.get("direct") and f.rev == b.dir})
+        out.pop(b.seq, None)
+        return list(out.values())
+
+    def with_back_legs(self, d: tuple[str, ...]) -> list[_Intent]:
+        """Intents trading direction ``d`` whose attacker also trades the other way here."""
+        r = tuple(reversed(d))
+        out: dict[int, _Intent] = {}
+        f_from, b_from = self.by_from.get(d, {}), self.by_from.get(r, {})
+        for addr in f_from.keys() & b_from.keys():
+            out.update(f_from[addr])
+        f_to, b_to = self.by_to.get(d, {}), self.by_to.get(r, {})
+        for to in f_to.keys() & b_to.keys():
+            out.update({k: f for k, f in f_to[to].items() if f.swap.extra.get("direct")})
+        return list(out.values())
+
+
+REPORTED_CAP = 200_000  # alert ids remembered against raising one twice (a pending tx lives far shorter)
 
 
 class MempoolWatcher:
@@ -136,13 +211,14 @@ class MempoolWatcher:
         self.min_profit_wei = min_profit_wei
         self.reserves: dict[str, Reserves] = {}
         self.pools_by_pair: dict[tuple[str, str], set[str]] = {}
-        self.intents: dict[str, list[_Intent]] = {}  # pool -> live intents
+        self.intents: dict[str, _PoolIntents] = {}  # pool -> live intents
+        self._seq = 0
         self.by_hash: dict[str, list[_Intent]] = {}
         self.routers: dict[str, tuple[str, str]] = dict(ROUTER_FACTORIES)
         # learnt from included blocks: (router, token pair) -> the pool that router's swaps used
         self.router_pools: dict[tuple[str, tuple[str, str]], str] = {}
         self.base_fee: int | None = None
-        self.reported: set[str] = set()
+        self.reported: dict[str, None] = {}  # alert ids raised (insertion order; the oldest go past REPORTED_CAP)
 
     def register_router(self, router: str, factory: str, init_code_hash: str) -> None:
         self.routers[router.lower()] = (factory.lower(), init_code_hash.lower())
@@ -164,11 +240,20 @@ class MempoolWatcher:
         for tx in db.block.transactions:
             self.forget(tx.hash)
 
+    def expire(self, before_ns: int) -> int:
+        """Forget the intents of transactions first seen before ``before_ns`` (never mined); how many."""
+        old = [h for h, its in self.by_hash.items() if its and its[0].tx.first_seen_ns < before_ns]
+        for h in old:
+            self.forget(h)
+        return len(old)
+
     def forget(self, tx_hash: str) -> None:
         for it in self.by_hash.pop(tx_hash, ()):
-            lst = self.intents.get(it.pool)
-            if lst is not None:
-                self.intents[it.pool] = [x for x in lst if x.tx.hash != tx_hash]
+            live = self.intents.get(it.pool)
+            if live is not None:
+                live.remove(it)
+                if not live:
+                    del self.intents[it.pool]
 
     def _pool_for(self, s: IntendedSwap) -> str | None:
         if s.pool is not None:
@@ -202,10 +287,11 @@ class MempoolWatcher:
             pool = self._pool_for(s)
             if pool is None:
                 continue
-            it = _Intent(p, s, pool)
+            self._seq += 1
+            it = _Intent(p, s, pool, self._seq)
             alerts.extend(self._exposed(it))
             alerts.extend(self._attempts(it))
-            self.intents.setdefault(pool, []).append(it)
+            self.intents.setdefault(pool, _PoolIntents()).add(it)
             self.by_hash.setdefault(p.hash, []).append(it)
         return alerts
 
@@ -238,26 +324,51 @@ class MempoolWatcher:
         return self._once(alert)
 
     def _attempts(self, new: _Intent) -> list[Alert]:
-        live = self.intents.get(new.pool, [])
+        """Every (front-run F, victim V, back-run B) among the pool's live intents and ``new`` that
+        has ``new`` as one of its legs, in arrival order. Only candidates are visited (an attacker's
+        legs come from the indexes), so the cost grows with the pool's intents, not their cube."""
+        live = self.intents.get(new.pool)
         if not live:
             return []
         base = self.base_fee
+        fee: dict[int, int] = {}
+
+        def prio(x: _Intent) -> int:
+            if x.seq not in fee:
+                fee[x.seq] = priority_fee(x.tx, base)
+            return fee[x.seq]
+
+        def victims(f: _Intent) -> list[_Intent]:
+            same = list(live.by_dir.get(f.dir, {}).values()) + ([new] if new.dir == f.dir else [])
+            return [v for v in same if v is not f and v.tx.from_address != f.tx.from_address
+                    and f.tx.first_seen_ns >= v.tx.first_seen_ns and prio(f) > prio(v)]
+
+        live.add(new)  # the indexes see it as a leg too; removed again below (on_pending adds it for good)
+        try:
+            found: dict[tuple[int, int, int], tuple[_Intent, _Intent, _Intent]] = {}
+            backs = live.back_legs(new)  # new as the front-run
+            if backs:
+                for v in victims(new):
+                    for b in backs:
+                        if prio(b) < prio(v):
+                            found[(new.seq, v.seq, b.seq)] = (new, v, b)
+            for f in live.with_back_legs(new.dir):  # new as the victim
+                if f is new or f.tx.from_address == new.tx.from_address or f.tx.first_seen_ns < new.tx.first_seen_ns \
+                        or prio(f) <= prio(new):
+                    continue
+                for b in live.back_legs(f):
+                    if prio(b) < prio(new):
+                        found[(f.seq, new.seq, b.seq)] = (f, new, b)
+            for f in live.front_legs(new):  # new as the back-run
+                for v in victims(f):
+                    if prio(new) < prio(v):
+                        found[(f.seq, v.seq, new.seq)] = (f, v, new)
+        finally:
+            live.remove(new)
         alerts = []
-        everything = live + [new]
-        for f in everything:
-            for v in everything:
-                if v is f or v.tx.from_address == f.tx.from_address or v.swap.path[:2] != f.swap.path[:2]:
-                    continue
-                if f.tx.first_seen_ns < v.tx.first_seen_ns or priority_fee(f.tx, base) <= priority_fee(v.tx, base):
-                    continue
-                for b in everything:
-                    if b is f or b.swap.path[:2] != f.swap.path[1::-1] or not _same_attacker(f, b):
-                        continue
-                    if priority_fee(b.tx, base) >= priority_fee(v.tx, base):
-                        continue
-                    if new not in (f, v, b):
-                        continue
-                    alerts.extend(self._once(self._attempt_alert(f, v, b)))
+        for key in sorted(found):
+            f, v, b = found[key]
+            alerts.extend(self._once(self._attempt_alert(f, v, b)))
         return alerts
 
     def _attempt_alert(self, f: _Intent, v: _Intent, b: _Intent) -> Alert:
@@ -278,5 +389,7 @@ class MempoolWatcher:
     def _once(self, alert: Alert) -> list[Alert]:
         if alert.alert_id in self.reported:
             return []
-        self.reported.add(alert.alert_id)
+        self.reported[alert.alert_id] = None
+        while len(self.reported) > REPORTED_CAP:
+            del self.reported[next(iter(self.reported))]
         return [alert]

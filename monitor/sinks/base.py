@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from mevwatch.monitor import retry
@@ -55,12 +55,15 @@ class SinkChain:
         self.stop = stop or threading.Event()
         self.health = health
         self.failures: dict[str, int] = {s.name: 0 for s in self.sinks}
+        self.after_sink: Callable[[str], None] | None = None  # called with each sink's name once it took a batch (fault tests)
 
     def write(self, batch: Batch) -> bool:
         """Deliver ``batch`` to every sink; False when stopped before all took it (do not commit)."""
         for sink in self.sinks:
             if not self._write(sink, batch):
                 return False
+            if self.after_sink is not None:
+                self.after_sink(sink.name)
         return True
 
     def _write(self, sink: Sink, batch: Batch) -> bool:

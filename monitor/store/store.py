@@ -89,7 +89,12 @@ class AlertStore:
         """Insert a batch, table by table. Raises StoreError (``retriable`` when the server is away)."""
         now = int(time.time())
         rows, txs, evidence = [], [], []
+        proven = self._proven([ev.alert.alert_id for ev in batch.alerts if ev.alert.stage != "pending"])
         for ev in batch.alerts:
+            if ev.alert.alert_id in proven:  # attested: final for good, and its proof row must stay the newest
+                log.warning("alert already attested; new stage row ignored", alert_id=ev.alert.alert_id,
+                            stage=ev.alert.stage, version=ev.version)
+                continue
             r, t, e = alert_rows(ev, now)
             rows.append(r)
             txs += t
@@ -103,6 +108,14 @@ class AlertStore:
         b.insert("pending_txs", PENDING_COLS, batch.pending)
         b.insert("pending_fates", FATE_COLS, batch.fates)
         b.insert("blocks", BLOCK_COLS, batch.blocks)  # last: the checkpoint follows the data
+
+    def _proven(self, alert_ids: list[str]) -> set[str]:
+        """Those of ``alert_ids`` with a stored inclusion proof (an evidence row of a batch)."""
+        if not alert_ids:
+            return set()
+        rows = self.backend.query("SELECT DISTINCT alert_id FROM evidence WHERE batch_id >= 0 AND has(splitByChar(',', {ids:String}), alert_id)",
+                                  {"ids": ",".join(sorted(set(alert_ids)))})
+        return {r[0] for r in rows}
 
     def write_alerts(self, events: list[AlertEvent]) -> None:
         self.write(StoreBatch(alerts=events))

@@ -24,9 +24,15 @@ if TYPE_CHECKING:
     from mevwatch.monitor.store.queries import AttestationStatus, DbStatus
 
 
+_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0))}
+_UNSAFE.update({c: f"\\u{c:04x}" for c in (0x061c, 0x200e, 0x200f, *range(0x202a, 0x202f), *range(0x2066, 0x206a))})
+
+
 def esc(value: Any) -> str:
-    """``value`` as text that rich prints verbatim."""
-    return escape(str(value))
+    """``value`` as text that rich prints verbatim: markup escaped, and control characters (ESC
+    sequences, carriage returns, C1 codes) and bidirectional overrides shown as ``\\xNN`` /
+    ``\\uNNNN`` instead of reaching the terminal (untrusted file names, reasons, token names)."""
+    return escape(str(value).translate(_UNSAFE))
 
 
 # --- progress bars -----------------------------------------------------------------------------

@@ -35,6 +35,18 @@ def test_untrusted_text_is_printed_verbatim(tmp_path):
     assert r.returncode == 2 and "[bold]x[/bold].json" in r.stderr.replace("\n", ""), r.stderr
 
 
+def test_control_characters_never_reach_the_terminal(tmp_path):
+    from mevwatch.monitor.cli.output import esc
+
+    assert esc("a\x1b[31mb\rc\u202ed[/x]") == "a\\x1b[31mb\\x0dc\\u202ed\\[/x]"
+    bad = tmp_path / "evil\x1b[2J\x1b]0;pwned\x07\u202e.json"  # an input file whose name clears the screen
+    bad.write_text("[]")
+    r = mevwatch("replay", str(bad), "--out", str(tmp_path / "out.jsonl"))
+    assert r.returncode == 1, r.stderr  # rejected input: the rest goes on, exit 1
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr and "\u202e" not in r.stderr, repr(r.stderr)
+    assert "evil\\x1b[2J" in r.stderr.replace("\n", ""), r.stderr
+
+
 def test_config_errors_exit_2(tmp_path):
     r = mevwatch("--config", str(tmp_path / "missing.yaml"), "version")
     assert r.returncode == 2 and "cannot read config file" in r.stderr, r.stderr

@@ -44,18 +44,26 @@ class Analysed:
 
     decoded: DecodedBlock
     alerts: list[Alert]
+    tx_rows: list[tuple] | None = None  # a slim block's transactions, as plain tuples (see slim)
 
     def slim(self) -> Analysed:
         """What the stateful half needs without scorers (the header, each transaction's hash, sender,
         nonce and target, the swaps, the alerts, the stats), cheap to send back from a worker
-        process: no call traces, logs, calldata, transfers or liquidity changes. A replay with a
-        scorer keeps the whole block in one process."""
+        process: no call traces, logs, calldata, transfers or liquidity changes. The transactions
+        travel as tuples (pickling 230 objects a block cost more than decoding it); :meth:`unslim`
+        makes them objects again. A replay with a scorer keeps the whole block in one process."""
         b = self.decoded.block
-        txs = [Transaction(t.hash, t.position, t.from_address, t.to_address, "", 0, t.nonce) for t in b.transactions]
-        block = Block(b.number, b.hash, b.parent_hash, b.timestamp, b.miner, b.base_fee_per_gas, txs, b.chain_id,
+        rows = [(t.hash, t.position, t.from_address, t.to_address, t.nonce) for t in b.transactions]
+        block = Block(b.number, b.hash, b.parent_hash, b.timestamp, b.miner, b.base_fee_per_gas, [], b.chain_id,
                       b.has_traces, b.has_logs)
         d = self.decoded
-        return Analysed(DecodedBlock(block, d.swaps, [], [], {}, d.stats, d.source), self.alerts)
+        return Analysed(DecodedBlock(block, d.swaps, [], [], {}, d.stats, d.source), self.alerts, rows)
+
+    def unslim(self) -> Analysed:
+        if self.tx_rows is not None:
+            self.decoded.block.transactions = [Transaction(h, pos, f, to, "", 0, nonce) for h, pos, f, to, nonce in self.tx_rows]
+            self.tx_rows = None
+        return self
 
 
 def analyse(decoder: BlockDecoder, block: Block, registry: Registry | None = None) -> Analysed:

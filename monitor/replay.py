@@ -17,6 +17,7 @@ everything else is processed.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import time
@@ -159,6 +160,18 @@ _decoder: BlockDecoder | None = None
 def _worker_init() -> None:
     global _decoder
     _decoder = BlockDecoder()
+    _batch_gc()
+
+
+def _batch_gc() -> tuple[int, int, int]:
+    """Garbage collection for batch work: everything loaded so far is frozen (never scanned again) and
+    the youngest generation is collected every 50,000 allocations, not 700. A parsed block is ~100,000
+    long-lived objects; the default thresholds scan them over and over (replay was ~40% slower).
+    Returns the previous thresholds."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    return old
 
 
 def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
@@ -220,8 +233,19 @@ def replay_files(
     stage, swaps and blocks to the evidence store); call ``on_block`` after each block. With a
     ``scorer``, mev-inspect blocks are scored ``batch`` blocks per forward pass in this process."""
     files = discover(paths, fmt)
-    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, on_alert=on_alert, on_event=on_event,
-                   sinks=store_sinks(store) if store is not None else None, scorer=scorer, confirmations=confirmations)
+    thresholds = _batch_gc()
+    try:
+        return _replay(files, rep_kw={"chain_id": chain_id, "out": out, "on_block": on_block, "on_alert": on_alert,
+                                      "on_event": on_event, "scorer": scorer, "confirmations": confirmations},
+                       store=store, workers=workers, batch=batch, settle=settle, chain_id=chain_id, scorer=scorer)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int, settle: bool, chain_id: int,
+            scorer: Any) -> ReplaySummary:
+    rep = Replayer(**rep_kw, sinks=store_sinks(store) if store is not None else None)
     mev = [str(p) for p, f in files if f == "mev-inspect"]
     jsonl = [p for p, f in files if f == "jsonl"]
     step = batch if scorer is not None else 1
@@ -231,6 +255,7 @@ def replay_files(
         if kind == "error":
             rep.problem(*payload)
             continue
+        payload.unslim()
         chunk.append((payload.decoded.block, payload))
         if len(chunk) >= step:
             rep.blocks(chunk)

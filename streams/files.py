@@ -77,17 +77,13 @@ def _gunzip(raw: bytes, source: str, limit: int | None = None) -> bytes:
     size = 0
     data = raw
     try:
-        while data:
+        while data:  # one member at a time; one call each (chunked calls would copy the input tail every time)
             d = zlib.decompressobj(wbits=31)
-            while True:
-                chunk = d.decompress(data, 1 << 20)
-                size += len(chunk)
-                if size > limit:
-                    raise InputError(f"decompresses to more than {limit:,} bytes (the cap on a gzip input)", source=source)
-                out.append(chunk)
-                data = d.unconsumed_tail
-                if d.eof or not data:
-                    break
+            chunk = d.decompress(data, limit - size + 1)
+            size += len(chunk)
+            if size > limit:
+                raise InputError(f"decompresses to more than {limit:,} bytes (the cap on a gzip input)", source=source)
+            out.append(chunk)
             if not d.eof:
                 raise InputError("corrupt gzip data: truncated", source=source)
             data = d.unused_data.lstrip(b"\x00")

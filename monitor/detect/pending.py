@@ -232,13 +232,16 @@ class MempoolWatcher:
                 r_in, r_out = s.reserves_after
                 self.reserves[s.pool] = Reserves(t0, t1, *((r_in, r_out) if t0 == s.token_in else (r_out, r_in)))
                 self.pools_by_pair.setdefault((t0, t1), set()).add(s.pool)
-        to_of = {tx.hash: tx.to_address for tx in db.block.transactions}
-        for s in db.swaps:
-            router = to_of.get(s.transaction_hash)
-            if router is not None and s.protocol == "uniswap_v2" and s.sender == router:
-                self.router_pools[(router, tuple(sorted((s.token_in, s.token_out))))] = s.pool  # type: ignore[index]
-        for tx in db.block.transactions:
-            self.forget(tx.hash)
+        v2 = [s for s in db.swaps if s.protocol == "uniswap_v2"]
+        if v2:
+            to_of = {tx.hash: tx.to_address for tx in db.block.transactions}
+            for s in v2:
+                router = to_of.get(s.transaction_hash)
+                if router is not None and s.sender == router:
+                    self.router_pools[(router, tuple(sorted((s.token_in, s.token_out))))] = s.pool  # type: ignore[index]
+        if self.by_hash:  # intents of pending transactions this block mined
+            for tx in db.block.transactions:
+                self.forget(tx.hash)
 
     def expire(self, before_ns: int) -> int:
         """Forget the intents of transactions first seen before ``before_ns`` (never mined); how many."""

@@ -58,6 +58,9 @@ GRAFANA_VERSION = version("grafana-foundation-sdk").partition("!")[2]  # e.g. "1
 _SANDWICH_BLOCKS = """SELECT alert_id, block_hash, victim_loss_eth, profit_eth, attackers, pools, stage, block_number
   FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
 _BLOCK_TIMES = "SELECT block_hash, block_time FROM blocks FINAL WHERE canonical = 1"
+# sandwiches with their order flow (docs/alerts.md: public, private, partly_private, unknown)
+_SANDWICH_FLOW = """SELECT alert_id, block_hash, order_flow
+  FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
 
 Query = cogbuilder.Builder[cogvariants.Dataquery]
 PanelBuilder = timeseries.Panel | stat.Panel | table.Panel | barchart.Panel | piechart.Panel  # the SDK's builders share no base class
@@ -196,6 +199,13 @@ SELECT toStartOfHour(block_time) AS time, protocol, count() AS swaps
 FROM swaps FINAL
 WHERE $__timeFilter(block_time)
 GROUP BY time, protocol ORDER BY time, protocol""", FORMAT_TIMESERIES)]),
+        L.panel("Public vs private sandwiches per hour", timeseries.Panel(), [_sql(f"""
+SELECT toStartOfHour(block_time) AS time, if(order_flow = '', 'unknown', order_flow) AS order_flow, count() AS sandwiches
+FROM ({_SANDWICH_FLOW}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
+WHERE $__timeFilter(block_time)
+GROUP BY time, order_flow ORDER BY time, order_flow""", FORMAT_TIMESERIES)],
+                description="By the attack legs' order flow: public (all seen in our mempool before the block), private "
+                            "(none), partly_private, unknown (no mempool: replays of files, or before it was watched)"),
         L.panel("Recent sandwiches", table.Panel(), [_sql(f"""
 SELECT block_time, block_number, stage, alert_id, attackers, profit_eth, victim_loss_eth
 FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash

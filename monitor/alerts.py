@@ -24,6 +24,13 @@ class AlertTx:
     hash: str
     position: int | None
     role: str
+    # order flow (monitor/fates.py): before | after | never | unknown; None until the alert is included
+    mempool: str | None = None
+    lead_ms: int | None = None  # block timestamp minus first sight in our mempool (negative: seen after)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hash": self.hash, "position": self.position, "role": self.role, "mempool": self.mempool,
+                "lead_ms": self.lead_ms}
 
 
 @dataclass(slots=True)
@@ -56,6 +63,8 @@ class Alert:
     score: float = 1.0
     model_hash: str | None = None
     alert_id: str = field(default="")
+    # public | private | partly_private | unknown: were the attack legs in our mempool before inclusion
+    order_flow: str | None = None
 
     def __post_init__(self) -> None:
         if not self.alert_id:
@@ -70,7 +79,7 @@ class Alert:
             "chain_id": self.chain_id,
             "block_number": self.block_number,
             "block_hash": self.block_hash,
-            "txs": [{"hash": t.hash, "position": t.position, "role": t.role} for t in self.txs],
+            "txs": [t.to_json() for t in self.txs],
             "attackers": self.attackers,
             "victims": self.victims,
             "pools": self.pools,
@@ -82,6 +91,7 @@ class Alert:
             "score": self.score,
             "model_hash": self.model_hash,
             "evidence": self.evidence,
+            "order_flow": self.order_flow,
         }
 
     def to_jsonl(self) -> bytes:
@@ -107,12 +117,12 @@ def alert_from_json(obj: dict[str, Any]) -> Alert:
     return Alert(
         kind=obj["kind"], stage=obj["stage"], chain_id=int(obj["chain_id"]), block_number=obj.get("block_number"),
         block_hash=obj.get("block_hash"),
-        txs=[AlertTx(t["hash"], t.get("position"), t["role"]) for t in obj.get("txs", [])],
+        txs=[AlertTx(t["hash"], t.get("position"), t["role"], t.get("mempool"), t.get("lead_ms")) for t in obj.get("txs", [])],
         attackers=list(obj.get("attackers", [])), victims=list(obj.get("victims", [])), pools=list(obj.get("pools", [])),
         tokens=list(obj.get("tokens", [])), profit=_amount(obj.get("profit")), victim_loss=_amount(obj.get("victim_loss")),
         gas_cost_wei=int(gas) if gas is not None else None, evidence=obj.get("evidence") or {},
         detector=obj.get("detector", "rules"), score=float(obj.get("score", 1.0)), model_hash=obj.get("model_hash"),
-        alert_id=obj["alert_id"],
+        alert_id=obj["alert_id"], order_flow=obj.get("order_flow"),
     )
 
 

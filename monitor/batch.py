@@ -32,14 +32,16 @@ class Batch:
     def add_block(self, db: DecodedBlock, version: int) -> None:
         b = db.block
         now = int(time.time())
-        self.blocks.append((b.number, b.hash or "", b.parent_hash or "", b.timestamp, len(b.transactions), 1, now, version))
+        decoded, undecoded = db.stats.swap_calls()
+        self.blocks.append((b.number, b.hash or "", b.parent_hash or "", b.timestamp, len(b.transactions), 1, now, version,
+                            decoded, undecoded, db.stats.coverage()))
         for s in db.swaps:
             self.swaps.append((b.number, b.hash or "", b.timestamp, s.transaction_hash, s.transaction_position, s.order,
                                s.protocol, s.pool, s.sender, s.recipient, s.tx_from, s.token_in, s.token_out,
                                f"{s.amount_in}", f"{s.amount_out}", version))
 
     def add_revert(self, block_number: int, block_hash: str, version: int) -> None:
-        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version))
+        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version, 0, 0, None))
 
     def add_pending(self, p: PendingTx) -> None:
         self.pending.append((p.hash, p.chain_id, p.from_address, p.to_address or "", p.nonce, p.first_seen_ns,

@@ -35,7 +35,8 @@ from mevwatch.monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
 from mevwatch.monitor.scoring import Scorer
 from mevwatch.monitor.types import Block, DecodedBlock, Transaction
 from mevwatch.monitor.types import Message, PendingTx, RevertEvent
-from mevwatch.monitor.fates import FateTracker, PendingAlerts
+from mevwatch.monitor.fates import FateTracker, OrderFlow, PendingAlerts
+from mevwatch.monitor import metrics
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class Engine:
         self.mempool_rules: list[MempoolRule] = self.registry.mempool(self.chain_id)
         self.fates = FateTracker(self.pending_ttl_s)
         self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands
+        self.order_flow = OrderFlow()  # seen in our mempool before inclusion, after, never (monitor/fates.py)
         self.lifecycle = Lifecycle(self.confirmations)
         self.counts = Counts()
         self.last_block: int | None = None
@@ -126,6 +128,7 @@ class Engine:
     def pending(self, p: PendingTx, batch: Batch) -> None:
         self.counts.pending += 1
         self.fates.on_pending(p)
+        self.order_flow.on_pending(p)
         batch.add_pending(p)
         alerts: list[Alert] = []
         for rule in self.mempool_rules:
@@ -160,11 +163,16 @@ class Engine:
         for block, offset, a in done:
             self.counts.blocks += 1
             self.last_offset = offset
+            metrics.observe_coverage(*a.decoded.stats.swap_calls())
+            for alert in a.alerts:
+                self.order_flow.label(alert, self.fates.pending, block.timestamp)
             events = self.lifecycle.on_block(block, a.alerts, offset)
             for ev in events:
                 if ev.alert.stage == Stage.INCLUDED:
                     seen = [p.first_seen_ns for t in ev.alert.txs if (p := self.fates.pending.get(t.hash)) is not None]
                     ev.first_seen_ns = min(seen) if seen else 0
+                elif ev.alert.stage == Stage.FINAL:
+                    self.order_flow.relabel(ev.alert)
             fates = self.fates.on_block(block)
             for f in fates:
                 batch.add_fate(f)
@@ -194,12 +202,16 @@ class Engine:
         block event after the last one)."""
         self._before_blocks(batch)
         offset = (self.last_offset if self.last_offset is not None else -1) + 1
-        self._emit(batch, self.lifecycle.settle(offset))
+        events = self.lifecycle.settle(offset)
+        for ev in events:
+            self.order_flow.relabel(ev.alert)
+        self._emit(batch, events)
 
     def warm(self, msg: Message) -> None:
         """Learn from an already-processed message (state only: its alerts were delivered before)."""
         if isinstance(msg, PendingTx):
             self.fates.on_pending(msg)
+            self.order_flow.on_pending(msg)
             for rule in self.mempool_rules:
                 for a in rule.on_pending(msg):
                     self.pending_alerts.add(a, msg.first_seen_ns)

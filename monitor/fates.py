@@ -114,3 +114,82 @@ class PendingAlerts:
                 ids.discard(aid)
                 if not ids:
                     del self.by_tx[h]
+
+
+# --- order flow: was each alert transaction in our mempool before its block? ----------------------
+BEFORE, AFTER, NEVER, UNKNOWN = "before", "after", "never", "unknown"
+PUBLIC, PRIVATE, PARTLY_PRIVATE = "public", "private", "partly_private"
+_NS_PER_MS = 1_000_000
+
+
+class OrderFlow:
+    """Labels the transactions of included alerts by what our mempool saw of them:
+
+    - ``before``: first seen pending before the block's timestamp; ``lead_ms`` is by how long;
+    - ``after``: first seen only at or after the block's timestamp (``lead_ms`` negative), or only
+      once the block was processed (relabelled when the alert becomes final);
+    - ``never``: not seen pending at all: private order flow (a builder's or relay's);
+    - ``unknown``: no mempool to ask (a replay of files without pending transactions, or a block
+      older than the first pending transaction this engine saw).
+
+    An alert's ``order_flow`` sums up its attack legs (every role but ``victim``): ``public`` (all
+    seen before), ``private`` (none), ``partly_private``, or ``unknown``. Deterministic in the
+    message sequence, so a replay of a recording labels as the live run did."""
+
+    def __init__(self, cap: int = 100_000):
+        self.since_ns: int | None = None  # first sight of any pending transaction: the mempool exists from here
+        self.cap = cap
+        # included alert txs labelled never -> (their block's time in ns, first sight after it, once seen)
+        self.unseen: dict[str, tuple[int, int | None]] = {}
+
+    def on_pending(self, p: PendingTx) -> None:
+        if self.since_ns is None or p.first_seen_ns < self.since_ns:
+            self.since_ns = p.first_seen_ns
+        entry = self.unseen.get(p.hash)
+        if entry is not None and entry[1] is None:
+            self.unseen[p.hash] = (entry[0], p.first_seen_ns)
+
+    def label(self, alert, pending: dict[str, PendingTx], block_time_s: int) -> None:
+        """Label an included alert's transactions (``pending``: first sights of the transactions
+        still pending when its block arrived)."""
+        ts_ns = block_time_s * 1_000_000_000
+        known = self.since_ns is not None and ts_ns >= self.since_ns
+        for t in alert.txs:
+            p = pending.get(t.hash)
+            if p is not None:
+                t.lead_ms = (ts_ns - p.first_seen_ns) // _NS_PER_MS
+                t.mempool = BEFORE if p.first_seen_ns < ts_ns else AFTER
+            else:
+                t.lead_ms = None
+                t.mempool = NEVER if known else UNKNOWN
+                if known:
+                    self.unseen[t.hash] = (ts_ns, None)
+        while len(self.unseen) > self.cap:
+            del self.unseen[next(iter(self.unseen))]
+        alert.order_flow = summarise(alert.txs)
+
+    def relabel(self, alert) -> None:
+        """A final alert: transactions first seen pending only after their block was processed are
+        ``after``, no longer ``never``; they are forgotten here."""
+        changed = False
+        for t in alert.txs:
+            if t.hash not in self.unseen:
+                continue
+            ts_ns, seen = self.unseen.pop(t.hash)
+            if seen is not None and t.mempool == NEVER:
+                t.mempool = AFTER
+                t.lead_ms = (ts_ns - seen) // _NS_PER_MS
+                changed = True
+        if changed:
+            alert.order_flow = summarise(alert.txs)
+
+
+def summarise(txs) -> str | None:
+    """An alert's order flow from its attack legs (its victims when it has nothing else)."""
+    legs = [t.mempool for t in txs if t.role != "victim"] or [t.mempool for t in txs]
+    if not legs or any(m is None for m in legs):
+        return None
+    if UNKNOWN in legs:
+        return UNKNOWN
+    public = sum(1 for m in legs if m == BEFORE)
+    return PUBLIC if public == len(legs) else PRIVATE if public == 0 else PARTLY_PRIVATE

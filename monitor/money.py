@@ -122,3 +122,111 @@ def argmax_unimodal(f, lo: int, hi: int) -> int:
         else:
             hi = m2
     return max(range(lo, hi + 1), key=f)
+
+
+# --- Uniswap V3: exact victim loss inside one tick range ------------------------------------------
+Q96 = 1 << 96
+V3_FEES = (100, 500, 3000, 10000)  # fee tiers in hundredths of a bip
+V3_EXACT = "v3_exact_in_range"
+
+
+def _div_up(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def v3_exact_in(sqrt_p: int, liquidity: int, amount_in: int, zero_for_one: bool, fee: int) -> tuple[int, int]:
+    """An exact-input swap that stays in one tick range, as V3's SwapMath computes it: the sqrt price
+    after it and the amount out (SqrtPriceMath's rounding: the price moves up for token0 in, down for
+    token1 in; the output rounds down)."""
+    less_fee = amount_in * (1_000_000 - fee) // 1_000_000
+    num = liquidity << 96
+    if zero_for_one:  # getNextSqrtPriceFromAmount0RoundingUp, getAmount1Delta rounding down
+        nxt = _div_up(num * sqrt_p, num + less_fee * sqrt_p)
+        return nxt, liquidity * (sqrt_p - nxt) // Q96
+    nxt = sqrt_p + (less_fee << 96) // liquidity  # getNextSqrtPriceFromAmount1RoundingDown
+    return nxt, num * (nxt - sqrt_p) // nxt // sqrt_p  # getAmount0Delta rounding down
+
+
+def _v3_pre_price(sqrt_after: int, liquidity: int, amount_in: int, zero_for_one: bool, fee: int) -> int | None:
+    """The sqrt price before an exact-input in-range swap, from the price after it (the inverse of
+    :func:`v3_exact_in`, up to its rounding)."""
+    less_fee = amount_in * (1_000_000 - fee) // 1_000_000
+    num = liquidity << 96
+    if zero_for_one:  # 1/after = 1/before + less_fee/num
+        den = num - less_fee * sqrt_after
+        return num * sqrt_after // den if den > 0 else None
+    before = sqrt_after - (less_fee << 96) // liquidity
+    return before if before > 0 else None
+
+
+def _close(x: int, y: int) -> bool:
+    """Equal up to the rounding of another implementation of the same formulas (1e-12 relative)."""
+    return abs(x - y) <= max(2, abs(y) >> 40)
+
+
+def v3_victim_losses(pool_swaps: list[Swap], attacker_front: set[int], victims: set[int],
+                     prior: Swap | None = None) -> tuple[dict[int, int] | None, dict]:
+    """Victim loss per victim swap (keyed by ``order``) in one Uniswap V3 pool, exactly, when the swaps
+    of the window stay in one tick range: every swap's Swap event carries the pool's sqrt price and
+    liquidity after it; the liquidity is the same in all of them; and each swap, re-computed from the
+    price before it, gives the recorded output and price (which also identifies the fee tier).
+
+    ``pool_swaps`` are the pool's swaps from the first front-run to the back-run, in order; ``prior``
+    the pool's swap before them in the block, whose price is the price before the front-run (else it
+    is derived from the front-run's amounts, price and liquidity). The counterfactual replays every
+    swap but the attacker's front-runs from that price; a victim's loss is its output there minus its
+    output computed at its actual price (so rounding differences of a fork cancel out); the
+    counterfactual prices must stay inside the range the recorded prices span.
+
+    Returns (losses, detail): losses None when not exact, with ``detail["reason"]``."""
+    if any(s.sqrt_price_x96 is None or s.liquidity is None for s in pool_swaps):
+        return None, {"reason": "no pool state: V3 Swap events (receipts) are needed, call traces carry no price"}
+    liq = pool_swaps[0].liquidity
+    assert liq is not None
+    if liq <= 0 or any(s.liquidity != liq for s in pool_swaps):
+        return None, {"reason": "liquidity changed inside the sandwich (a tick was crossed or liquidity moved)"}
+    first = pool_swaps[0]
+    zfo = [s.token_in < s.token_out for s in pool_swaps]  # token0 is the lower address
+    use_prior = prior is not None and prior.sqrt_price_x96 is not None and prior.liquidity == liq
+    for fee in V3_FEES:
+        if use_prior:
+            assert prior is not None and prior.sqrt_price_x96 is not None
+            start: int | None = prior.sqrt_price_x96
+        else:
+            assert first.sqrt_price_x96 is not None
+            start = _v3_pre_price(first.sqrt_price_x96, liq, first.amount_in, zfo[0], fee)
+        if start is None:
+            continue
+        # every recorded swap re-computed from the recorded price before it
+        before: list[int] = []
+        p = start
+        ok = True
+        for s, z in zip(pool_swaps, zfo):
+            assert s.sqrt_price_x96 is not None
+            nxt, amt = v3_exact_in(p, liq, s.amount_in, z, fee)
+            if not (_close(nxt, s.sqrt_price_x96) and _close(amt, s.amount_out)):
+                ok = False
+                break
+            before.append(p)
+            p = s.sqrt_price_x96
+        if not ok:
+            continue
+        lo = min([start] + [s.sqrt_price_x96 for s in pool_swaps if s.sqrt_price_x96 is not None])
+        hi = max([start] + [s.sqrt_price_x96 for s in pool_swaps if s.sqrt_price_x96 is not None])
+        last = max((k for k, s in enumerate(pool_swaps) if s.order in victims), default=-1)
+        losses: dict[int, int] = {}
+        p = start
+        for k in range(last + 1):
+            s = pool_swaps[k]
+            if s.order in attacker_front:
+                continue
+            nxt, cf_out = v3_exact_in(p, liq, s.amount_in, zfo[k], fee)
+            if not lo <= nxt <= hi:
+                return None, {"reason": "the counterfactual leaves the price range the recorded swaps stayed in", "fee": fee}
+            if s.order in victims:
+                losses[s.order] = max(cf_out - v3_exact_in(before[k], liq, s.amount_in, zfo[k], fee)[1], 0)
+            p = nxt
+        return losses, {"fee": fee, "liquidity": f"{liq}", "price_before": f"{start}",
+                        "price_before_from": "previous_swap" if use_prior else "front_run"}
+    return None, {"reason": "the recorded swaps are not reproduced in one tick range at any fee tier (a tick was crossed, "
+                            "an exact-output or price-limited swap, or another pool model)"}

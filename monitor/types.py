@@ -167,6 +167,17 @@ class DecodeStats:
     undecoded_by_selector: Counter = field(default_factory=Counter)  # swap-like calls not decoded
     malformed_by_selector: Counter = field(default_factory=Counter)  # known selector, bad fields
 
+    def swap_calls(self) -> tuple[int, int]:
+        """(decoded swaps, swap-like calls no decoder explained): the coverage counts."""
+        return sum(self.swaps_by_protocol.values()), sum(self.undecoded_by_selector.values())
+
+    def coverage(self) -> float | None:
+        """Share of swap-like calls the decoders explained (decoded / (decoded + undecoded));
+        None when there was no swap-like call at all."""
+        decoded, undecoded = self.swap_calls()
+        total = decoded + undecoded
+        return decoded / total if total else None
+
     def merge(self, other: DecodeStats) -> None:
         self.transactions += other.transactions
         self.reverted_calls += other.reverted_calls

@@ -5,7 +5,9 @@ or its receipts' event logs, dispatching on the 4-byte selector or the event top
 to one module per protocol family. Reverted call frames and everything under them
 are dropped and counted. A known selector whose fields cannot be read is counted in
 ``stats.malformed_by_selector``; a call that moved two different tokens in and out
-of its callee without being decoded is counted in ``stats.undecoded_by_selector``.
+of its callee without being decoded is counted in ``stats.undecoded_by_selector`` (from logs: an
+account that received one token and sent another with no decoded swap naming it);
+``stats.coverage()`` is the share of swap-like calls the decoders explained.
 Nothing here raises on bad chain data.
 """
 
@@ -241,6 +243,39 @@ class BlockDecoder:
                 t = traces[p]
                 ctx.stats.undecoded_by_selector[t.input[:10] if len(t.input) >= 10 else "0x"] += 1
 
+    @staticmethod
+    def _count_undecoded_logs(ctx: TxContext) -> None:
+        """The undecoded counter without call frames (receipts and logs only): an account that
+        received one set of tokens and sent another in the transaction, that is not its sender and
+        that no decoded swap or liquidity change names (as pool, sender, recipient or payer), traded
+        through something no decoder read (a pool of an unsupported venue). Counted once per such
+        account, under the selector of the transaction's call (logs carry no inner call's)."""
+        xfers = ctx.transfers
+        if len(xfers) < 2:
+            return
+        received: dict[str, set[str]] = {}
+        sent: dict[str, set[str]] = {}
+        for tr in xfers:
+            if tr.from_address == ZERO_ADDRESS or tr.to_address == ZERO_ADDRESS:
+                continue  # minted or burnt (LP shares, wrapped ether): no counterparty traded
+            received.setdefault(tr.to_address, set()).add(tr.token)
+            sent.setdefault(tr.from_address, set()).add(tr.token)
+        named = {ctx.tx.from_address}
+        for s in ctx.swaps:
+            named.update((s.pool, s.sender, s.recipient))
+            if s.payer is not None:
+                named.add(s.payer)
+        for lc in ctx.liquidity:
+            named.update((lc.pool, lc.owner, lc.sender))
+        n = 0
+        for addr, got in received.items():
+            gave = sent.get(addr)
+            if gave and got != gave and addr not in named:
+                n += 1
+        if n:
+            inp = ctx.tx.input
+            ctx.stats.undecoded_by_selector[inp[:10] if len(inp) >= 10 else "0x"] += n
+
     def _decode_logs(self, ctx: TxContext, tx: Transaction, stats: DecodeStats) -> None:
         if not tx.success:
             return
@@ -264,3 +299,5 @@ class BlockDecoder:
                     h(ctx, i)
                 except _DECODE_ERRORS:
                     stats.malformed_by_selector[log.topics[0][:10]] += 1
+        if len(ctx.transfers) > 1:
+            self._count_undecoded_logs(ctx)

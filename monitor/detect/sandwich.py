@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from mevwatch.monitor.alerts import Alert, AlertTx, Amount
 from mevwatch.monitor.detect.common import BlockView
-from mevwatch.monitor.money import gas_cost, pro_rata_profit, v2_victim_losses
+from mevwatch.monitor.money import V3_EXACT, gas_cost, pro_rata_profit, v2_victim_losses, v3_victim_losses
 from mevwatch.monitor.types import Swap
 
 
@@ -92,17 +92,31 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
     profit_token = max(per_token, key=lambda t: view.prices.eth(t, per_token[t]) or 0)
     profit = Amount(profit_token, per_token[profit_token], view.prices.eth(profit_token, per_token[profit_token]))
 
-    # victim loss: constant-product pools reconstructed from the block
+    # victim loss: constant-product pools reconstructed from the block; V3 pools exactly inside one tick range
     loss_by_order: dict[int, int] = {}
     methods: dict[str, str] = {}
+    details: dict[str, dict] = {}
     for f, _, vs, window in legs:
+        front_orders = {x.order for x in window if x.order in fronts}
         if f.protocol == "uniswap_v2":
-            front_orders = {x.order for x in window if x.order in fronts}
             got = v2_victim_losses(window, front_orders, {v.order for v in vs})
             if got is not None:
                 loss_by_order.update(got)
                 methods[f.pool] = "constant_product_replay"
                 continue
+            details[f.pool] = {"method": "unavailable", "reason": "no reserves (Sync) recorded for the pool"}
+        elif f.protocol == "uniswap_v3":
+            ss = view.swaps_by_pool[f.pool]
+            i = ss.index(f)
+            v3, detail = v3_victim_losses(window, front_orders, {v.order for v in vs}, ss[i - 1] if i > 0 else None)
+            if v3 is not None:
+                loss_by_order.update(v3)
+                methods[f.pool] = V3_EXACT
+                details[f.pool] = {"method": V3_EXACT, **detail}
+                continue
+            details[f.pool] = {"method": "unavailable", **detail}
+        else:
+            details[f.pool] = {"method": "unavailable", "reason": f"no exact model for {f.protocol} pools"}
         methods[f.pool] = "unavailable"
     victim_loss = None
     if loss_by_order:
@@ -157,6 +171,7 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
             ],
             "profit_by_token": {t: f"{a}" for t, a in sorted(per_token.items())},
             "victim_loss_method": methods,
+            "victim_loss_detail": details,
             "miner_payments_wei": f"{miner_paid}",
         },
     )

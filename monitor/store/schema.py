@@ -18,6 +18,9 @@ Versions (``version`` columns) make the newest state of a row win under ``FINAL`
 - evidence rows of attested alerts: the final version + 2 (stage order 5), carrying the
   inclusion proof and the batch id; a replayed final event (version + 0) cannot undo them.
 - attestations: one row per batch on chain (version 1).
+
+Columns added by a later migration (``ALTER TABLE ... ADD COLUMN``, one column per statement: the
+form both servers accept) read as their defaults in rows written before it.
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             attest_block Nullable(UInt64), gas_used Nullable(UInt64), attester String, from_block UInt64, to_block UInt64,
             alert_count UInt32, model_hash String, uri String, attested_at DateTime, version UInt64
         ) ENGINE = {ENGINE} ORDER BY (contract, batch_id)""",
+    )),
+    Migration(3, "decode coverage per block; order-flow labels of alerts and their transactions", (
+        # added columns take their defaults in rows written before: coverage unknown, order flow not labelled
+        "ALTER TABLE blocks ADD COLUMN swap_calls_decoded UInt32 DEFAULT 0",
+        "ALTER TABLE blocks ADD COLUMN swap_calls_undecoded UInt32 DEFAULT 0",
+        "ALTER TABLE blocks ADD COLUMN decode_coverage Nullable(Float64)",
+        "ALTER TABLE alerts ADD COLUMN order_flow String DEFAULT ''",
+        "ALTER TABLE alert_txs ADD COLUMN mempool String DEFAULT ''",
+        "ALTER TABLE alert_txs ADD COLUMN lead_ms Nullable(Int64)",
     )),
 )
 

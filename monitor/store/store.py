@@ -26,8 +26,9 @@ log = get_logger("mevwatch.store")
 
 ALERT_COLS = ("alert_id", "version", "stage", "kind", "chain_id", "block_number", "block_hash", "detector", "score",
               "model_hash", "attackers", "victims", "pools", "tokens", "profit_token", "profit_amount", "profit_eth",
-              "victim_loss_token", "victim_loss_amount", "victim_loss_eth", "gas_cost_wei", "first_seen_ns", "updated_at")
-TX_COLS = ("alert_id", "tx_hash", "role", "position", "version")
+              "victim_loss_token", "victim_loss_amount", "victim_loss_eth", "gas_cost_wei", "first_seen_ns", "updated_at",
+              "order_flow")
+TX_COLS = ("alert_id", "tx_hash", "role", "position", "version", "mempool", "lead_ms")
 EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id")
 SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position", "ord", "protocol", "pool", "sender",
              "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version")
@@ -35,7 +36,8 @@ PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "firs
 FATE_COLS = ("hash", "fate", "block_number", "latency_ms", "replaced_by", "version")
 ATTEST_COLS = ("batch_id", "root", "contract", "attest_chain_id", "tx_hash", "attest_block", "gas_used", "attester",
                "from_block", "to_block", "alert_count", "model_hash", "uri", "attested_at", "version")
-BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version")
+BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version",
+              "swap_calls_decoded", "swap_calls_undecoded", "decode_coverage")
 
 
 def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
@@ -45,8 +47,9 @@ def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
            float(a.score), a.model_hash or "", a.attackers, a.victims, a.pools, a.tokens,
            p.token if p else "", f"{p.amount}" if p else "", p.eth if p else None,
            loss.token if loss else "", f"{loss.amount}" if loss else "", loss.eth if loss else None,
-           f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now)
-    txs = [(a.alert_id, t.hash, t.role, t.position if t.position is not None else -1, ev.version) for t in a.txs]
+           f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now, a.order_flow or "")
+    txs = [(a.alert_id, t.hash, t.role, t.position if t.position is not None else -1, ev.version, t.mempool or "", t.lead_ms)
+           for t in a.txs]
     record = a.to_jsonl().decode().rstrip("\n")
     evidence = (a.alert_id, ev.version, a.stage, orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS).decode(), record, "", -1)
     return row, txs, evidence

@@ -23,6 +23,8 @@ HEAD = Gauge("mevwatch_head_block", "Number of the newest processed block")
 RECONNECTS = Counter("mevwatch_node_reconnects", "Reconnections to the Ethereum node after a lost connection")
 REORGS = Counter("mevwatch_reorgs", "Chain reorganisations seen (one per revert sequence)")
 REORG_DEPTH = Histogram("mevwatch_reorg_depth_blocks", "Blocks reverted per reorganisation", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
+TRACE_FALLBACKS = Counter("mevwatch_trace_fallbacks", "Blocks decoded from event logs although call traces were asked for: "
+                          "reason=error (the tracer failed, after retries) or unsupported (the node offers no tracer)", ["reason"])
 REVERTED_BLOCKS = Counter("mevwatch_reverted_blocks", "Blocks that left the canonical chain after being processed")
 
 # --- bus ------------------------------------------------------------------------------------------
@@ -40,6 +42,10 @@ ALERTS = Counter("mevwatch_alerts", "Alert stage events written to the sinks", [
 GNN_LATENCY = Histogram("mevwatch_gnn_inference_seconds", "Graph build + model inference per block or mempool window",
                         ["device"], buckets=FAST)
 MODEL = Info("mevwatch_model", "The scoring model loaded (model_hash none: exact rules only)")
+SWAP_CALLS = Counter("mevwatch_decode_swap_calls", "Swap-like calls in processed blocks, by outcome: decoded (a decoder "
+                     "explained it) or undecoded (tokens traded through a call no decoder read)", ["outcome"])
+DECODE_COVERAGE = Gauge("mevwatch_decode_coverage_ratio", "Share of swap-like calls the decoders explained in the newest "
+                        "processed block that had any (1: everything seen was decoded)")
 
 # --- store and sinks --------------------------------------------------------------------------
 CH_INSERT = Histogram("mevwatch_clickhouse_insert_seconds", "One batch written to ClickHouse (every table)", buckets=FAST)
@@ -67,6 +73,16 @@ def observe_block(number: int, timestamp: float) -> None:
     BLOCKS.inc()
     HEAD.set(number)
     _last_block_ts = float(timestamp)
+
+
+def observe_coverage(decoded: int, undecoded: int) -> None:
+    """One processed block's swap-like calls: decoded and not (the decoders' coverage)."""
+    if decoded:
+        SWAP_CALLS.labels("decoded").inc(decoded)
+    if undecoded:
+        SWAP_CALLS.labels("undecoded").inc(undecoded)
+    if decoded or undecoded:
+        DECODE_COVERAGE.set(decoded / (decoded + undecoded))
 
 
 def _head_lag() -> float:

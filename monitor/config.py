@@ -38,10 +38,12 @@ class KafkaSettings(_Section):
 
 
 class NodeSettings(_Section):
-    rpc: str | None = Field(None, description="ws:// or http:// URL of an Ethereum node")
+    rpc: str | None = Field(None, description="ws:// or wss:// URL of an Ethereum node (docs/node.md)")
     confirmations: int = Field(12, ge=0, description="blocks behind head before a block is final")
     max_reorg_depth: int = Field(64, ge=1, description="deeper reorganisations are an error")
-    traces: str = Field("auto", pattern="^(auto|none|parity|geth)$")
+    traces: str = Field("auto", pattern="^(auto|none|parity|geth)$",
+                        description="call traces: auto (trace_block, else Geth's callTracer, else event logs), "
+                                    "parity (trace_block), geth (debug_traceBlockByNumber callTracer) or none")
     reconnect_max_s: float = Field(30.0, gt=0)
 
 
@@ -75,7 +77,8 @@ class WebhookSubscriber(_Section):
 
 
 class WebhookDelivery(_Section):
-    concurrency: int = Field(8, ge=1, description="deliveries in flight at once")
+    concurrency: int = Field(8, ge=1, description="deliveries in flight at once, all endpoints together")
+    endpoint_concurrency: int = Field(4, ge=1, description="deliveries in flight at once to one endpoint (a slow one cannot take every slot)")
     timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(15, ge=1, description="then the message is a dead letter")
     backoff_base_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt, with jitter")

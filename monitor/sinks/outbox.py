@@ -7,14 +7,16 @@ nothing twice. The deliverer (monitor/sinks/webhooks.py) takes due messages from
 
 Message status: ``pending`` (waiting for its next attempt), ``delivered``, ``dead``
 (gave up after ``max_attempts``: a dead letter, listed by ``mevwatch webhooks status``),
-``disabled`` (its endpoint answered 410 Gone).
+``disabled`` (its endpoint answered 410 Gone, or was disabled with ``mevwatch webhooks disable``).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +29,33 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE(event_id, endpoint)
 );
 CREATE INDEX IF NOT EXISTS messages_due ON messages(status, next_at);
+CREATE INDEX IF NOT EXISTS messages_endpoint_due ON messages(status, endpoint, next_at);
 CREATE TABLE IF NOT EXISTS endpoints (
     url TEXT PRIMARY KEY, disabled_at REAL, reason TEXT
 );
+"""
+
+
+# The endpoints holding pending messages, found by skipping through the (status, endpoint, next_at)
+# index one endpoint at a time; then each one's oldest due messages by an index range with a limit;
+# ROW_NUMBER() over that small set orders them round-robin across endpoints.
+_DUE_SQL = """
+WITH RECURSIVE eps(url) AS (
+    SELECT min(endpoint) FROM messages WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(endpoint) FROM messages WHERE status = 'pending' AND endpoint > eps.url) FROM eps WHERE eps.url IS NOT NULL
+), picked AS (
+    SELECT m.id, m.next_at, ROW_NUMBER() OVER (PARTITION BY m.endpoint ORDER BY m.next_at, m.id) AS rn
+    FROM eps JOIN messages m ON m.id IN (
+        SELECT id FROM messages WHERE status = 'pending' AND endpoint = eps.url AND next_at <= ?1
+            AND id NOT IN (SELECT value FROM json_each(?2))
+        ORDER BY next_at, id LIMIT ?3)
+    WHERE eps.url IS NOT NULL
+        AND eps.url NOT IN (SELECT url FROM endpoints WHERE disabled_at IS NOT NULL)
+        AND eps.url NOT IN (SELECT value FROM json_each(?4))
+)
+SELECT m.id, m.event_id, m.endpoint, m.event_type, m.payload, m.created_at, m.attempts
+FROM picked p JOIN messages m ON m.id = p.id ORDER BY p.rn, p.next_at, p.id LIMIT ?5
 """
 
 
@@ -55,7 +81,8 @@ class Outbox:
         self._db.executescript(SCHEMA)
 
     def enqueue(self, items: list[tuple[str, str, str, bytes]]) -> int:
-        """Add (event_id, endpoint, event_type, payload) messages; return how many were new."""
+        """Add (event_id, endpoint, event_type, payload) messages; return how many were new. A message for a
+        disabled endpoint is held as ``disabled`` until the endpoint is enabled again."""
         if not items:
             return 0
         now = time.time()
@@ -63,24 +90,35 @@ class Outbox:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             before = self._db.total_changes
-            cur.executemany("INSERT OR IGNORE INTO messages(event_id, endpoint, event_type, payload, created_at, next_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", [(e, u, t, p, now, now) for e, u, t, p in items])
+            cur.executemany("INSERT OR IGNORE INTO messages(event_id, endpoint, event_type, payload, created_at, next_at, status) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?5, CASE WHEN EXISTS(SELECT 1 FROM endpoints WHERE url = ?2 "
+                            "AND disabled_at IS NOT NULL) THEN 'disabled' ELSE 'pending' END)",
+                            [(e, u, t, p, now) for e, u, t, p in items])
             cur.execute("COMMIT")
             return self._db.total_changes - before
 
-    def due(self, limit: int, now: float | None = None) -> list[OutboxMessage]:
+    def due(self, limit: int, now: float | None = None, *, per_endpoint: int | None = None,
+            skip_endpoints: Iterable[str] = (), skip_ids: Iterable[int] = ()) -> list[OutboxMessage]:
+        """Up to ``limit`` pending messages due by ``now``, fair across endpoints: at most ``per_endpoint``
+        of each endpoint's oldest due messages, taken round-robin (every endpoint's first, then every
+        endpoint's second, ...), so one endpoint's backlog never hides another's next message.
+        Disabled endpoints, ``skip_endpoints`` (paused or busy) and ``skip_ids`` (in flight) are left out.
+
+        Cost: one index seek per endpoint with pending messages, whatever the backlog (a window
+        over every due row took 200 ms with 100,000 queued)."""
         now = time.time() if now is None else now
+        per = limit if per_endpoint is None else min(per_endpoint, limit)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, event_id, endpoint, event_type, payload, created_at, attempts FROM messages "
-                "WHERE status = 'pending' AND next_at <= ? AND endpoint NOT IN (SELECT url FROM endpoints WHERE disabled_at IS NOT NULL) "
-                "ORDER BY next_at, id LIMIT ?", (now, limit)).fetchall()
+            rows = self._db.execute(_DUE_SQL, (now, json.dumps(list(skip_ids)), per, json.dumps(list(skip_endpoints)),
+                                               limit)).fetchall()
         return [OutboxMessage(*r) for r in rows]
 
-    def next_due_in(self) -> float | None:
+    def next_due_in(self, now: float | None = None) -> float | None:
+        """Seconds until the next pending message whose retry time is still ahead (None: none is)."""
+        now = time.time() if now is None else now
         with self._lock:
-            row = self._db.execute("SELECT min(next_at) FROM messages WHERE status = 'pending'").fetchone()
-        return None if row[0] is None else max(0.0, row[0] - time.time())
+            row = self._db.execute("SELECT min(next_at) FROM messages WHERE status = 'pending' AND next_at > ?", (now,)).fetchone()
+        return None if row[0] is None else max(0.0, row[0] - now)
 
     def delivered(self, msg_id: int, status: int) -> None:
         with self._lock:
@@ -120,6 +158,12 @@ class Outbox:
                 sql += " AND endpoint = ?"
                 args += (endpoint,)
             return self._db.execute(sql, args).rowcount
+
+    def knows(self, endpoint: str) -> bool:
+        """Whether any message was ever queued for ``endpoint`` or it was ever disabled."""
+        with self._lock:
+            return bool(self._db.execute("SELECT EXISTS(SELECT 1 FROM messages WHERE endpoint = ?) "
+                                         "OR EXISTS(SELECT 1 FROM endpoints WHERE url = ?)", (endpoint, endpoint)).fetchone()[0])
 
     def disabled(self) -> dict[str, str]:
         with self._lock:

@@ -6,7 +6,7 @@ alert row and to its webhook.
   `AlertStore.write` in batches of 1,000 (alerts + transactions + evidence) to Debian's
   clickhouse-server 18.16 over the native protocol; rate = alerts / wall time.
 - webhooks: 5,000 signed messages from the outbox to a local aiohttp receiver answering 204,
-  concurrency 8; rate = messages / wall time.
+  concurrency 8 (one endpoint, so endpoint_concurrency 8 too); rate = messages / wall time.
 - end to end: a real lab run's pending transactions and blocks are published to a real Kafka
   broker at a block every 0.25 s with ``first_seen_ns`` stamped at publish; a `DetectWorker`
   writes ClickHouse, the outbox and the alerts topic; latency of each pending-stage alert =
@@ -123,7 +123,7 @@ def main() -> None:
                 evs.append(AlertEvent(alert_from_json(obj), 1))
             ob.enqueue(outbox_items(subs, evs))
             t0 = time.perf_counter()
-            dl = Deliverer(ob, subs, WebhookDelivery(allow_private=True)).start()
+            dl = Deliverer(ob, subs, WebhookDelivery(allow_private=True, endpoint_concurrency=8)).start()
             while rx.n < n_hooks and time.perf_counter() - t0 < 120:
                 time.sleep(0.01)
             hook_rate = rx.n / (time.perf_counter() - t0)
@@ -133,7 +133,7 @@ def main() -> None:
             # 3. end to end through Kafka
             bus = busmod.KafkaBus(k.bootstrap)
             ob = Outbox(tmp / "outbox2.sqlite")
-            dl = Deliverer(ob, subs, WebhookDelivery(allow_private=True)).start()
+            dl = Deliverer(ob, subs, WebhookDelivery(allow_private=True, endpoint_concurrency=8)).start()
             stop = threading.Event()
             ctx = SinkContext(settings=load_settings(webhooks=subs), bus=bus, store=open_store(ch.url("e2e"), tmp), outbox=ob,
                               on_outbox=dl.wake)

@@ -6,7 +6,12 @@ back-run transactions in those roles (``sandwich`` when included, ``sandwich_att
 while pending; a JIT fill by ``jit_sandwich``). An alert that names the attacker legs of a real
 attack of another kind is not a false positive either: in the mempool a JIT fill looks like any
 sandwich attempt (liquidity in before the victim, out after it), and an attempt naming its add and
-remove as front- and back-run reports it. A sandwich alert that matches no attack is a false positive."""
+remove as front- and back-run reports it. A sandwich alert that matches no attack is a false positive.
+
+Two figures are kept apart rather than folded into the false positives: ``other_kind``, the alerts
+that match no attack of the scored kinds but name the legs of a real attack of another kind (a JIT
+fill reported as a sandwich attempt), and ``victims_named``, the found attacks whose victims are all named
+as victims by the alerts that match it."""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ class Score:
     false_positives: int
     missed: list[str]
     failed_attacks: int = 0
+    other_kind: int = 0  # alerts matching only a real attack of another kind (not counted as false positives)
+    victims_named: int = 0  # found attacks whose matching alerts name every victim
 
     @property
     def recall(self) -> float:
@@ -59,6 +66,10 @@ def _want(label: dict) -> set[tuple[str, str]]:
     return {(t["hash"], t["role"]) for t in label["txs"] if t["role"] in ATTACKER_ROLES}
 
 
+def _victims(label_or_alert: dict) -> set[str]:
+    return {t["hash"] for t in label_or_alert["txs"] if t["role"] in (TxRole.VICTIM, TxRole.DISPLACED)}
+
+
 def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = (Kind.SANDWICH, Kind.SANDWICH_ATTEMPT)) -> Score:
     """Score the alerts of ``kinds`` against the labels those kinds can report."""
     every_label = labels
@@ -66,13 +77,14 @@ def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = (Kind
     labels = [lab for lab in labels if set(ALERT_KINDS.get(lab["kind"], ())) & set(kinds)]
     failed = [lab for lab in labels if lab.get("outcome") == "failed"]
     labels = [lab for lab in labels if lab.get("outcome") != "failed"]
-    found, missed = 0, []
+    found, missed, named = 0, [], 0
     matched_alerts: set[int] = set()
     for lab in labels:
         want = _want(lab)
         hits = [i for i, a in enumerate(relevant) if want <= _legs(a)]
         if hits:
             found += 1
+            named += _victims(lab) <= set().union(*(_victims(relevant[i]) for i in hits))
             matched_alerts.update(hits)
         else:
             missed.append(lab["attack_id"])
@@ -80,9 +92,11 @@ def score(alerts: list[dict], labels: list[dict], kinds: tuple[str, ...] = (Kind
     for lab in failed:
         want = _want(lab)
         matched_alerts.update(i for i, a in enumerate(relevant) if want <= _legs(a))
+    other: set[int] = set()
     for lab in every_label:  # a real attack of another kind, named leg by leg
         want = _want(lab)
         if want:
-            matched_alerts.update(i for i, a in enumerate(relevant) if want <= _legs(a))
+            other.update(i for i, a in enumerate(relevant) if want <= _legs(a) and i not in matched_alerts)
+    matched_alerts |= other
     fps = sum(1 for i, a in enumerate(relevant) if i not in matched_alerts)
-    return Score(len(labels), found, len(relevant), fps, missed, len(failed))
+    return Score(len(labels), found, len(relevant), fps, missed, len(failed), len(other), named)

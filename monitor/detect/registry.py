@@ -142,6 +142,12 @@ def _mempool_watcher(chain_id: int) -> MempoolRule:
     return MempoolWatcher(chain_id=chain_id)
 
 
+def _opaque_watcher(chain_id: int) -> MempoolRule:
+    from mevwatch.monitor.detect.opaque import OpaqueSandwichWatcher
+
+    return OpaqueSandwichWatcher(chain_id=chain_id)
+
+
 def default_registry() -> Registry:
     """A new registry holding the built-in rules (callers may add to their copy)."""
     reg = Registry()
@@ -152,6 +158,7 @@ def default_registry() -> Registry:
     # a displacement copies another account's transaction: a relation, not a leg of a trade
     reg.register_block_rule(BlockRule("displacement", (Kind.FRONTRUN_DISPLACEMENT,), _displacement, claims=False))
     reg.register_mempool_rule("mempool", _mempool_watcher)
+    reg.register_mempool_rule("opaque_calls", _opaque_watcher)  # attempts whose legs decode to no swap
     return reg
 
 

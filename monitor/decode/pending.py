@@ -16,13 +16,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak
+from typing import Any
+
+from eth_hash.auto import keccak
 
 
 def _sel(sig: str) -> str:
-    return "0x" + keccak(text=sig)[:4].hex()
+    return "0x" + keccak(sig.encode())[:4].hex()
+
+
+class DecodingError(ValueError):
+    """Calldata the ABI decoder refused."""
+
+
+def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
+    """``eth_abi.decode``, imported on first use: eth-abi takes ~0.25 s to import (it builds its type
+    grammar), which every command and every replay of files without pending transactions would pay."""
+    from eth_abi import decode
+    from eth_abi.exceptions import DecodingError as AbiDecodingError
+
+    try:
+        return decode(types, data)
+    except AbiDecodingError as exc:
+        raise DecodingError(str(exc)) from None
 
 
 @dataclass(slots=True)

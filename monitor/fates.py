@@ -30,6 +30,9 @@ class FateTracker:
 
     def on_block(self, block: Block) -> list[Fate]:
         out: list[Fate] = []
+        if not self.pending:  # nothing pending can be mined or replaced (replays of block files)
+            self.by_nonce.clear()
+            return out
         ts_ns = block.timestamp * 1_000_000_000
         for tx in block.transactions:
             seen = self.pending.pop(tx.hash, None)

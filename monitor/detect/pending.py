@@ -226,19 +226,23 @@ class MempoolWatcher:
     # --- state from included blocks -------------------------------------------------------
     def observe_block(self, db: DecodedBlock) -> None:
         self.base_fee = db.block.base_fee_per_gas
-        for s in db.swaps:
-            if s.protocol == "uniswap_v2" and s.reserves_after is not None:
-                t0, t1 = sorted((s.token_in, s.token_out))
-                r_in, r_out = s.reserves_after
-                self.reserves[s.pool] = Reserves(t0, t1, *((r_in, r_out) if t0 == s.token_in else (r_out, r_in)))
-                self.pools_by_pair.setdefault((t0, t1), set()).add(s.pool)
         v2 = [s for s in db.swaps if s.protocol == "uniswap_v2"]
-        if v2:
-            to_of = {tx.hash: tx.to_address for tx in db.block.transactions}
-            for s in v2:
-                router = to_of.get(s.transaction_hash)
-                if router is not None and s.sender == router:
-                    self.router_pools[(router, tuple(sorted((s.token_in, s.token_out))))] = s.pool  # type: ignore[index]
+        if not v2:
+            self._forget_mined(db)
+            return
+        to_of = {tx.hash: tx.to_address for tx in db.block.transactions}
+        for s in v2:
+            pair = (s.token_in, s.token_out) if s.token_in < s.token_out else (s.token_out, s.token_in)
+            if s.reserves_after is not None:
+                r_in, r_out = s.reserves_after
+                self.reserves[s.pool] = Reserves(pair[0], pair[1], *((r_in, r_out) if pair[0] == s.token_in else (r_out, r_in)))
+                self.pools_by_pair.setdefault(pair, set()).add(s.pool)
+            router = to_of.get(s.transaction_hash)
+            if router is not None and s.sender == router:
+                self.router_pools[(router, pair)] = s.pool
+        self._forget_mined(db)
+
+    def _forget_mined(self, db: DecodedBlock) -> None:
         if self.by_hash:  # intents of pending transactions this block mined
             for tx in db.block.transactions:
                 self.forget(tx.hash)

@@ -13,16 +13,27 @@ input order, so replaying the same input twice yields identical output. Recorded
 settled: at the end of the input every open alert becomes final (with the store, those stages are
 written too). Bad files and bad lines are recorded (file, position, reason) and skipped;
 everything else is processed.
+
+One bad input costs one input: a block whose analysis fails, or (with the store) holds a value
+the store's columns cannot (:func:`store_problem`), is rejected by name; a write the store refuses
+is retried block by block, and only the blocks it still refuses are rejected
+(:meth:`Replayer._write`); a worker process that dies (the out-of-memory killer) costs the file it
+was on, retried once in a fresh process (:class:`WorkerPool`). The summary counts the rejected
+inputs and what reached the store.
 """
 
 from __future__ import annotations
 
 import gc
+import heapq
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
+import signal
+import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,14 +42,24 @@ from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.decode import BlockDecoder
 from mevwatch.monitor.engine import Analysed, Engine, analyse
-from mevwatch.monitor.errors import InputError
+from mevwatch.monitor.errors import InputError, MevwatchError
 from mevwatch.monitor.kinds import Stage
-from mevwatch.monitor.sinks.base import SinkChain
-from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx, RevertEvent
+from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.sinks.base import SinkChain, retriable
+from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx
 from mevwatch.streams.files import discover, iter_jsonl, read_mev_inspect
 
 STORE_BATCH_BLOCKS = 500  # blocks per write to the store
 REPLAY_CONFIRMATIONS = 12  # finality depth while replaying (everything is final at the end anyway)
+ORIGINS_KEPT = 4096  # blocks whose file and position are remembered, to name them when the store refuses them
+U64, U32 = 2**64, 2**32
+
+Origin = tuple[str, str | None]  # (file, position) of an input, as a rejection names it
+log = get_logger("mevwatch.replay")
+
+
+class ReplayWorkerError(MevwatchError):
+    """The replay's worker processes cannot run at all (they die as they start)."""
 
 
 @dataclass
@@ -61,6 +82,12 @@ class ReplaySummary:
     elapsed_s: float = 0.0
     first_block: int | None = None
     last_block: int | None = None
+    stored: Counter = field(default_factory=Counter)  # rows that reached the store: alerts (stage events), swaps, blocks, ...
+
+    @property
+    def rejected(self) -> int:
+        """Inputs rejected (each named in ``problems``; the dead-letter file holds them all)."""
+        return len(self.problems)
 
     def add_block(self, number: int, n_txs: int, stats: DecodeStats) -> None:
         self.blocks += 1
@@ -69,9 +96,19 @@ class ReplaySummary:
         self.first_block = number if self.first_block is None else min(self.first_block, number)
         self.last_block = number if self.last_block is None else max(self.last_block, number)
 
+    def coverage(self) -> tuple[int, int, float | None]:
+        """Swap-like calls the decoders explained, those they did not, and the share explained."""
+        decoded, undecoded = self.stats.swap_calls()
+        return decoded, undecoded, self.stats.coverage()
+
 
 class Replayer:
-    """An engine over recorded messages, its output lines and (optionally) the store's sinks."""
+    """An engine over recorded messages, its output lines and (optionally) the store's sinks.
+
+    Each message is isolated: a block the store cannot hold (a value that does not fit its column),
+    or one whose analysis fails, is rejected (:meth:`problem`, naming its file and position) and the
+    rest goes on; a write the store refuses is retried block by block, and only the blocks it still
+    refuses are rejected (:meth:`_write`)."""
 
     def __init__(self, *, chain_id: int = 1, out: IO[bytes] | None = None, on_block: Callable[[int], None] | None = None,
                  on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
@@ -85,29 +122,69 @@ class Replayer:
         self.offset = 0  # the next block event's number
         self._emitted = 0
         self._blocks_in_batch = 0
+        self._origins: OrderedDict[int, list[Origin]] = OrderedDict()  # recent block numbers -> where they came from
         self._started = time.perf_counter()
 
     # --- input -------------------------------------------------------------------------------
-    def message(self, msg: Message) -> None:
+    def message(self, msg: Message, origin: Origin | None = None) -> None:
+        """One recorded message; ``origin`` (file, position) names it in a rejection."""
+        if isinstance(msg, Block):
+            self.blocks([(msg, None)], [origin] if origin is not None else None)
+            return
+        marks = self._marks()
+        try:
+            if isinstance(msg, PendingTx):
+                self.engine.pending(msg, self.batch)
+            else:
+                self.engine.revert(msg, self.offset, self.batch)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one message, not the whole replay
+            self._rollback(marks)
+            self.problem(*(origin or ("<message>", None)), f"internal error while processing this message: {exc!r} (please report it)")
+            return
         if isinstance(msg, PendingTx):
             self.summary.pending += 1
-            self.engine.pending(msg, self.batch)
-        elif isinstance(msg, RevertEvent):
-            self.summary.reverts += 1
-            self.engine.revert(msg, self._next_offset(), self.batch)
         else:
-            self.blocks([(msg, None)])
-            return
+            self.summary.reverts += 1
+            self._next_offset()
         self._drain()
 
-    def blocks(self, items: list[tuple[Block, Analysed | None]]) -> None:
-        """Blocks in input order (given their analysis when a worker made it; else made here)."""
+    def blocks(self, items: list[tuple[Block, Analysed | None]], origins: list[Origin | None] | None = None) -> None:
+        """Blocks in input order (given their analysis when a worker made it; else made here);
+        ``origins``: where each came from (file, position), for rejections."""
         if not items:
             return
-        done = [(b, self._next_offset(), a or analyse(self.engine.decoder, b, self.engine.registry)) for b, a in items]
-        self.engine.blocks(done, self.batch)
-        for block, _o, a in done:
-            self.summary.add_block(block.number, len(block.transactions), a.decoded.stats)
+        todo: list[tuple[Block, Analysed, Origin | None]] = []
+        for i, (b, a) in enumerate(items):
+            origin = origins[i] if origins is not None else None
+            if self.sinks is not None:
+                unfit = store_problem(b)
+                if unfit is not None:
+                    self.problem(*self._named(origin, b), f"field {unfit[0]!r}: {unfit[1]}")
+                    continue
+            if a is None:
+                try:
+                    a = analyse(self.engine.decoder, b, self.engine.registry)
+                except Exception as exc:  # noqa: BLE001 - a bug must cost one block, not the whole replay
+                    self.problem(*self._named(origin, b), f"internal error while processing this block: {exc!r} (please report it)")
+                    continue
+            todo.append((b, a, origin))
+        if not todo:
+            return
+        marks = self._marks()
+        done = [(b, self._next_offset(), a) for b, a, _o in todo]
+        try:
+            self.engine.blocks(done, self.batch)
+        except Exception as exc:  # noqa: BLE001
+            self._rollback(marks)
+            self.offset -= len(done)
+            together = f" (one of {len(done)} blocks scored together)" if len(done) > 1 else ""
+            for b, _a, origin in todo:
+                self.problem(*self._named(origin, b), f"internal error while processing this block{together}: {exc!r} (please report it)")
+            return
+        for block, an, origin in todo:
+            self.summary.add_block(block.number, len(block.transactions), an.decoded.stats)
+            if self.sinks is not None:
+                self._remember(block.number, self._named(origin, block))
             if self.on_block is not None:
                 self.on_block(block.number)
         self._blocks_in_batch += len(done)
@@ -131,14 +208,42 @@ class Replayer:
         self.offset += 1
         return self.offset - 1
 
+    @staticmethod
+    def _named(origin: Origin | None, block: Block) -> Origin:
+        return origin if origin is not None else (f"block {block.number}", None)
+
+    def _remember(self, number: int, origin: Origin) -> None:
+        """Where a block came from, for a store rejection (the newest blocks only: bounded memory)."""
+        self._origins.setdefault(number, []).append(origin)
+        self._origins.move_to_end(number)
+        while len(self._origins) > ORIGINS_KEPT:
+            self._origins.popitem(last=False)
+
+    def _marks(self) -> tuple[int, ...]:
+        b = self.batch
+        return len(b.alerts), len(b.swaps), len(b.pending), len(b.fates), len(b.blocks)
+
+    def _rollback(self, marks: tuple[int, ...]) -> None:
+        """Undo what a failed step appended to the batch (its rows must not reach the store)."""
+        b = self.batch
+        lists: tuple[list[Any], ...] = (b.alerts, b.swaps, b.pending, b.fates, b.blocks)
+        for rows, n in zip(lists, marks):
+            del rows[n:]
+
     def _drain(self) -> None:
         for ev in self.batch.alerts[self._emitted:]:
             if self.on_event is not None:
                 self.on_event(ev)
             if ev.alert.stage == Stage.FINAL:
                 continue
+            try:
+                line = ev.alert.to_jsonl()
+            except (TypeError, ValueError, OverflowError) as exc:  # a value JSON cannot hold: this alert, not the run
+                n = ev.alert.block_number
+                source, position = (self._origins.get(n) or [(f"block {n}", None)])[-1] if isinstance(n, int) else ("<alert>", None)
+                self.problem(source, position, f"alert {ev.alert.alert_id} ({ev.alert.kind}, {ev.alert.stage}) cannot be written: {exc}")
+                continue
             self.summary.alerts_by_kind[ev.alert.kind] += 1
-            line = ev.alert.to_jsonl()
             if self.out is not None:
                 self.out.write(line)
             if self.on_alert is not None:
@@ -146,11 +251,93 @@ class Replayer:
         self._emitted = len(self.batch.alerts)
 
     def _write(self) -> None:
-        if self.sinks is not None and len(self.batch):
-            self.sinks.write(self.batch)
+        batch = self.batch
         self.batch = Batch()
         self._emitted = 0
         self._blocks_in_batch = 0
+        if self.sinks is None or not len(batch):
+            return
+        try:
+            self.sinks.write(batch)
+        except Exception as exc:  # noqa: BLE001 - refused rows: find the blocks they belong to
+            if retriable(exc):
+                raise  # the store is away: the run stops (nothing here is wrong with the input)
+            self._write_each(batch, exc)
+            return
+        self.summary.stored.update(_counts(batch))
+
+    def _write_each(self, batch: Batch, first: BaseException) -> None:
+        """The store refused ``batch``: write it block by block; reject the blocks it still refuses."""
+        log.warning("the store refused a batch; writing it block by block", error=str(first)[:300])
+        for number, part in _by_block(batch):
+            try:
+                self.sinks.write(part)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001
+                if retriable(exc):
+                    raise
+                why = f"the store refused this block's rows ({type(exc).__name__}: {str(exc)[:300]}); not stored"
+                if number is None:
+                    self.problem("<store>", None, f"{len(part)} rows of pending transactions and their fates: " + why)
+                    continue
+                if self.out is not None or self.on_alert is not None:
+                    why += " (its alerts are in the output)"
+                for source, position in self._origins.get(number) or [(f"block {number}", None)]:
+                    self.problem(source, position, why)
+                continue
+            self.summary.stored.update(_counts(part))
+
+
+def store_problem(block: Block) -> tuple[str, str] | None:
+    """(field, why) for the first value of ``block`` the evidence store's columns cannot hold, or None.
+
+    The parsers already reject values out of the 64-bit and timestamp ranges; this adds what only the
+    store needs (a transaction position is a UInt32 column, hashes are strings), so that such a block
+    is one named rejection instead of a refused (or silently wrapped) batch of 500."""
+    n = block.number
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < U64:
+        return "block_number", f"{str(n)[:40]} does not fit the store's UInt64 column (0 to 2^64-1)"
+    ts = block.timestamp
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < U32:
+        return "timestamp", f"{str(ts)[:40]} does not fit the store's DateTime column (0 to 2^32-1 seconds)"
+    for name, v in (("block_hash", block.hash), ("parent_hash", block.parent_hash)):
+        if v is not None and not isinstance(v, str):
+            return name, f"expected a string, got {type(v).__name__}"
+    for i, tx in enumerate(block.transactions):
+        if not isinstance(tx.hash, str):
+            return f"transactions[{i}].hash", f"expected a string, got {type(tx.hash).__name__}"
+        p = tx.position
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < U32:
+            return (f"transactions[{i}].transaction_index", f"{str(p)[:40]} (transaction {tx.hash[:66]}) does not fit the store's "
+                    "UInt32 column tx_position (0 to 2^32-1)")
+    return None
+
+
+def _counts(batch: Batch) -> Counter:
+    return Counter(alerts=len(batch.alerts), swaps=len(batch.swaps), pending=len(batch.pending), fates=len(batch.fates),
+                   blocks=len(batch.blocks))
+
+
+def _by_block(batch: Batch) -> list[tuple[int | None, Batch]]:
+    """``batch`` split by block number (rows of no block, such as pending transactions: None, first)."""
+    parts: dict[int | None, Batch] = {}
+
+    def part(n: Any) -> Batch:
+        key = n if isinstance(n, int) else None
+        if key not in parts:
+            parts[key] = Batch()
+        return parts[key]
+
+    for ev in batch.alerts:
+        part(ev.alert.block_number).alerts.append(ev)
+    for r in batch.swaps:
+        part(r[0]).swaps.append(r)
+    for r in batch.pending:
+        part(None).pending.append(r)
+    for r in batch.fates:
+        part(r[2]).fates.append(r)
+    for r in batch.blocks:
+        part(r[0]).blocks.append(r)
+    return sorted(parts.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
 
 
 # --- worker side ------------------------------------------------------------------------
@@ -189,16 +376,294 @@ def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
     return "ok", done.slim() if slim else done  # slim: sent back from a worker process
 
 
-def _map_files(paths: list[str], chain_id: int, workers: int) -> Iterator[tuple[str, Any]]:
+# --- worker processes ------------------------------------------------------------------------
+FAULT_ENV = "MEVWATCH_REPLAY_FAULT"
+
+
+def _fault_hook() -> Callable[[str], None] | None:
+    """Test-only: ``MEVWATCH_REPLAY_FAULT=kill:<substring>`` makes a replay worker process SIGKILL
+    itself (as the out-of-memory killer would) when it starts on a file whose path holds
+    ``<substring>``; ``kill-once:<substring>:<marker file>`` does so only while the marker file does
+    not exist yet (it is created first: the retry then succeeds). Never set it outside tests."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return None
+    kind, _, rest = spec.partition(":")
+    if kind not in ("kill", "kill-once") or not rest:
+        return None
+    needle, _, marker = rest.partition(":") if kind == "kill-once" else (rest, "", "")
+
+    def hook(path: str) -> None:
+        if needle not in path:
+            return
+        if marker:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def _worker_main(conn: Any, chain_id: int) -> None:
+    """A worker process: analyses the files the parent sends (lists of (index, path)), one message per file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
+    _worker_init()
+    fault = _fault_hook()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        for idx, path in task:
+            if fault is not None:
+                fault(path)
+            result = _analyse_file((path, chain_id, True))
+            try:
+                conn.send((idx, result))
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # noqa: BLE001 - a result that cannot be sent back costs its file
+                conn.send((idx, ("error", (path, None, f"internal error: the result could not be sent back: {exc!r} (please report it)"))))
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}" + (", as the out-of-memory killer does" if -exitcode == signal.SIGKILL else "")
+    return f"exit code {exitcode}"
+
+
+@dataclass
+class _Slot:
+    proc: Any
+    conn: Any
+    queue: deque = field(default_factory=deque)  # indexes sent and not answered yet, in the order sent
+    ready: bool = False
+
+
+class WorkerPool:
+    """Worker processes analysing mev-inspect files; :meth:`results` yields them in input order.
+
+    A worker that dies (the out-of-memory killer, a crash in native code) costs only the file it was
+    on: the parent sees the process end, starts a fresh one and sends that file once more (the files
+    queued behind it go on as usual); when it kills that worker too, the file is rejected with the
+    reason. Files go out ``CHUNK`` at a time, at most two chunks queued per worker, and never more
+    than ``window`` files ahead of the one the caller waits for (results that arrive early are held
+    in memory). A scheduler thread sends the work and receives the results, so workers never wait
+    for the caller to come back for the next result.
+    """
+
+    CHUNK = 4
+    START_FAILURES = 3  # workers dying before they are ready, in a row: the replay stops
+
+    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None):
+        self.paths, self.chain_id = paths, chain_id
+        self.ctx = ctx or (mp.get_context("fork") if hasattr(os, "fork") else mp.get_context())
+        self.window = max(64, workers * self.CHUNK * 8)
+        self.deaths: Counter[int] = Counter()  # per file: workers that died on it
+        self._todo = list(range(len(paths)))  # a heap of indexes not sent yet (or to send again)
+        self._results: dict[int, tuple[str, Any]] = {}
+        self._produced = 0
+        self._next = 0  # the index the caller waits for
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._closing = False
+        self._start_failures = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._slots: list[_Slot] = []
+        try:
+            self._slots = [self._spawn() for _ in range(max(1, workers))]
+        except BaseException:
+            self._stop_workers()
+            raise
+        self._thread = threading.Thread(target=self._run, name="mevwatch-replay-workers", daemon=True)
+        self._thread.start()
+
+    # --- the caller's side ------------------------------------------------------------------------
+    def results(self) -> Iterator[tuple[str, Any]]:
+        try:
+            for i in range(len(self.paths)):
+                with self._cond:
+                    while i not in self._results and self._error is None:
+                        self._cond.wait()
+                    if i not in self._results:
+                        assert self._error is not None
+                        raise self._error
+                    r = self._results.pop(i)
+                    self._next = i + 1
+                self._wake()
+                yield r
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+        self._wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self._stop_workers(graceful=self._produced == len(self.paths))  # stopped early (Ctrl-C, an error): at once
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    # --- the scheduler thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if self._closing or self._produced == len(self.paths):
+                        return
+                    limit = self._next + self.window
+                for s in list(self._slots):
+                    self._assign(s, limit)
+                waitable = [self._wake_r] + [s.conn for s in self._slots] + [s.proc.sentinel for s in self._slots]
+                ready = set(mp_connection.wait(waitable))
+                if self._wake_r in ready:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                for s in list(self._slots):
+                    if s.conn in ready or s.proc.sentinel in ready:
+                        self._service(s)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+
+    def _assign(self, s: _Slot, limit: int) -> None:
+        while len(s.queue) < 2 * self.CHUNK and self._todo and self._todo[0] < limit:
+            chunk: list[int] = []
+            while len(chunk) < self.CHUNK and self._todo and self._todo[0] < limit:
+                chunk.append(heapq.heappop(self._todo))
+            s.queue.extend(chunk)
+            try:
+                s.conn.send([(i, self.paths[i]) for i in chunk])
+            except (OSError, EOFError):
+                return  # it died: its sentinel says so, and the chunk is sent again
+
+    def _service(self, s: _Slot) -> None:
+        gone = False
+        try:
+            while s.conn.poll():
+                msg = s.conn.recv()
+                if msg[0] == "ready":
+                    s.ready = True
+                    self._start_failures = 0
+                    continue
+                idx, result = msg
+                if s.queue and s.queue[0] == idx:
+                    s.queue.popleft()
+                else:
+                    s.queue.remove(idx)
+                self._put(idx, result)
+        except (EOFError, OSError):
+            gone = True  # the process closed its end: it is ending
+        if gone or not s.proc.is_alive():
+            self._died(s)
+
+    def _put(self, idx: int, result: tuple[str, Any]) -> None:
+        with self._cond:
+            self._results[idx] = result
+            self._produced += 1
+            self._cond.notify_all()
+
+    def _died(self, s: _Slot) -> None:
+        s.proc.join(timeout=5)
+        if s.proc.is_alive():  # its pipe closed but it lingers: end it (it is replaced)
+            s.proc.kill()
+            s.proc.join(timeout=5)
+        how = _how(s.proc.exitcode)
+        lost = list(s.queue)
+        s.queue.clear()
+        try:
+            s.conn.close()
+        except OSError:
+            pass
+        self._slots.remove(s)
+        if not s.ready:
+            self._start_failures += 1
+            if self._start_failures > self.START_FAILURES:
+                raise ReplayWorkerError(f"replay worker processes die as they start ({how}); try --workers 1")
+        elif lost:
+            first = lost[0]
+            self.deaths[first] += 1
+            path = self.paths[first]
+            if self.deaths[first] >= 2:
+                lost = lost[1:]
+                log.warning("a replay worker died on this file again; file rejected", file=path, exit=how)
+                self._put(first, ("error", (path, None, f"the worker process died while analysing this file ({how}), and "
+                                                        "again when the file was sent once more to a fresh one; file skipped "
+                                                        "(if memory ran out: fewer --workers, or more memory)")))
+            else:
+                log.warning("a replay worker died; its file goes once more to a fresh worker", file=path, exit=how)
+        for i in lost:
+            heapq.heappush(self._todo, i)
+        with self._cond:
+            if self._closing:
+                return
+        self._slots.append(self._spawn())
+
+    def _spawn(self) -> _Slot:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.chain_id), name="mevwatch-replay-worker", daemon=True)
+        proc.start()
+        child.close()
+        return _Slot(proc, parent)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already woken (or closed)
+
+    def _stop_workers(self, graceful: bool = False) -> None:
+        for s in self._slots:
+            try:
+                if graceful:
+                    s.conn.send(None)
+                else:
+                    s.proc.terminate()
+            except (OSError, EOFError, ValueError):
+                pass
+        deadline = time.monotonic() + 5
+        for s in self._slots:
+            s.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if s.proc.is_alive():
+                s.proc.terminate()
+                s.proc.join(timeout=5)
+            if s.proc.is_alive():
+                s.proc.kill()
+                s.proc.join()
+            try:
+                s.conn.close()
+            except OSError:
+                pass
+        self._slots = []
+
+
+def _map_files(paths: list[str], chain_id: int, workers: int) -> Generator[tuple[str, Any], None, None]:
     if workers <= 1 or len(paths) < 4:
         _worker_init()
         for p in paths:
             yield _analyse_file((p, chain_id, False))
         return
-    items = [(p, chain_id, True) for p in paths]
-    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(_analyse_file, items, chunksize=4)
+    yield from WorkerPool(paths, chain_id, workers).results()
 
 
 def default_workers() -> int:
@@ -251,16 +716,25 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     step = batch if scorer is not None else 1
     source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()))
     chunk: list[tuple[Block, Analysed | None]] = []
-    for kind, payload in source:
-        if kind == "error":
-            rep.problem(*payload)
-            continue
-        payload.unslim()
-        chunk.append((payload.decoded.block, payload))
-        if len(chunk) >= step:
-            rep.blocks(chunk)
-            chunk = []
-    rep.blocks(chunk)
+    origins: list[Origin | None] = []
+    try:
+        for i, (kind, payload) in enumerate(source):
+            if kind == "error":
+                rep.problem(*payload)
+                continue
+            try:
+                payload.unslim()
+            except Exception as exc:  # noqa: BLE001 - a bug must cost one file
+                rep.problem(mev[i], None, f"internal error while processing this block: {exc!r} (please report it)")
+                continue
+            chunk.append((payload.decoded.block, payload))
+            origins.append((mev[i], None))
+            if len(chunk) >= step:
+                rep.blocks(chunk, origins)
+                chunk, origins = [], []
+    finally:
+        source.close()  # the worker processes end now, also when the store stops the run
+    rep.blocks(chunk, origins)
     for path in jsonl:
         n = 0
         try:
@@ -268,7 +742,7 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
                 if isinstance(msg, Exception):
                     rep.problem(str(path), f"line {n}", getattr(msg, "reason", str(msg)), getattr(msg, "raw", None))
                     continue
-                rep.message(msg)
+                rep.message(msg, (str(path), f"line {n}"))
         except InputError as exc:  # the rest of this file is unreadable (corrupt gzip, a cap): the lines before it stand
             rep.problem(str(path), f"after line {n}", getattr(exc, "reason", str(exc)))
     return rep.finish(settle)

@@ -1,18 +1,58 @@
 """``mevwatch replay --rpc URL --from N --to M``: fetch a block range from a node and replay it
-through the engine (monitor/replay.py's :class:`Replayer`)."""
+through the engine (monitor/replay.py's :class:`Replayer`).
+
+Each block the node returns is checked as a recorded one is (the envelope's validation: every
+field typed and in range, named when not) before it reaches the engine: a malformed or
+out-of-range block is rejected (``block N`` of the node, the field and why, its envelope as the
+raw text of the dead letter) and the range goes on. A node that cannot be reached, has no block N
+or lacks a method mevwatch needs still ends the replay (exit 2): that is no bad input.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from urllib.parse import urlsplit
 from typing import IO, Any
 
-from mevwatch.monitor.errors import NodeError
+from mevwatch.monitor.errors import InputError, NodeError
 from mevwatch.monitor.replay import Replayer, ReplaySummary
+from mevwatch.monitor.types import Block
+from mevwatch.streams import envelope
 from mevwatch.streams.node import fetch_block
 
+Handle = Callable[[Block, tuple[str, str]], None]
+Reject = Callable[[str, str, str, bytes | None], None]
 
-async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Callable[[Any], None]) -> None:
+
+def node_name(url: str) -> str:
+    """The node as rejections name it: scheme, host and port only (a provider key in the path, the
+    query or the userinfo never reaches the dead-letter file)."""
+    u = urlsplit(url)
+    try:
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        port = ""
+    host = u.hostname or ""
+    return f"{u.scheme}://{f'[{host}]' if ':' in host else host}{port}"
+
+
+def checked_block(block: Block, source: str, position: str) -> tuple[Block | None, str | None, bytes | None]:
+    """``block`` as the envelope's validation reads it back: (block, None, None), or (None, why, raw)."""
+    try:
+        text = json.dumps(envelope.block_json(block))  # the standard library writes integers of any size
+    except (TypeError, ValueError, AttributeError) as exc:
+        return None, f"malformed block from the node: {exc!r}"[:300], None
+    try:
+        msg = envelope.decode(text, source=source, position=position)
+    except InputError as exc:
+        return None, exc.reason, text.encode()
+    assert isinstance(msg, Block)
+    return msg, None, None
+
+
+async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Handle, reject: Reject) -> None:
     from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
     from web3.types import RPCEndpoint
 
@@ -30,11 +70,26 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ca
             raise NodeError(f"{method} failed: {resp['error']}")
         return resp.get("result")
 
+    source = node_name(url)
     traces = True
     try:
         for n in range(start, end + 1):
-            block, traces = await fetch_block(request, n, chain_id=chain_id, traces=traces)
-            handle(block)
+            where = f"block {n}"
+            try:
+                block, traces = await fetch_block(request, n, chain_id=chain_id, traces=traces)
+            except NodeError:
+                raise  # the node, not the block: unreachable, no such block, a method it lacks
+            except InputError as exc:
+                reject(source, where, exc.reason, None)
+                continue
+            except Exception as exc:  # noqa: BLE001 - an answer that is not a block costs that block
+                reject(source, where, f"malformed answer from the node: {exc!r}"[:300], None)
+                continue
+            good, why, raw = checked_block(block, source, where)
+            if good is None:
+                reject(source, where, why or "malformed block", raw)
+                continue
+            handle(good, (source, where))
     finally:
         if url.startswith(("ws://", "wss://")):
             await w3.provider.disconnect()
@@ -45,5 +100,5 @@ def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
     rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer)
-    asyncio.run(_fetch_range(url, start, end, chain_id, rep.message))
+    asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem))
     return rep.finish()

@@ -75,13 +75,19 @@ def _tx_json(tx: Transaction) -> dict[str, Any]:
     }
 
 
-def encode_block(b: Block) -> bytes:
-    return orjson.dumps({
+def block_json(b: Block) -> dict[str, Any]:
+    """The envelope of a block as a JSON object (:func:`encode_block` writes it; a caller holding a
+    block from elsewhere can check it with ``decode(json.dumps(block_json(b)))``)."""
+    return {
         "schema": BLOCK, "chain_id": b.chain_id, "block_number": b.number, "block_hash": b.hash,
         "parent_hash": b.parent_hash, "timestamp": b.timestamp, "miner": b.miner,
         "base_fee_per_gas": _s(b.base_fee_per_gas), "has_traces": b.has_traces, "has_logs": b.has_logs,
         "transactions": [_tx_json(tx) for tx in b.transactions],
-    })
+    }
+
+
+def encode_block(b: Block) -> bytes:
+    return orjson.dumps(block_json(b))
 
 
 def encode(msg: Message) -> bytes:

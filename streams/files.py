@@ -16,6 +16,7 @@ import gzip
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import orjson
 
@@ -23,6 +24,15 @@ from mevwatch.monitor.errors import EnvelopeError, InputError
 from mevwatch.monitor.types import Block, Message
 from mevwatch.streams import envelope
 from mevwatch.streams.mevinspect import parse_block
+
+_inflate: ModuleType
+try:  # ISA-L inflates gzip ~2.7x faster than zlib (1.3 -> 0.5 ms a recorded block); same API
+    from isal import isal_zlib as _inflate
+
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate.error)
+except ImportError:  # no wheel for this platform: the standard library
+    _inflate = zlib
+    _INFLATE_ERRORS = (zlib.error,)
 
 FORMATS = ("auto", "mev-inspect", "jsonl")
 MAX_DECOMPRESSED = 1 << 30  # bytes a .gz input may expand to (a mainnet block is a few MB): a gzip bomb stops here
@@ -78,7 +88,7 @@ def _gunzip(raw: bytes, source: str, limit: int | None = None) -> bytes:
     data = raw
     try:
         while data:  # one member at a time; one call each (chunked calls would copy the input tail every time)
-            d = zlib.decompressobj(wbits=31)
+            d = _inflate.decompressobj(wbits=31)
             chunk = d.decompress(data, limit - size + 1)
             size += len(chunk)
             if size > limit:
@@ -87,7 +97,7 @@ def _gunzip(raw: bytes, source: str, limit: int | None = None) -> bytes:
             if not d.eof:
                 raise InputError("corrupt gzip data: truncated", source=source)
             data = d.unused_data.lstrip(b"\x00")
-    except zlib.error as exc:
+    except _INFLATE_ERRORS as exc:
         raise InputError(f"corrupt gzip data: {exc}", source=source) from None
     return b"".join(out)
 
@@ -105,9 +115,12 @@ def read_mev_inspect(path: Path, chain_id: int = 1) -> Block:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Message | EnvelopeError]]:
     """(line number, message or the error that line raised), for every non-empty line."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    gz = path.name.lower().endswith(".gz")
+    opener = gzip.open if gz else open
     total = 0
     try:
+        if gz and path.stat().st_size == 0:  # gzip reads an empty file as no data; it is a cut-off .gz
+            raise InputError("corrupt gzip data: the file is empty (not even a gzip header)", source=str(path))
         with opener(path, "rb") as fh:
             n = 0
             while True:

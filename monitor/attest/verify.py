@@ -20,8 +20,10 @@ or release records naming hashes; by default the shipped model file, hashed).
 7. optionally (``--chain-rpc``): the alert's block and transactions are still on the
    monitored chain (no reorganisation after "final").
 
-Malformed input (bad hex, a 31-byte root, a fractional index, a bad model hash) is an
-:class:`~monitor.errors.InputError` (exit 2); everything else is reported per check.
+Malformed input (bad hex, a 31-byte root, a fractional index, a bad model hash, a field of the
+wrong type in the alert record or the proof) is an :class:`~monitor.errors.InputError` naming the
+field (exit 2, one line; :func:`check_bundle` runs before any node is asked); everything else is
+reported per check.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 
-from mevwatch.monitor.alerts import alert_from_json, compute_alert_id
+from mevwatch.monitor.alerts import Alert, alert_from_json, compute_alert_id
 from mevwatch.monitor.attest import canonical, merkle
 from mevwatch.monitor.attest.chain import AttestChain, artifact_code_hash
 from mevwatch.monitor.errors import ConfigError, InputError
@@ -161,6 +163,50 @@ class ParsedProof:
     models: list[str]
 
 
+def _is_uint(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def check_record(record: Any) -> Alert:
+    """The alert record's fields, checked for form (InputError naming the field); the alert it holds."""
+    if not isinstance(record, dict):
+        raise InputError("the alert record is not a JSON object")
+
+    def bad(name: str, want: str) -> InputError:
+        return InputError(f"the alert's {name} must be {want}, got {record.get(name)!r}"[:200])
+
+    for name in ("alert_id", "kind", "stage"):
+        if not isinstance(record.get(name), str):
+            raise bad(name, "a string")
+    if not _is_uint(record.get("chain_id")):
+        raise bad("chain_id", "a non-negative integer")
+    if record.get("block_number") is not None and not _is_uint(record["block_number"]):
+        raise bad("block_number", "a non-negative integer or null")
+    if record.get("block_hash") is not None and not isinstance(record["block_hash"], str):
+        raise bad("block_hash", "a string or null")
+    txs = record.get("txs", [])
+    if not isinstance(txs, list):
+        raise bad("txs", "a list of transactions")
+    for i, t in enumerate(txs):
+        if not isinstance(t, dict) or not isinstance(t.get("hash"), str) or not isinstance(t.get("role"), str) \
+                or (t.get("position") is not None and (isinstance(t["position"], bool) or not isinstance(t["position"], int))):
+            raise InputError(f"the alert's txs[{i}] must be an object with a hash and a role (strings) and an integer "
+                             f"position, got {t!r}"[:200])
+    if record.get("model_hash") is not None:
+        hex32(record["model_hash"], "the alert's model_hash")
+    try:
+        return alert_from_json(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"not an alert record: {type(exc).__name__}: {exc}"[:200]) from None
+
+
+def check_bundle(record: Any, proof: Any) -> None:
+    """Both halves of a bundle checked for form, before any node is asked (InputError naming the field)."""
+    check_record(record)
+    if proof is not None:
+        parse_proof(proof)
+
+
 def parse_proof(proof: Any) -> ParsedProof:
     """The proof's fields, checked for form (InputError); binding fields that are missing stay None."""
     if not isinstance(proof, dict):
@@ -201,12 +247,12 @@ def parse_proof(proof: Any) -> ParsedProof:
 def verify_alert(record: dict[str, Any], proof: dict[str, Any] | None, chain: AttestChain | None,
                  trust: Trust | None = None, monitored: Any = None) -> Verdict:
     """Every check of one alert against ``chain`` under ``trust`` (``monitored``: web3 of the monitored chain)."""
+    alert = check_record(record)
     aid = str(record.get("alert_id", ""))
     v = Verdict(aid)
     try:
-        alert = alert_from_json(record)
         expect = compute_alert_id(alert.chain_id, alert.kind, alert.txs)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"not an alert record: {exc}") from None
     model_want = hex32(alert.model_hash, "the alert's model_hash") if alert.model_hash else None
     v.add("alert id", expect == aid, "matches its transactions" if expect == aid else f"should be {expect}")

@@ -11,7 +11,7 @@ import typer
 
 from mevwatch.monitor.cli.main import USAGE, OptionError, err, handled, open_store, state
 from mevwatch.monitor.cli.output import esc
-from mevwatch.monitor.errors import MevwatchError
+from mevwatch.monitor.errors import InputError, MevwatchError
 
 attest_app = typer.Typer(help="On-chain attestation of final alerts: the registry, batches, proofs.", no_args_is_help=True)
 
@@ -25,13 +25,15 @@ def _read_alert_argument(alert: str) -> tuple[dict[str, Any] | None, dict[str, A
         try:
             doc = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError as exc:
-            raise typer.BadParameter(f"{path} is not JSON: {exc}") from None
+            raise InputError(f"{path} is not JSON: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         record, proof = (doc["alert"], doc.get("proof")) if isinstance(doc, dict) and "alert" in doc else (doc, None)
         if not isinstance(record, dict) or "alert_id" not in record:
-            raise typer.BadParameter(f"{path} holds neither an alert record nor a proof bundle")
+            raise InputError(f"{path} holds neither an alert record nor a proof bundle")
         return record, proof
     if not alert.startswith("0x"):
-        raise typer.BadParameter(f"{alert} is neither a file nor an alert id (0x...)")
+        raise InputError(f"{alert} is neither a file nor an alert id (0x...)")
     return None, None
 
 
@@ -58,10 +60,14 @@ def verify(
     from mevwatch.monitor.attest.verify import trust_from_settings, verify_alert
     from mevwatch.monitor.cli.output import print_verdict
 
+    from mevwatch.monitor.attest.verify import check_bundle
+
     s = state.settings
     if at is not None and at not in ("finalized", "safe", "latest"):
-        raise typer.BadParameter(f"--at must be finalized, safe or latest, not {at}")
+        raise OptionError(f"--at must be finalized, safe or latest, not {at}")
     record, proof = _read_alert_argument(alert)
+    if record is not None:
+        check_bundle(record, proof)  # malformed fields: exit 2, one line, before any node is asked
     if proof is None:
         with closing(open_store(clickhouse, migrate=False)) as store:
             found = store.proof(record["alert_id"] if record else alert.lower())
@@ -79,7 +85,7 @@ def verify(
         from web3 import HTTPProvider, Web3
 
         if not chain_rpc.startswith(("http://", "https://")):
-            raise typer.BadParameter(f"--chain-rpc must be an http(s) URL, got {chain_rpc.split('://')[0]}://...")
+            raise OptionError(f"--chain-rpc must be an http(s) URL, got {chain_rpc.split('://')[0]}://...")
         monitored = Web3(HTTPProvider(chain_rpc, request_kwargs={"timeout": 30}))
     verdict = verify_alert(record, proof, chain, trust, monitored)
     print_verdict(verdict)

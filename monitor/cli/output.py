@@ -51,7 +51,7 @@ def progress(label: str, unit: str, total: int | None, *, show: bool, transient:
 
 # --- replay ------------------------------------------------------------------------------------
 
-def print_summary(summary, out_path: str | None) -> None:
+def print_summary(summary, out_path: str | None, dead_letter: Path | None = None) -> None:
     """The replay summary table and the first rejected inputs, on stderr."""
     s = summary
     rate = s.blocks / s.elapsed_s if s.elapsed_s else 0.0
@@ -62,17 +62,27 @@ def print_summary(summary, out_path: str | None) -> None:
         t.add_row("pending / reverts", f"{s.pending} / {s.reverts}")
     t.add_row("swaps by protocol", esc(", ".join(f"{k} {v}" for k, v in sorted(s.stats.swaps_by_protocol.items())) or "none"))
     t.add_row("alerts by kind", esc(", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none"))
+    decoded, undecoded, share = s.coverage()
+    t.add_row("decode coverage", f"{share:.1%} of swap-like calls ({decoded} decoded, {undecoded} not)" if share is not None else "no swap-like calls")
     t.add_row("undecoded swap-like calls", esc(", ".join(f"{k} {v}" for k, v in s.stats.undecoded_by_selector.most_common(10)) or "none"))
     t.add_row("malformed known calls", esc(", ".join(f"{k} {v}" for k, v in s.stats.malformed_by_selector.most_common(10)) or "none"))
     t.add_row("reverted calls skipped", str(s.stats.reverted_calls))
     t.add_row("time", f"{s.elapsed_s:.2f} s ({rate:,.0f} blocks/s)")
     if out_path:
         t.add_row("alerts written to", esc(out_path))
+    t.add_row("rejected inputs", rejected_line(s.rejected, dead_letter))
     err.print(t)
     for p in s.problems[:10]:
         err.print(f"[yellow]rejected:[/yellow] {esc(p.source)}" + (f" at {esc(p.position)}" if p.position else "") + f": {esc(p.reason)}")
     if len(s.problems) > 10:
         err.print(f"[yellow]... and {len(s.problems) - 10} more rejected inputs (see --dead-letter)[/yellow]")
+
+
+def rejected_line(n: int, dead_letter: Path | None) -> str:
+    """How many inputs a replay rejected, and where they all are."""
+    if not n:
+        return "none"
+    return f"{n:,}" + (f" (all in {esc(dead_letter)})" if dead_letter is not None else " (each named below; --dead-letter FILE keeps them all)")
 
 
 def write_dead_letters(problems, path: Path) -> None:

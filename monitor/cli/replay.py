@@ -26,12 +26,17 @@ def replay(
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
     gnn: Annotated[bool, typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass); needs the gnn extra.")] = False,
     device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
+    explain: Annotated[Optional[Path], typer.Option("--explain", help="With --gnn: write every scored transaction's role probabilities here (JSONL), for audit.")] = None,
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
 
     With --store or --clickhouse the alerts, decoded swaps and blocks also go to ClickHouse,
-    as the dashboards read them. Exits 1 when some input was rejected (the rest is still
-    processed and reported).
+    as the dashboards read them. One bad input costs one input: a malformed or out-of-range
+    block (or line), one the store refuses, or a file whose worker process dies twice (as by
+    the out-of-memory killer) is rejected and named (file, position, field; every one in the
+    --dead-letter file); the rest is processed. The summary says how many inputs were rejected (with
+    --quiet: one line), and the exit code is 1 when any was; 0 when none; 2 when the replay
+    could not start (options, unreadable or unwritable paths).
     """
     from mevwatch.monitor.cli.output import esc, print_summary, progress, write_dead_letters
 
@@ -45,6 +50,15 @@ def replay(
 
         gnn_settings = state.settings.gnn
         scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id)
+    if explain is not None:  # per-transaction role probabilities for audit (models/scorer.py)
+        if scorer is None:
+            raise OptionError("--explain needs --gnn")
+        from mevwatch.models.scorer import explain_file
+
+        try:
+            scorer.explain = explain_file(explain)
+        except OSError as exc:
+            raise OptionError(f"--explain {explain}: cannot write: {exc.strerror or exc}") from None
     if rpc is not None:
         from mevwatch.monitor.replay_rpc import replay_rpc
 
@@ -90,13 +104,20 @@ def replay(
         if alert_store is not None:
             where = alert_store.where
             alert_store.close()
-            if not quiet:
-                err.print(f"stored alerts, swaps and blocks in {esc(where)}")
     if dead_letter is not None:
-        write_dead_letters(summary.problems, dead_letter)
+        try:
+            write_dead_letters(summary.problems, dead_letter)
+        except OSError as exc:  # checked writable before the run; a full disk now
+            raise OptionError(f"--dead-letter {dead_letter}: cannot write: {exc.strerror or exc}") from None
     if not quiet:
-        print_summary(summary, None if out == "-" else out)
-    if summary.problems:
+        print_summary(summary, None if out == "-" else out, dead_letter)
+        if alert_store is not None:  # what really reached the store (blocks it refused are among the rejected)
+            st = summary.stored
+            err.print(f"stored {st['alerts']:,} alert stage events, {st['swaps']:,} swaps and {st['blocks']:,} blocks "
+                      f"in {esc(where)}" if any(st.values()) else f"stored nothing in {esc(where)}")
+    elif summary.rejected:
+        err.print(f"{summary.rejected:,} rejected inputs" + (f", all in {esc(dead_letter)}" if dead_letter is not None else ""))
+    if summary.rejected:
         raise typer.Exit(1)
 
 

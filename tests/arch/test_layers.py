@@ -22,9 +22,10 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # (layer, module-name prefixes); 
          "monitor.metrics", "monitor.config", "monitor.fates", "monitor.lifecycle", "monitor.batch")),
     (1, ("monitor.decode", "monitor.detect", "streams", "monitor.retry", "monitor.scoring")),
     (2, ("monitor.engine", "monitor.store", "monitor.sinks", "monitor.attest", "monitor.health", "models", "sim.score")),
-    # models.evaluate drives replays (the rules beside the model): an entry point like `mevwatch eval`
+    # models.evaluate and models.alert_eval drive replays and the lab (the rules beside the model):
+    # entry points like `mevwatch eval`
     (3, ("monitor.pipeline", "monitor.replay", "monitor.replay_rpc", "monitor.daemon", "monitor.demo", "sim", "dashboards",
-         "models.evaluate")),
+         "models.evaluate", "models.alert_eval")),
     (4, ("monitor.cli",)),
 ]
 

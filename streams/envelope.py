@@ -26,6 +26,7 @@ PENDING = "mevwatch.pending.v1"
 BLOCK = "mevwatch.block.v1"
 REVERT = "mevwatch.revert.v1"
 SCHEMAS = (PENDING, BLOCK, REVERT)
+U32 = 2**32
 U64 = 2**64  # every integer field (numbers, indexes, nonces, nanoseconds) fits an unsigned 64-bit column
 U256 = 2**256  # every quantity (values, fees) fits a uint256
 MAX_TIMESTAMP = 2**32  # block timestamps: the store's DateTime ends in 2106
@@ -230,8 +231,11 @@ def _decode_block(obj: dict, r: _Reader) -> Block:
                 r.hexstr(tr, "output", tp), r.quantity(tr, "value", tp), r.get(tr, "error", tp, str, optional=True),
                 r.get(tr, "subtraces", tp, int),
             ))
+        pos = r.get(t, "transaction_index", p, int)
+        if pos >= U32:  # the store's column is UInt32 (no block holds 4 billion transactions)
+            raise r.fail(f"{p}transaction_index", f"{pos} is out of range (0 to 2^32-1)")
         txs.append(Transaction(
-            hash=r.hexstr(t, "hash", p), position=r.get(t, "transaction_index", p, int),
+            hash=r.hexstr(t, "hash", p), position=pos,
             from_address=r.hexstr(t, "from_address", p), to_address=r.hexstr(t, "to_address", p, optional=True),
             input=r.hexstr(t, "input", p), value=r.quantity(t, "value", p), nonce=r.get(t, "nonce", p, int, optional=True),
             gas_used=r.get(t, "gas_used", p, int, optional=True),

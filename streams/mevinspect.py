@@ -14,17 +14,24 @@ from typing import Any
 from mevwatch.monitor.errors import InputError
 from mevwatch.monitor.types import Block, Trace, Transaction
 
-U64, U256, MAX_TIMESTAMP = 2**64, 2**256, 2**32
+U32, U64, U256, MAX_TIMESTAMP = 2**32, 2**64, 2**256, 2**32
 MAX_TRACE_DEPTH = 1024  # deeper call nesting than the EVM allows is not a real trace (and costs memory)
 _HEX = re.compile(r"0x[0-9a-fA-F]*")
 
 
 def _int(v: Any) -> int:
+    """An integer field: a JSON integer, ``0x`` hex or decimal digits; None is 0. Booleans, floats and
+    anything else are refused (``int()`` would take ``True`` and ``12.7``)."""
     if v is None:
         return 0
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return v
-    return int(v, 16) if isinstance(v, str) and v.startswith("0x") else int(v)
+    if isinstance(v, str):
+        if v.startswith("0x"):
+            return int(v, 16)
+        if v.isascii() and v.isdigit():
+            return int(v)
+    raise ValueError(f"expected an integer, got {str(v)[:40]!r}")
 
 
 def _trace(raw: dict) -> tuple[str | None, int | None, Trace]:
@@ -64,7 +71,7 @@ def _trace(raw: dict) -> tuple[str | None, int | None, Trace]:
 def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Block:
     """Build a Block from one mev-inspect-py JSON object. Raises InputError naming ``source``."""
     try:
-        number = int(raw["block_number"])
+        number = _field_int(raw, "block_number", source)
         by_pos: dict[int, list[Trace]] = {}
         hashes: dict[int, str] = {}
         block_hash = None
@@ -77,12 +84,18 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
                 block_hash = t.get("block_hash") or t.get("blockHash")
             if tx_hash is None or pos is None:
                 continue
+            if not (_is_index(pos) and pos < U32):  # a float or bool key would merge with an int one
+                raise InputError(f"transaction_position: {str(pos)[:40]} is not an integer from 0 to 2^32-1", source=source,
+                                 position=f"traces[{i}]")
             by_pos.setdefault(pos, []).append(trace)
-            hashes[pos] = tx_hash
+            known = hashes.setdefault(pos, tx_hash)
+            if known != tx_hash:
+                raise InputError(f"transaction_hash: {str(tx_hash)[:80]!r} differs from this transaction's other traces "
+                                 f"({str(known)[:80]!r})", source=source, position=f"traces[{i}]")
         receipts = {}
         for i, r in enumerate(raw.get("receipts") or ()):
             try:
-                receipts[int(r["transaction_index"])] = r
+                receipts[_int(r["transaction_index"])] = r
             except (KeyError, TypeError, ValueError) as exc:
                 raise InputError(f"malformed receipt: {exc!r}", source=source, position=f"receipts[{i}]") from None
         txs = []
@@ -95,6 +108,8 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
             if tx_hash is None:
                 raise InputError("transaction without a hash", source=source, position=f"transaction {pos}")
             to = rec.get("to") or (root.to_address if root else None)
+            if to is not None and not isinstance(to, str):
+                raise InputError("to: expected 0x-prefixed hex", source=source, position=f"transaction {pos}")
             txs.append(
                 Transaction(
                     hash=tx_hash,
@@ -103,8 +118,8 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
                     to_address=to.lower() if to else None,
                     input=root.input if root else "0x",
                     value=root.value if root else 0,
-                    gas_used=_int(rec["gas_used"]) if "gas_used" in rec else None,
-                    effective_gas_price=_int(rec["effective_gas_price"]) if "effective_gas_price" in rec else None,
+                    gas_used=_receipt_int(rec, "gas_used", source, pos),
+                    effective_gas_price=_receipt_int(rec, "effective_gas_price", source, pos),
                     success=(root.error is None) if root else True,
                     traces=traces,
                 )
@@ -115,7 +130,7 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
             number=number,
             hash=block_hash,
             parent_hash=raw.get("parent_hash"),
-            timestamp=int(raw.get("block_timestamp") or 0),
+            timestamp=_field_int(raw, "block_timestamp", source),
             miner=miner.lower() if miner else None,
             base_fee_per_gas=_int(raw.get("base_fee_per_gas")),
             transactions=txs,
@@ -129,6 +144,24 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
         raise InputError(f"not a mev-inspect block: {exc!r}", source=source) from None
 
 
+def _receipt_int(rec: dict, name: str, source: str, pos: int) -> int | None:
+    if name not in rec:
+        return None
+    try:
+        return _int(rec[name])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: {exc}", source=source, position=f"transaction {pos}") from None
+
+
+def _field_int(raw: dict, name: str, source: str) -> int:
+    try:
+        return _int(raw[name] if name == "block_number" else raw.get(name))
+    except KeyError:
+        raise InputError(f"{name}: missing", source=source, position=name) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: {exc}", source=source, position=name) from None
+
+
 def _validate(number: int, raw: dict, txs: list[Transaction], source: str) -> None:
     """Range and format checks: a value the store or the alert cannot hold is a named rejection."""
     def bad(position: str, why: str) -> InputError:
@@ -136,10 +169,19 @@ def _validate(number: int, raw: dict, txs: list[Transaction], source: str) -> No
 
     if not 0 <= number < U64:
         raise bad("block_number", f"{str(number)[:40]} is out of range (0 to 2^64-1)")
-    ts = int(raw.get("block_timestamp") or 0)
+    ts = _field_int(raw, "block_timestamp", source)
     if not 0 <= ts < MAX_TIMESTAMP:
         raise bad("block_timestamp", f"{str(ts)[:40]} is out of range (before 2106)")
-    fee = _int(raw.get("base_fee_per_gas"))
+    fee = _field_int(raw, "base_fee_per_gas", source)
+    for name in ("parent_hash", "miner"):
+        v = raw.get(name)
+        if v is not None and not (isinstance(v, str) and _HEX.fullmatch(v)):
+            raise bad(name, "expected 0x-prefixed hex")
+    for t in raw.get("traces") or ():
+        v = t.get("block_hash") or t.get("blockHash")
+        if v is not None and not (isinstance(v, str) and _HEX.fullmatch(v)):
+            raise bad("block_hash", "expected 0x-prefixed hex")
+        break  # the block's hash is read from its first trace
     if not 0 <= fee < U256:
         raise bad("base_fee_per_gas", "out of range (0 to 2^256-1)")
     seen: dict[str, int] = {}
@@ -153,8 +195,13 @@ def _validate(number: int, raw: dict, txs: list[Transaction], source: str) -> No
         if h in seen:
             raise bad(where, f"transaction_hash: duplicate (also transaction {seen[h]})")
         seen[h] = tx.position
-        if not 0 <= tx.position < U64:
-            raise bad(where, "transaction_position: out of range (0 to 2^64-1)")
+        if not (_is_index(tx.position) and tx.position < U32):
+            raise bad(where, "transaction_position: out of range (0 to 2^32-1)")
+        to = tx.to_address
+        if to is not None and not (isinstance(to, str) and to.startswith("0x")):
+            raise bad(where, "to: expected 0x-prefixed hex")
+        if to:
+            hexes.append(to[2:])
         for name in ("gas_used", "effective_gas_price"):
             v = getattr(tx, name)
             if v is not None and not 0 <= v < U256:
@@ -174,6 +221,8 @@ def _validate(number: int, raw: dict, txs: list[Transaction], source: str) -> No
         for tx in txs:
             if not _HEX.fullmatch(tx.hash):
                 raise bad(f"transaction {tx.position}", "transaction_hash: expected 0x-prefixed hex")
+            if tx.to_address and not _HEX.fullmatch(tx.to_address):
+                raise bad(f"transaction {tx.position}", "to: expected 0x-prefixed hex")
             for k, tr in enumerate(tx.traces):
                 if not _HEX.fullmatch(f"{tr.input}{tr.output[2:]}{tr.from_address[2:]}{tr.to_address[2:]}"):
                     raise _trace_problem(bad, f"transaction {tx.position} trace {k}", tr)

@@ -89,3 +89,66 @@ def test_gzip_bomb_in_jsonl_is_capped_and_keeps_the_lines_before(tmp_path, monke
     summary = replay_files([tmp_path / "r.jsonl.gz"])
     reasons = [p.reason for p in summary.problems]
     assert any("cap on one input" in r for r in reasons), reasons
+
+
+def _receipt(b: dict) -> dict:
+    return next(r for r in b["receipts"] if r.get("to"))
+
+
+def _move_tx0(b: dict, pos: int) -> None:
+    for t in b["traces"]:
+        if t.get("transaction_position") == 0:
+            t["transaction_position"] = pos
+    for r in b["receipts"]:
+        if r.get("transaction_index") == 0:
+            r["transaction_index"] = pos
+
+
+def _conflicting_hash(b: dict) -> None:
+    first = _first_call(b)
+    other = next(t for t in b["traces"] if t is not first and t.get("transaction_position") == first["transaction_position"])
+    other["transaction_hash"] = "0x" + "ab" * 32
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("field, mutate", [
+    ("block_number", lambda b: b.__setitem__("block_number", True)),
+    ("block_number", lambda b: b.__setitem__("block_number", 12.7)),
+    ("block_timestamp", lambda b: b.__setitem__("block_timestamp", 1.6e9)),
+    ("base_fee_per_gas", lambda b: b.__setitem__("base_fee_per_gas", [1])),
+    ("parent_hash", lambda b: b.__setitem__("parent_hash", ["0x01"])),
+    ("miner", lambda b: b.__setitem__("miner", "0xzz")),
+    ("block_hash", lambda b: _first_call(b).__setitem__("block_hash", {"a": 1})),
+    ("transaction_position", lambda b: _move_tx0(b, 2**32)),
+    ("transaction_position", lambda b: _first_call(b).__setitem__("transaction_position", 1.5)),
+    ("transaction_position", lambda b: _first_call(b).__setitem__("transaction_position", 0.0)),
+    ("to", lambda b: _receipt(b).__setitem__("to", "0x\u202egnp.exe")),
+    ("to", lambda b: _receipt(b).__setitem__("to", 12)),
+    ("gas_used", lambda b: _receipt(b).__setitem__("gas_used", True)),
+    ("effective_gas_price", lambda b: _receipt(b).__setitem__("effective_gas_price", 2.5)),
+    ("transaction_hash", _conflicting_hash),
+])
+def test_a_value_of_the_wrong_kind_is_a_named_rejection(good, field, mutate):
+    """Values ``int()`` or a truthiness test would let through (True, 12.7, a list as a hash, a
+    position past the store's UInt32, a bidi-laden receipt address, two hashes for one transaction)."""
+    from mevwatch.monitor.errors import InputError
+    from mevwatch.streams.mevinspect import parse_block
+
+    bad = copy.deepcopy(good)
+    mutate(bad)
+    with pytest.raises(InputError) as exc:
+        parse_block(bad, source="b.json")
+    msg = f"{exc.value.reason} {exc.value.position}"
+    assert field in msg, msg
+    parse_block(copy.deepcopy(good), source="b.json")  # the intact block parses
+
+
+@pytest.mark.fast
+def test_integers_as_hex_or_decimal_text_are_accepted(good):
+    from mevwatch.streams.mevinspect import parse_block
+
+    b = copy.deepcopy(good)
+    b["block_number"] = str(b["block_number"])
+    b["block_timestamp"] = hex(int(b["block_timestamp"]))
+    blk = parse_block(b, source="b.json")
+    assert blk.number == BLOCK and blk.timestamp == int(good["block_timestamp"])

@@ -52,31 +52,40 @@ def checked_block(block: Block, source: str, position: str) -> tuple[Block | Non
     return msg, None, None
 
 
-async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Handle, reject: Reject) -> None:
-    from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
+async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Handle, reject: Reject,
+                       traces: str = "auto") -> None:
+    from web3 import AsyncHTTPProvider, AsyncWeb3
     from web3.types import RPCEndpoint
 
-    provider = WebSocketProvider(url) if url.startswith(("ws://", "wss://")) else AsyncHTTPProvider(url)
-    w3 = AsyncWeb3(provider)
-    if url.startswith(("ws://", "wss://")):
-        await w3.provider.connect()
+    from mevwatch.monitor.log import redact_text, redact_url
+    from mevwatch.streams.node import Tracer, ws_provider
+
+    ws = url.startswith(("ws://", "wss://"))
+    shown = redact_url(url)  # errors name the node without its credentials
+    # ws_provider: messages up to a mainnet block's size, error answers returned to the request
+    w3 = AsyncWeb3(ws_provider(url) if ws else AsyncHTTPProvider(url))
+    if ws:
+        try:
+            await w3.provider.connect()
+        except Exception as exc:  # noqa: BLE001 - web3's connection errors carry the full URL
+            raise NodeError(f"cannot connect to {shown}: {redact_text(str(exc))[:300]}") from None
 
     async def request(method: str, params: list) -> Any:
         try:
             resp = await w3.provider.make_request(RPCEndpoint(method), params)
         except Exception as exc:  # noqa: BLE001
-            raise NodeError(f"{method} to {url} failed: {exc}") from None
+            raise NodeError(f"{method} to {shown} failed: {redact_text(str(exc))[:300]}") from None
         if "error" in resp:
-            raise NodeError(f"{method} failed: {resp['error']}")
+            raise NodeError(f"{method} failed: {redact_text(str(resp['error']))[:300]}")
         return resp.get("result")
 
     source = node_name(url)
-    traces = True
+    tracer = Tracer(traces)  # one for the range: it remembers which tracer the node offers
     try:
         for n in range(start, end + 1):
             where = f"block {n}"
             try:
-                block, traces = await fetch_block(request, n, chain_id=chain_id, traces=traces)
+                block, _ = await fetch_block(request, n, chain_id=chain_id, traces=tracer)
             except NodeError:
                 raise  # the node, not the block: unreachable, no such block, a method it lacks
             except InputError as exc:
@@ -91,14 +100,15 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
                 continue
             handle(good, (source, where))
     finally:
-        if url.startswith(("ws://", "wss://")):
+        if ws:
             await w3.provider.disconnect()
 
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
-               on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None) -> ReplaySummary:
+               on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None,
+               traces: str = "auto") -> ReplaySummary:
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
     rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer)
-    asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem))
+    asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
     return rep.finish()

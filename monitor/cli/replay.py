@@ -68,8 +68,9 @@ def replay(
             raise OptionError("give either files to replay or --rpc, not both")
         total: int | None = to_block - from_block + 1
         alert_store = None
+        traces = state.settings.node.traces  # node.traces, as the daemon reads it (docs/node.md)
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
-                                          scorer=scorer)
+                                          scorer=scorer, traces=traces)
     else:
         from mevwatch.monitor.replay import replay_files
         from mevwatch.streams.files import discover

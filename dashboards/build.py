@@ -21,8 +21,12 @@ pinned in pyproject.toml targets Grafana :data:`GRAFANA_VERSION` (its version st
   full, so a full-width panel after a half row would run past column 24; grid positions
   are computed here (:class:`_Layout`, unchanged) and given to each panel.
 
-Data sources are referenced by fixed uids, provisioned by dashboards/provisioning/:
-``mevwatch-prometheus`` (Prometheus) and ``mevwatch-clickhouse`` (the
+Data sources are chosen by two dashboard variables of type *datasource*, ``prometheus`` and
+``clickhouse`` (:data:`DATASOURCE_VARIABLES`): every panel and query names ``${prometheus}`` or
+``${clickhouse}``, so a Grafana whose data sources have other uids (kube-prometheus-stack's
+``prometheus``, ...) shows the dashboards by picking them in the variable, or by default the
+first data source of the type. The variables default to the uids provisioned by
+dashboards/provisioning/: ``mevwatch-prometheus`` (Prometheus) and ``mevwatch-clickhouse`` (the
 ``grafana-clickhouse-datasource`` plugin, native protocol). SQL uses the plugin's
 ``$__timeFilter(column)`` macro and runs unchanged on ClickHouse 18.16 and 25+; PromQL uses
 Grafana's ``$__rate_interval`` and ``$__range``. :func:`expand_sql` and :func:`expand_promql`
@@ -47,8 +51,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 
-PROM = models.DataSourceRef(type_val="prometheus", uid="mevwatch-prometheus")
-CH = models.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="mevwatch-clickhouse")
+# variable name -> (data source type, label, the provisioned data source it defaults to: name, uid)
+DATASOURCE_VARIABLES = {
+    "prometheus": ("prometheus", "Prometheus", "mevwatch Prometheus", "mevwatch-prometheus"),
+    "clickhouse": ("grafana-clickhouse-datasource", "ClickHouse", "mevwatch ClickHouse", "mevwatch-clickhouse"),
+}
+PROM = models.DataSourceRef(type_val="prometheus", uid="${prometheus}")
+CH = models.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="${clickhouse}")
 JSON_DIR = Path(__file__).resolve().parent / "json"
 FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
 SCHEMA_VERSION: int = models.Dashboard().schema_version  # the dashboard schema of the SDK build in use
@@ -121,6 +130,10 @@ def _dashboard(uid: str, title: str, description: str, panels: list[PanelBuilder
     d = (dash.Dashboard(title).uid(uid).description(description).tags(["mevwatch"]).timezone("utc").editable()
          .version(1).refresh("30s").time(time_from, "now")
          .link(dash.DashboardLink("mevwatch").type(models.DashboardLinkType.DASHBOARDS).tags(["mevwatch"]).as_dropdown(True)))
+    for name, (kind, label, text, uid) in DATASOURCE_VARIABLES.items():
+        if any(getattr(p.build().datasource, "uid", None) == f"${{{name}}}" for p in panels):  # only the data sources it reads
+            d = d.with_variable(dash.DatasourceVariable(name).label(label).type(kind)
+                                .current(models.VariableOption(text=text, value=uid, selected=True)))
     for p in panels:
         d = d.with_panel(p)
     return to_json(d.build())

@@ -29,7 +29,7 @@ from mevwatch.monitor import metrics, retry
 from mevwatch.monitor.config import Settings
 from mevwatch.monitor.errors import ConfigError, StoreError
 from mevwatch.monitor.kinds import NodeRole
-from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.log import get_logger, redact_url
 from mevwatch.monitor.health import Health
 from mevwatch.monitor.pipeline import DetectWorker, detect_worker
 from mevwatch.monitor.sinks.outbox import Outbox
@@ -58,7 +58,7 @@ class Ingestor:
 
     def __init__(self, rpc: str, bus: busmod.Bus, settings: Settings, health: Health, start_block: int | None):
         self.bus, self.health = bus, health
-        self.source = NodeSource(rpc, chain_id=None, traces=settings.node.traces != "none",
+        self.source = NodeSource(rpc, chain_id=None, traces=settings.node.traces,
                                  max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
                                  pending=True, confirmations=settings.node.confirmations, start_block=start_block)
         self.published = 0
@@ -77,13 +77,15 @@ class Ingestor:
                 publish(self.bus, msg)
                 if not isinstance(msg, PendingTx):
                     self.bus.flush(30)
-            except Exception:
+            except Exception as exc:
                 metrics.PRODUCE_ERRORS.inc()
+                self.health.mark("bus", False, f"Kafka produce failed: {str(exc)[:200]}")
                 raise
             self.published += 1
             if not isinstance(msg, PendingTx):
                 self.blocks += 1
         self.health.node_ok = True
+        self.health.bus_ok = True
 
     def _dead(self, source: str, reason: str, raw: bytes | None) -> None:
         self.bus.produce(busmod.DEADLETTER, None, busmod.dead_letter(source, None, reason, raw))
@@ -119,11 +121,14 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     if role in ("ingest", "detect") and not settings.kafka.bootstrap:
         raise ConfigError(f"--role {role} needs Kafka: --kafka host:9092 or MEVWATCH_KAFKA__BOOTSTRAP")
     stop = stop or threading.Event()
-    health = Health(node_ok=None if role == "detect" else False)
+    # readiness waits for what this role depends on (monitor/health.py: DEPENDENCIES)
+    health = Health.for_role(role, attest=settings.attest.enabled)
     result = RunResult()
     restore_signals = _install_signals(stop)
     bus = busmod.make_bus(None if role == "attest" else settings.kafka.bootstrap, client_id=settings.kafka.client_id,
                           partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor)
+    if role != "attest":
+        health.bus_ok = True  # the Kafka bus made its topics and producer: the broker answers
     server = None
     if settings.health_port is not None:
         from mevwatch.monitor.health import serve
@@ -144,11 +149,14 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
                 result.interrupted = True
                 return result
         if role == "attest" or (role == "all" and settings.attest.enabled):
-            from mevwatch.monitor.attest.batcher import make_batcher
-
             assert store is not None
-            batcher = make_batcher(settings, store, stop=attest_stop)
-            attest_thread = threading.Thread(target=batcher.run, args=(attest_stop,), name="attest", daemon=True)
+            batcher = _make_batcher_retrying(settings, store, stop, attest_stop, health)
+            if batcher is None:
+                result.interrupted = True
+                return result
+            attest_thread = threading.Thread(target=batcher.run, args=(attest_stop,),
+                                             kwargs={"on_round": _attest_round_reporter(batcher, health)},
+                                             name="attest", daemon=True)
             attest_thread.start()
             log.info("attesting final alerts", registry=batcher.chain.address, chain_id=batcher.chain.chain_id,
                      attester=batcher.address, embedded=batcher.chain.embedded)
@@ -160,20 +168,29 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             worker = detect_worker(settings, bus, store, stop=stop, health=health, outbox=outbox,
                                    on_outbox=deliverer.wake if deliverer else None)
             worker.on_events = on_events
+            health.waiting("joining the consumer group, restoring state")
             worker.restore(store)
             worker.warm_up()
+            health.bus_ok = True  # the consumer read the bus's history
             log.info("detecting", group=worker.group, confirmations=worker.engine.confirmations)
         if role in ("all", "ingest"):
             assert rpc is not None
+            health.waiting("finding the block to resume from")
             start = _resume_block(settings, store)
+            health.bus_ok = True
             ingestor = Ingestor(rpc, bus, settings, health, start).start()
-            log.info("ingesting", rpc=_redact(rpc), from_block=start if start is not None else "head")
+            log.info("ingesting", rpc=redact_url(rpc), from_block=start if start is not None else "head")
+        health.start_done()  # /startupz: 200; readiness: the role's checks (the node: its first message)
         deadline = time.monotonic() + duration_s if duration_s else None
+        reconnects = 0
         while not stop.is_set():
             if deadline is not None and time.monotonic() > deadline:
                 break
             if ingestor is not None and not ingestor.alive and ingestor.error is not None:
                 raise ingestor.error
+            if ingestor is not None and ingestor.source.reconnects != reconnects:
+                reconnects = ingestor.source.reconnects  # the node went away: not ready until its next message
+                health.mark("node", False, "node connection lost; reconnecting")
             if worker is not None:
                 if worker.step(500) is None:
                     break
@@ -217,22 +234,18 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             server.shutdown()
         restore_signals()
         log.info("stopped", blocks=result.blocks, alerts=result.alerts)
+    if ingestor is not None and not ingestor.source.reached:
+        raise ingestor.source.unreached_error()  # a run that never reached its node failed (exit 1)
     return result
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlparse
-
-    u = urlparse(url)
-    return f"{u.scheme}://{u.hostname}:{u.port}" if u.hostname else url.split("?")[0]
 
 
 def _open_store_retrying(settings: Settings, stop: threading.Event, health: Health) -> AlertStore | None:
     def on_retry(exc: BaseException, wait_s: float) -> None:
         health.store_ok = False
-        health.last_error = str(exc)
+        health.waiting("waiting for ClickHouse", str(exc))  # the heartbeat goes on: backing off is not being stuck
         log.warning("ClickHouse unavailable at start; retrying", error=str(exc)[:200], retry_in_s=round(wait_s, 2))
 
+    health.waiting("opening the store")
     try:
         store = retry.call(lambda: settings_store(settings), policy="startup",
                            retry_if=lambda e: isinstance(e, StoreError) and e.retriable, stop=stop, on_retry=on_retry)
@@ -240,6 +253,47 @@ def _open_store_retrying(settings: Settings, stop: threading.Event, health: Heal
         return None
     health.store_ok = True
     return store
+
+
+def _make_batcher_retrying(settings: Settings, store: AlertStore, stop: threading.Event, attest_stop: threading.Event,
+                           health: Health):
+    """The attester's batcher, waiting (heartbeat on) while the attestation node is unreachable at
+    start; it then holds the journal's lock (a second attester on the same volume exits here)."""
+    from mevwatch.monitor.attest.batcher import make_batcher
+    from mevwatch.monitor.errors import AttestError
+
+    def on_retry(exc: BaseException, wait_s: float) -> None:
+        health.chain_ok = False
+        health.waiting("waiting for the attestation node", str(exc))
+        log.warning("attestation node unavailable at start; retrying", error=str(exc)[:200], retry_in_s=round(wait_s, 2))
+
+    health.waiting("opening the attestation chain")
+    try:
+        batcher = retry.call(lambda: make_batcher(settings, store, stop=attest_stop), policy="startup",
+                             retry_if=lambda e: isinstance(e, AttestError) and e.retriable, stop=stop, on_retry=on_retry)
+    except retry.Stopped:
+        return None
+    batcher.attester.journal.acquire()  # JournalLocked: another attester runs on this journal
+    health.chain_ok = True
+    return batcher
+
+
+def _attest_round_reporter(batcher, health: Health):
+    """After each round of the batcher (in its thread): the store answered unless the round failed
+    with a StoreError; the attestation node answers when a cheap call (its block number) does."""
+    def on_round(exc: BaseException | None) -> None:
+        if exc is None:
+            health.store_ok = True  # every round reads the store's newest block
+        elif isinstance(exc, StoreError):
+            health.mark("store", False, str(exc)[:300])
+        try:  # an idle round may not touch the chain: ask it
+            batcher.chain.w3.eth.block_number  # noqa: B018 - a probe
+        except Exception as probe:  # noqa: BLE001 - any transport failure
+            health.mark("chain", False, f"attestation node: {type(probe).__name__}: {str(probe)[:200]}")
+        else:
+            health.chain_ok = True
+
+    return on_round
 
 
 def _resume_block(settings: Settings, store: AlertStore | None) -> int | None:

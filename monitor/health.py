@@ -1,9 +1,17 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` on a small HTTP server in a background thread.
+"""``/healthz``, ``/readyz``, ``/startupz`` and ``/metrics`` on a small HTTP server in a background thread.
 
-- ``/healthz``: 200 while the main loop has made progress (or backed off on purpose)
-  within the last 60 s; 503 otherwise (restart me).
-- ``/readyz``: 200 when the store, the bus and (for ingest) the node are reachable;
-  503 with the reason otherwise (stop sending me traffic, page someone).
+- ``/healthz`` (liveness): 200 while the main loop has made progress, or backed off on purpose
+  (waiting for ClickHouse at start, a sink that is down), within the last 60 s; 503 otherwise
+  (restart me). It also says whether start-up has completed.
+- ``/startupz`` (start-up): 200 once the role has started (store opened, consumer joined,
+  batcher made, node follower started); 503 with the phase it is in (``waiting for
+  ClickHouse``, ...) until then. A Kubernetes ``startupProbe`` on it holds the liveness probe
+  back while a pod waits for its dependencies.
+- ``/readyz`` (readiness): 200 when start-up has completed and every dependency of *this role*
+  answers; 503 with the failing checks otherwise. What each role depends on
+  (:data:`DEPENDENCIES`): ``ingest`` the node and the bus, ``detect`` the bus and the store,
+  ``attest`` the store and the attestation node (``chain``), ``all`` the node, the bus and the
+  store (and the attestation node when it attests).
 - ``/metrics``: Prometheus text format from prometheus-client's default registry.
 """
 
@@ -16,22 +24,97 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 
+STALL_S = 60.0  # /healthz: no heartbeat for this long is a stalled process
+
+# role -> the dependencies its readiness waits for (flags ``<name>_ok`` of :class:`Health`)
+DEPENDENCIES: dict[str, tuple[str, ...]] = {
+    "ingest": ("node", "bus"),
+    "detect": ("bus", "store"),
+    "attest": ("store", "chain"),
+    "all": ("node", "bus", "store"),
+}
+CHECKS = ("node", "bus", "store", "chain")
+
 
 @dataclass
 class Health:
-    """What /healthz and /readyz report; updated by the pipeline."""
+    """What the endpoints report; updated by the daemon, the pipeline and its sinks.
 
+    Each flag is True (answers), False (failed; ``last_error`` says why) or None (not checked
+    yet, or not used by this role). Readiness needs every flag of ``needs`` True and start-up
+    completed. ``Health()`` (no role: the demo, benchmarks) needs the store and the bus and
+    counts as started."""
+
+    needs: tuple[str, ...] = ("store", "bus")
+    role: str | None = None
     beat: float = field(default_factory=time.monotonic)
-    store_ok: bool = True
-    bus_ok: bool = True
-    node_ok: bool | None = None  # None: this process does not ingest
+    store_ok: bool | None = True
+    bus_ok: bool | None = True
+    node_ok: bool | None = None
+    chain_ok: bool | None = None  # the attestation node
+    started: bool = True
+    phase: str = "running"
     last_error: str | None = None
 
-    def alive(self, max_silence_s: float = 60.0) -> bool:
+    @classmethod
+    def for_role(cls, role: str, *, attest: bool = False, node: bool = True) -> Health:
+        """The health of a daemon running ``role``: nothing checked yet, not started.
+        ``attest``: role ``all`` attests too; ``node``: role ``all`` follows a node."""
+        needs = DEPENDENCIES[role]
+        if role == "all":
+            needs = tuple(d for d in needs if d != "node" or node) + (("chain",) if attest else ())
+        return cls(needs=needs, role=role, store_ok=None, bus_ok=None, node_ok=None, chain_ok=None,
+                   started=False, phase="starting")
+
+    def check(self, name: str) -> bool | None:
+        return getattr(self, f"{name}_ok")
+
+    def mark(self, name: str, ok: bool, error: str | None = None) -> None:
+        setattr(self, f"{name}_ok", ok)
+        if error is not None:
+            self.last_error = error
+
+    def alive(self, max_silence_s: float = STALL_S) -> bool:
         return time.monotonic() - self.beat < max_silence_s
 
     def ready(self) -> bool:
-        return self.store_ok and self.bus_ok and self.node_ok is not False
+        return self.started and all(self.check(d) is True for d in self.needs)
+
+    def waiting(self, phase: str, error: str | None = None) -> None:
+        """Start-up is waiting (``phase``), backing off on purpose: that is not being stuck."""
+        self.phase = phase
+        if error is not None:
+            self.last_error = error
+        self.beat = time.monotonic()
+
+    def start_done(self) -> None:
+        self.started, self.phase = True, "running"
+        self.beat = time.monotonic()
+
+    # --- the endpoints' bodies --------------------------------------------------------------------
+    def liveness(self) -> tuple[int, dict]:
+        ok = self.alive()
+        return (200 if ok else 503), {"status": "ok" if ok else "stalled", "started": self.started, "phase": self.phase,
+                                      "beat_age_s": round(time.monotonic() - self.beat, 3)}
+
+    def startup(self) -> tuple[int, dict]:
+        ok = self.started and self.alive()
+        body = {"status": "started" if ok else ("stalled" if self.started else "starting"), "role": self.role,
+                "phase": self.phase}
+        if not ok:
+            body["last_error"] = self.last_error
+        return (200 if ok else 503), body
+
+    def readiness(self) -> tuple[int, dict]:
+        ok = self.ready()
+        body = {"status": "ready" if ok else "not ready", "role": self.role, "started": self.started,
+                "checks": {d: self.check(d) for d in self.needs},
+                # every flag, as before roles (None: not checked by this role)
+                "store": self.store_ok, "bus": self.bus_ok, "node": self.node_ok, "chain": self.chain_ok,
+                "last_error": None if ok else self.last_error}
+        if not self.started:
+            body["phase"] = self.phase
+        return (200 if ok else 503), body
 
 
 def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
@@ -39,13 +122,11 @@ def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                ok = health.alive()
-                self._send(200 if ok else 503, {"status": "ok" if ok else "stalled"})
+                self._send(*health.liveness())
+            elif path == "/startupz":
+                self._send(*health.startup())
             elif path == "/readyz":
-                ok = health.ready()
-                self._send(200 if ok else 503, {"status": "ready" if ok else "not ready", "store": health.store_ok,
-                                                "bus": health.bus_ok, "node": health.node_ok,
-                                                "last_error": None if ok else health.last_error})
+                self._send(*health.readiness())
             elif path == "/metrics":
                 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

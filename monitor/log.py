@@ -16,6 +16,12 @@ Context such as ``block_number`` or ``transaction_hash`` is bound with
 every line. Secret values are never passed to the logger; should a pydantic
 ``SecretStr`` / ``SecretBytes`` slip through, it renders as ``**********`` in both formats.
 
+URLs carry credentials (``wss://user:secret@host/v3/APIKEY``): :func:`redact_url` masks
+the userinfo, key-like path segments and key-like query values, and every rendered log
+line passes through :func:`redact_text`, which applies it to each URL in the line (a URL
+inside an exception message included). Error messages, metric labels and stored rows that
+name a node use :func:`redact_url` themselves.
+
 Rich tables and live displays (``mevwatch demo``): log lines are written to whatever
 ``sys.stderr`` is *at the time of the call*, never to a stream captured when logging
 was configured. While a ``rich.live.Live`` display runs on a terminal it replaces
@@ -34,6 +40,7 @@ from collections.abc import MutableMapping
 
 import logging
 import os
+import re
 import sys
 import threading
 import warnings
@@ -44,6 +51,7 @@ from pydantic import SecretBytes, SecretStr
 
 FORMATS = ("auto", "json", "console")
 MASK = "**********"
+URL_MASK = "***"  # what a credential in a URL becomes (short: it stays readable inside the URL)
 
 # Deprecation warnings raised inside third-party packages, not by mevwatch's code: a
 # person running `mevwatch demo` can do nothing about them. (message regex, category)
@@ -93,6 +101,86 @@ def _masked(value: Any) -> Any:
     return value
 
 
+# --- credentials in URLs ----------------------------------------------------------------------
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`\x1b\\]+")
+_TRAILING = ".,;:!?)]}"
+_TOKEN = re.compile(r"[A-Za-z0-9_\-+=~]+")
+_KEY_PARAM = re.compile(
+    r"(?i)^(?:.*[-_])?(?:api[-_]?key|apikey|key|dkey|token|access[-_]?token|auth|authorization|secret|"
+    r"client[-_]?secret|password|passwd|pass|pwd|jwt|signature|sig|credentials?)$")
+
+
+def _keylike(part: str) -> bool:
+    """A path segment or query value that looks like an API key: a long token of letters and
+    digits (hex, base64url, UUIDs), at least 16 characters with a digit, or 24 without."""
+    return len(part) >= 16 and _TOKEN.fullmatch(part) is not None and (len(part) >= 24 or any(c.isdigit() for c in part))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its credentials masked: userinfo (``user:secret@``), key-like path segments
+    (``/v3/<32 hex>``) and query values (``apikey=``, ``key=``, ``token=`` ... or any key-like
+    value). A URL without credentials comes back unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = len(rest)
+    for ch in "?#":
+        i = rest.find(ch)
+        if i >= 0:
+            cut = min(cut, i)
+    at = rest.rfind("@", 0, cut)
+    userinfo = ""
+    if at >= 0:  # the last '@' before the query: a password may hold '/' or '@'
+        userinfo, rest = URL_MASK + "@", rest[at + 1:]
+    rest, hsep, fragment = rest.partition("#")
+    rest, qsep, query = rest.partition("?")
+    host, psep, path = rest.partition("/")
+    if path:
+        path = "/".join(URL_MASK if _keylike(seg) else seg for seg in path.split("/"))
+    if query:
+        params = []
+        for item in query.split("&"):
+            k, eq, v = item.partition("=")
+            if eq and (_KEY_PARAM.match(k) or _keylike(v)):
+                params.append(f"{k}={URL_MASK}")
+            elif not eq and _keylike(k):
+                params.append(URL_MASK)
+            else:
+                params.append(item)
+        query = "&".join(params)
+    if fragment and (_keylike(fragment) or "=" in fragment):
+        fragment = URL_MASK
+    return f"{scheme}://{userinfo}{host}{psep}{path}{qsep}{query}{hsep}{fragment}"
+
+
+_BARE_PATH = re.compile(r"(with url: )(/[^\s'\"<>`\x1b\\]*)")  # urllib3 (requests) names the path alone
+
+
+def redact_text(text: str) -> str:
+    """``text`` with :func:`redact_url` applied to every URL in it (log lines, exception messages),
+    and to the bare path urllib3's errors name (``Max retries exceeded with url: /v3/KEY``)."""
+    if "://" in text:
+        def sub(m: re.Match[str]) -> str:
+            found = m.group(0)
+            core = found.rstrip(_TRAILING)
+            return redact_url(core) + found[len(core):]
+
+        text = _URL.sub(sub, text)
+    if "with url: /" in text:
+        text = _BARE_PATH.sub(lambda m: m.group(1) + redact_url("x://h" + m.group(2))[len("x://h"):], text)
+    return text
+
+
+def _redacting(renderer: Any) -> Any:
+    """A renderer whose every line passes through :func:`redact_text` (the last processor)."""
+
+    def render(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        out = renderer(logger, name, event_dict)
+        return redact_text(out) if isinstance(out, str) else out
+
+    return render
+
+
 _write_lock = threading.Lock()
 
 
@@ -130,17 +218,17 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, stream: TextIO 
         tty = _isatty(sys.stderr if stream is None else stream)
         processors += [
             structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(
+            _redacting(structlog.dev.ConsoleRenderer(
                 colors=tty and not os.environ.get("NO_COLOR"),
                 # no local variables in tracebacks: they may hold keys or passwords
                 exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
-            ),
+            )),
         ]
     else:
         processors += [
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            _redacting(structlog.processors.JSONRenderer()),
         ]
     global _configured
     _configured = True

@@ -38,17 +38,27 @@ FAULT_POINTS = {"webhooks": "after_outbox", "clickhouse": "after_store", "alerts
 
 
 class FaultHook:
-    """Test-only: ``MEVWATCH_FAULT=<point>:<n>[:kill|term]`` kills (SIGKILL, the default) or stops
-    (SIGTERM) this process at a named point of the commit window of the ``n``-th batch that carries
-    alerts: ``after_outbox``, ``after_store``, ``after_topic`` (after that sink took the batch) or
-    ``before_commit`` (every sink took it, the offsets are not committed). Unset: no hook."""
+    """Test-only: ``MEVWATCH_FAULT=<point>:<n>[:kill|term|pause]`` kills (SIGKILL, the default),
+    stops (SIGTERM) or pauses (SIGSTOP: the test resumes it with SIGCONT) this process at a named
+    point of the commit window of the ``n``-th batch that carries alerts: ``after_outbox``,
+    ``after_store``, ``after_topic`` (after that sink took the batch) or ``before_commit`` (every
+    sink took it, the offsets are not committed). Unset: no hook.
+
+    ``MEVWATCH_FAULT=broken:commit_before_sinks[:<n>]`` is a deliberately BROKEN variant, for the
+    tests that show the fault tests can fail (tests/daemon/test_faults.py): it commits the offsets
+    before the sinks take the batch, and with ``n`` SIGKILLs the process right after that commit of
+    the ``n``-th batch with block-stage alerts, so the batch is lost. Never set either outside tests."""
 
     def __init__(self, spec: str):
         parts = spec.split(":")
-        if len(parts) not in (2, 3) or parts[0] not in {*FAULT_POINTS.values(), "before_commit"} or not parts[1].isdigit() \
-                or (len(parts) == 3 and parts[2] not in ("kill", "term")):
-            raise ValueError(f"{FAULT_ENV} must be <after_outbox|after_store|after_topic|before_commit>:<batch>[:kill|term], "
-                             f"got {spec!r}")
+        self.commit_first = False
+        if parts[:2] == ["broken", "commit_before_sinks"] and (len(parts) == 2 or (len(parts) == 3 and parts[2].isdigit())):
+            self.commit_first = True
+            parts = ["after_commit", parts[2] if len(parts) == 3 else "0", "kill"]
+        elif len(parts) not in (2, 3) or parts[0] not in {*FAULT_POINTS.values(), "before_commit"} or not parts[1].isdigit() \
+                or (len(parts) == 3 and parts[2] not in ("kill", "term", "pause")):
+            raise ValueError(f"{FAULT_ENV} must be <after_outbox|after_store|after_topic|before_commit>:<batch>[:kill|term|pause] "
+                             f"or broken:commit_before_sinks[:<batch>], got {spec!r}")
         self.point, self.at, self.action = parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "kill"
         self.batches = 0
         self.fired = False
@@ -61,7 +71,8 @@ class FaultHook:
         return cls(spec) if spec else None
 
     def begin(self, batch: Batch) -> None:
-        if batch.alerts:
+        # the broken variant counts batches with block-stage alerts only: losing one is then always visible
+        if batch.alerts and (not self.commit_first or any(ev.alert.stage != "pending" for ev in batch.alerts)):
             self.batches += 1
 
     def reached(self, point: str) -> None:
@@ -70,9 +81,10 @@ class FaultHook:
         import os
         import signal
 
-        self.fired = True
+        self.fired = True  # once (a paused process goes on from here when resumed)
         log.warning("fault injected", point=point, batch=self.batches, action=self.action)
-        os.kill(os.getpid(), signal.SIGKILL if self.action == "kill" else signal.SIGTERM)
+        sig = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "pause": signal.SIGSTOP}[self.action]
+        os.kill(os.getpid(), sig)
 
 
 def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message]]:
@@ -179,13 +191,18 @@ class DetectWorker:
         if not records and not len(batch):
             self._beat()
             return []
+        broken = self.fault is not None and self.fault.commit_first
         if self.fault is not None:
             self.fault.begin(batch)
+            if broken:  # the deliberately broken test-only variant (FaultHook): offsets first
+                self._commit()
+                self.fault.reached("after_commit")
         if not self.sinks.write(batch):
             return None
         if self.fault is not None:
             self.fault.reached("before_commit")
-        self._commit()
+        if not broken:
+            self._commit()
         self._observe(batch.alerts)
         self._beat()
         if self.on_events is not None and batch.alerts:

@@ -12,7 +12,11 @@ wait at once (shutdown never waits for a backoff). The policies:
 | startup   | opening the store when the daemon starts                  | 0.5 s  | 10 s   |
 | attest    | an attestation round that failed                          | 5 s    | 300 s  |
 | node      | reconnecting to the node (cap: ``node.reconnect_max_s``)  | 0.25 s | 30 s   |
+| trace     | a block's call traces the node answered with an error     | 0.5 s  | 4 s    |
 | webhook   | the next delivery of a failed webhook (settings: backoff) | 2 s    | 600 s  |
+
+A block's traces are tried three times (streams/node.py); then that block is decoded from its
+event logs and the next block asks for traces again.
 
 The webhook outbox does not loop here: a failed message is rescheduled with :meth:`Policy.delay`
 and delivered by the next round, so one slow receiver never blocks the others.
@@ -57,6 +61,7 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
     Policy("startup", 0.5, 10.0),
     Policy("attest", 5.0, 300.0),
     Policy("node", 0.25, 30.0),
+    Policy("trace", 0.5, 4.0),
     Policy("webhook", 2.0, 600.0),
 )}
 

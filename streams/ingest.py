@@ -16,7 +16,7 @@ from mevwatch.monitor.types import Block
 from mevwatch.streams import bus as busmod
 from mevwatch.streams import envelope
 from mevwatch.monitor.types import Message, PendingTx, RevertEvent
-from mevwatch.streams.node import NodeSource
+from mevwatch.streams.node import NodeSource, check_ws_url
 
 log = get_logger("mevwatch.ingest")
 
@@ -35,13 +35,15 @@ def publish(bus: busmod.Bus, msg: Message) -> None:
 
 
 def _source(rpc: str, settings: Settings, pending: bool, traces: bool) -> NodeSource:
-    return NodeSource(rpc, chain_id=None, traces=traces and settings.node.traces != "none",
+    return NodeSource(rpc, chain_id=None, traces=settings.node.traces if traces else "none",
                       max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
                       pending=pending, confirmations=settings.node.confirmations)
 
 
 def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True, traces: bool = True,
                max_messages: int | None = None) -> int:
+    """Node -> Kafka until ``max_messages`` or Ctrl-C. Raises NodeError when the node was never reached."""
+    check_ws_url(rpc, "mevwatch ingest")
     bus = busmod.KafkaBus(kafka, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
                           replication=settings.kafka.replication_factor)
     source = _source(rpc, settings, pending, traces)
@@ -66,6 +68,8 @@ def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True
     finally:
         bus.flush(30)
         bus.close()
+    if not source.reached:
+        raise source.unreached_error()
     return count
 
 
@@ -85,6 +89,7 @@ async def _until_stopped(source: NodeSource, emit, dead) -> None:
 
 def run_record(rpc: str, out: Path, *, settings: Settings, max_blocks: int | None = None,
                duration_s: float | None = None, pending: bool = True) -> dict[str, int]:
+    check_ws_url(rpc, "mevwatch record")
     source = _source(rpc, settings, pending, True)
     counts = {"blocks": 0, "pending": 0, "reverts": 0}
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -113,6 +118,8 @@ def run_record(rpc: str, out: Path, *, settings: Settings, max_blocks: int | Non
             asyncio.run(main())
         except KeyboardInterrupt:
             pass
+    if not source.reached:
+        raise source.unreached_error()
     return counts
 
 

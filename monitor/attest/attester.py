@@ -20,10 +20,17 @@
   higher, none is sent (a node would refuse it as under-priced): the batch waits for the
   transaction already out.
 - Confirmation: the receipt must succeed and sit ``confirmations`` blocks deep.
+- One attester per journal: whatever sends (:meth:`Attester.attest`, :meth:`Attester.resume`;
+  the daemon at start) first takes an exclusive ``flock`` on ``<journal>.lock`` and keeps it
+  until the process ends. A second process on the same journal (two pods on one volume, a
+  ``mevwatch attest flush`` next to the daemon) gets :class:`JournalLocked`, naming the pid
+  that holds it, and sends nothing. The lock belongs to the process: journals of one process
+  share it (tests run restarted attesters in one process).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -92,12 +99,59 @@ class FeePolicy:
         return min(cap, self.max_fee_wei)
 
 
+class JournalLocked(AttestError):
+    """Another process holds the attester journal's lock: two attesters would race for one nonce sequence."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False)
+
+
+_LOCKS: dict[str, int] = {}  # lock file -> the descriptor this process holds it through
+_LOCKS_GUARD = threading.Lock()
+
+
 class Journal:
     """The batch in flight, on disk: readable by its owner only, never written through a symlink."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def acquire(self) -> None:
+        """Take the journal's exclusive lock for this process (kept until it exits or :meth:`release`);
+        :class:`JournalLocked` when another process holds it."""
+        key = str(self.lock_path.resolve())
+        with _LOCKS_GUARD:
+            if key in _LOCKS:
+                return
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise AttestError(f"cannot open the attester lock {self.lock_path}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise JournalLocked(f"another attester is running on this journal: {self.lock_path} is locked by pid "
+                                    f"{holder} (run exactly one attester per key and registry; on Kubernetes the "
+                                    "chart's attest StatefulSet)") from None
+            except OSError as exc:
+                os.close(fd)
+                raise AttestError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _LOCKS[key] = fd
+
+    def release(self) -> None:
+        with _LOCKS_GUARD:
+            fd = _LOCKS.pop(str(self.lock_path.resolve()), None)
+        if fd is not None:
+            os.close(fd)  # closing the last descriptor drops the flock
 
     def load(self) -> tuple[Plan, int, list[Sent]] | None:
         try:
@@ -176,6 +230,7 @@ class Attester:
     def attest(self, plan: Plan) -> Attested | None:
         """Put ``plan`` on chain (or adopt this attester's identical batch); None when stopped first.
         The journal stays until :meth:`done`."""
+        self.journal.acquire()
         existing = self._own_batch(plan)
         if existing:
             self.journal.save(plan, -1, [])  # nothing sent: the batch is on chain; its proofs are owed
@@ -199,6 +254,7 @@ class Attester:
         """Finish the batch a previous run left in flight. None when there is none.
         ``(plan, None)``: the batch did not land and its nonce went elsewhere (plan again),
         or this process was stopped while waiting."""
+        self.journal.acquire()
         j = self.journal.load()
         if j is None:
             return None

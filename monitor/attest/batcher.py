@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,8 +290,10 @@ class Batcher:
                 return h, int(lg["blockNumber"]), gas
         return None, None, None
 
-    def run(self, stop: threading.Event, poll_s: float = 2.0) -> None:
-        """Loop until ``stop``: retriable failures back off, others are logged and retried slowly."""
+    def run(self, stop: threading.Event, poll_s: float = 2.0,
+            on_round: Callable[[BaseException | None], None] | None = None) -> None:
+        """Loop until ``stop``: retriable failures back off, others are logged and retried slowly.
+        ``on_round(None or the failure)`` after each round (the daemon's readiness)."""
         from mevwatch.monitor import metrics
         from mevwatch.monitor.retry import policy
         from mevwatch.monitor.store.queries import unattested_final_count
@@ -308,7 +311,9 @@ class Batcher:
                 delay = poll_s
                 failures_in_a_row = 0
                 self.last_error = None
+                failure: BaseException | None = None
             except (AttestError, StoreError) as exc:
+                failure = exc
                 self.failures += 1
                 metrics.ATTEST_FAILURES.inc()
                 self.last_error = str(exc)
@@ -317,6 +322,7 @@ class Batcher:
                 metrics.RETRIES.labels(backoff.name).inc()
                 log.warning("attestation failed; retrying", error=str(exc)[:300], retry_in_s=round(delay, 2))
             except Exception as exc:  # noqa: BLE001 - a node hiccup must not kill the daemon
+                failure = exc
                 self.failures += 1
                 metrics.ATTEST_FAILURES.inc()
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -324,6 +330,8 @@ class Batcher:
                 delay = backoff.delay(failures_in_a_row)
                 metrics.RETRIES.labels(backoff.name).inc()
                 log.warning("attestation failed; retrying", error=self.last_error, retry_in_s=round(delay, 2))
+            if on_round is not None:
+                on_round(failure)
             stop.wait(delay)
 
 

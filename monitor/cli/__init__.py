@@ -10,7 +10,7 @@ The commands are registered here, in the order ``mevwatch --help`` lists them.
 
 from __future__ import annotations
 
-from mevwatch.monitor.cli import attest, daemon, dashboards, demo, model, replay, store, stream, webhooks
+from mevwatch.monitor.cli import attest, daemon, dashboards, demo, doctor, model, replay, store, stream, webhooks
 from mevwatch.monitor.cli.main import app, version
 
 app.command()(version)
@@ -20,6 +20,7 @@ app.command()(stream.record)
 app.command()(stream.tail)
 app.command()(demo.demo)
 app.command()(daemon.run)
+app.command()(doctor.doctor)
 app.add_typer(store.db_app, name="db")
 app.add_typer(webhooks.wh_app, name="webhooks")
 app.command()(attest.verify)

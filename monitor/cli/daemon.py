@@ -12,7 +12,7 @@ from mevwatch.monitor.cli.main import OptionError, err, handled, state
 @handled()
 def run(
     role: Annotated[str, typer.Option("--role", help="all (one process), ingest (node -> Kafka), detect (Kafka -> detect -> sinks) or attest (store -> chain).")] = "all",
-    rpc: Annotated[Optional[str], typer.Option("--rpc", help="WebSocket URL of the node (or MEVWATCH_NODE__RPC).")] = None,
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="WebSocket URL of the node, ws:// or wss:// (or MEVWATCH_NODE__RPC); what it must offer: docs/node.md, `mevwatch doctor`.")] = None,
     kafka: Annotated[Optional[str], typer.Option("--kafka", help="Kafka bootstrap host:port; default: in-process bus (role all only).")] = None,
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB under data_dir.")] = None,
     confirmations: Annotated[Optional[int], typer.Option("--confirmations", help="Blocks deep before an alert is final (default 12).")] = None,
@@ -34,8 +34,12 @@ def run(
     detect ones.
     """
     from mevwatch.monitor.daemon import run_daemon
+    from mevwatch.streams.node import check_ws_url
 
     s = state.settings
+    url = rpc or s.node.rpc
+    if url and role in ("all", "ingest"):
+        check_ws_url(url, "mevwatch run")  # refused before anything starts: subscriptions need a WebSocket
     if kafka:
         s.kafka.bootstrap = kafka
     if clickhouse:

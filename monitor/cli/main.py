@@ -26,7 +26,7 @@ from rich.markup import escape
 from mevwatch.monitor import __version__
 from mevwatch.monitor.config import Settings, load_settings
 from mevwatch.monitor.errors import ConfigError, MevwatchError
-from mevwatch.monitor.log import configure_logging
+from mevwatch.monitor.log import configure_logging, redact_text
 
 if TYPE_CHECKING:
     from mevwatch.monitor.store.store import AlertStore
@@ -74,7 +74,7 @@ def handled(code: int = FAILED) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except MevwatchError as exc:
-                err.print(f"[red]error:[/red] {escape(str(exc))}")
+                err.print(f"[red]error:[/red] {escape(redact_text(str(exc)))}")  # node URLs: credentials masked
                 raise typer.Exit(exit_code(exc, code)) from None
 
         return command  # type: ignore[return-value]

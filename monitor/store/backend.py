@@ -55,7 +55,11 @@ class ChdbBackend:
     name = "chdb"
 
     def __init__(self, path: Path, database: str = "mevwatch"):
-        from chdb import session
+        try:
+            from chdb import session
+        except ImportError:
+            raise ConfigError("the embedded store (chDB) is not installed: install the extra (pip install 'mevwatch[embedded]') "
+                              "or give a ClickHouse server (clickhouse.url, --clickhouse)") from None
 
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)

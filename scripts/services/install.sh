@@ -47,13 +47,27 @@ if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prom
 fi
 
 # helm, built from the Go module proxy (no registry here serves its binary); version pinned
-# in tests/services.py. The Go module cache makes a rebuild quick.
+# in tests/services.py. The Go module cache makes a rebuild quick. The ldflags are those of
+# helm's Makefile: its version, and the Kubernetes version it assumes without a cluster
+# (`helm template`, `helm lint`: .Capabilities.KubeVersion), taken from the k8s.io/client-go
+# it is built with (v0.34 -> Kubernetes 1.34) as its Makefile does; without them a plain
+# `helm template` reports Kubernetes v1.20.0 and fails the chart's kubeVersion. The stamp file
+# records that flags were set: a binary built without them (older install script) is rebuilt.
 HELM_VERSION=$(sed -n 's/^HELM_VERSION = "\(v[0-9.]*\)".*/\1/p' tests/services.py)
-if [[ ! -x $ROOT/helm/$HELM_VERSION/helm ]]; then
+HELM_DIR=$ROOT/helm/$HELM_VERSION
+if [[ ! -x $HELM_DIR/helm || ! -f $HELM_DIR/.kube-version ]]; then
   echo "building helm $HELM_VERSION from the Go module proxy ..."
   command -v go >/dev/null || { echo "Go is needed to build helm" >&2; exit 1; }
-  GOBIN="$ROOT/helm/$HELM_VERSION" GOFLAGS=-mod=mod go install \
-    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  HELM_GOMOD=$(cd / && GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+  K8S_MINOR=$(sed -n 's|^[[:space:]]*k8s.io/client-go v0\.\([0-9][0-9]*\)\..*|\1|p' "$HELM_GOMOD")
+  [[ -n $K8S_MINOR ]] || { echo "cannot read the k8s.io/client-go version of helm $HELM_VERSION from $HELM_GOMOD" >&2; exit 1; }
+  LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in pkg/lint/rules pkg/chartutil; do
+    LDFLAGS+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$K8S_MINOR"
+  done
+  rm -f "$HELM_DIR/.kube-version"
+  GOBIN="$HELM_DIR" GOFLAGS=-mod=mod go install -trimpath -ldflags "$LDFLAGS" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "v1.$K8S_MINOR.0" > "$HELM_DIR/.kube-version"
 fi
 
 # solc-js and the reference libraries of the attestation encoding (pinned in contracts/package-lock.json)

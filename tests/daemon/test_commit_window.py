@@ -25,7 +25,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from harness import REPO, Daemon, Feeder, Receiver, baseline, wait_until
+from harness import REPO, Daemon, Feeder, Receiver, event_problems, expected_events, raw_alert_rows, stop_merges, topic_events, wait_until
 from mevwatch.monitor.store.store import open_store
 from mevwatch.monitor.types import Block
 
@@ -35,43 +35,16 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAULT_BATCH = 6
 
 
-def _topic_events(bootstrap: str) -> list[tuple[str, str, int]]:
-    """Every message on the alerts topic: (alert id, stage, version), duplicates kept."""
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer("mevwatch.alerts.v1", bootstrap_servers=bootstrap, group_id=f"check-{uuid.uuid4().hex[:6]}",
-                      auto_offset_reset="earliest", enable_auto_commit=False)
-    out, idle = [], 0
-    while idle < 4:
-        batch = c.poll(timeout_ms=500)
-        idle = 0 if batch else idle + 1
-        for msgs in batch.values():
-            for m in msgs:
-                obj = json.loads(m.value)
-                out.append((obj["data"]["alert_id"], obj["data"]["stage"], int(obj["version"])))
-    c.close()
-    return out
-
-
-def _one_version_each(events, where: str) -> None:
-    versions: dict[tuple[str, str], set[int]] = {}
-    for aid, stage, ver in events:
-        versions.setdefault((aid, stage), set()).add(ver)
-    bad = {k: v for k, v in versions.items() if len(v) > 1}
-    assert not bad, f"{where}: {len(bad)} alert stages under two versions, e.g. {list(bad.items())[:3]}"
-
-
 @pytest.mark.parametrize("fault", ["after_outbox:kill", "after_store:kill", "after_topic:kill", "before_commit:kill",
                                    "before_commit:term"])
 def test_fault_in_the_commit_window_delivers_each_stage_once(tmp_path, fresh_kafka, clickhouse, lab_messages, fault):
     point, action = fault.split(":")
-    want = {(e.alert.alert_id, e.alert.stage, e.version) for e in baseline(lab_messages, CONF) if e.alert.stage != "pending"}
+    want = expected_events(lab_messages, CONF)
     n_blocks = sum(1 for m in lab_messages if isinstance(m, Block))
     db = f"w_{uuid.uuid4().hex[:8]}"
     url = clickhouse.url(db)
     store = open_store(url, tmp_path)
-    for table in ("alerts", "evidence", "alert_txs"):  # raw rows: nothing collapses behind the test's back
-        store.backend.execute(f"SYSTEM STOP MERGES {db}.{table}")
+    stop_merges(store)  # raw rows: nothing collapses behind the test's back
     rx = Receiver(SECRET)
     data = tmp_path / "data"
     for sub in ("detect", "attest"):
@@ -123,12 +96,10 @@ def test_fault_in_the_commit_window_delivers_each_stage_once(tmp_path, fresh_kaf
         assert not twice, f"{len(twice)} alert stages delivered more than once, e.g. {list(twice.items())[:3]}"
         assert {(a, s, v) for a, s, v, _w in got if s != "pending"} == want
 
-        raw = [(r[0], r[1], int(r[2])) for r in store.backend.query("SELECT alert_id, stage, version FROM alerts")]
-        _one_version_each(raw, "ClickHouse alerts rows")
-        assert {e for e in raw if e[1] != "pending"} == want
-        topic = _topic_events(fresh_kafka.bootstrap)
-        _one_version_each(topic, "alerts topic")
-        assert {e for e in topic if e[1] != "pending"} == want
+        raw = raw_alert_rows(store)
+        topic = topic_events(fresh_kafka.bootstrap)
+        problems = event_problems("ClickHouse alerts rows", raw, want) + event_problems("alerts topic", topic, want)
+        assert not problems, "\n".join(problems)
         assert {(a, s) for a, s, _v in topic} == {(a, s) for a, s, _v in raw}, "the topic and ClickHouse disagree"
 
         # a proof once written is never lost: every final alert carries one, and verify checks one

@@ -79,12 +79,20 @@ def test_panels_use_the_provisioned_datasources_and_fit_the_grid():
     for d in dashboards().values():
         ids = [p["id"] for p in d["panels"]]
         assert len(ids) == len(set(ids))
+        # data sources are variables (any Grafana's uids can be picked) defaulting to the provisioned ones
+        variables = {v["name"]: v for v in d["templating"]["list"] if v["type"] == "datasource"}
+        for v in variables.values():
+            assert uids[v["current"]["value"]] == v["query"], v
+        used = set()
         for p in d["panels"]:
             g = p["gridPos"]
             assert g["x"] + g["w"] <= 24 and g["w"] > 0 and g["h"] > 0
-            for t in p["targets"]:
-                assert uids[t["datasource"]["uid"]] == t["datasource"]["type"]
-                kinds.add(t["datasource"]["type"])
+            for ref in [p["datasource"]] + [t["datasource"] for t in p["targets"]]:
+                name = ref["uid"].removeprefix("${").removesuffix("}")
+                assert ref["uid"] == f"${{{name}}}" and variables[name]["query"] == ref["type"], (d["uid"], p["title"], ref)
+                used.add(name)
+                kinds.add(ref["type"])
+        assert used == set(variables), d["uid"]  # no variable for a data source the dashboard does not read
     assert kinds == set(uids.values())
     prov = yaml.safe_load((REPO / "dashboards" / "provisioning" / "dashboards" / "mevwatch.yaml").read_text())
     assert prov["providers"][0]["type"] == "file"

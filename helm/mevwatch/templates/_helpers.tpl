@@ -29,8 +29,13 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .role }}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set, else repository:tag (default: the appVersion) */}}
 {{- define "mevwatch.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
 {{- define "mevwatch.secretName" -}}
@@ -41,13 +46,70 @@ app.kubernetes.io/component: {{ .role }}
 {{- if .Values.serviceAccount.create -}}{{ default (include "mevwatch.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
 
-{{/* The pod spec shared by every role: . = dict root role args resources extraEnv gpu nodeSelector tolerations affinity dataVolume */}}
+{{/* The ClickHouse password as an environment variable from an optional key: a Secret without
+     the key starts the pod without a password instead of failing it. */}}
+{{- define "mevwatch.clickhousePasswordEnv" -}}
+{{- if .Values.secrets.keys.clickhousePassword }}
+- name: MEVWATCH_CLICKHOUSE__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mevwatch.secretName" . }}
+      key: {{ .Values.secrets.keys.clickhousePassword }}
+      optional: true
+{{- end }}
+{{- end -}}
+
+{{/* Pod annotations of every role: checksums of the config and the Secret (a change rolls the
+     pods), then podAnnotations and the role's own. . = dict root extra */}}
+{{- define "mevwatch.podAnnotations" -}}
+{{- $root := .root -}}
+checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+{{- if $root.Values.secrets.create }}
+checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+{{- else }}
+checksum/secret: {{ printf "%s %s" $root.Values.secrets.existingSecret (toJson $root.Values.secrets.keys) | sha256sum }}
+{{- end }}
+{{- with $root.Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* A probe: the global settings of `kind` merged with the role's. . = dict root role kind path */}}
+{{- define "mevwatch.probe" -}}
+{{- $p := mergeOverwrite (deepCopy (index .root.Values.probes .kind)) (index (default (dict) .role.probes) .kind | default (dict) | deepCopy) -}}
+httpGet: {path: {{ .path }}, port: http}
+{{ toYaml (omit $p "enabled") }}
+{{- end -}}
+
+{{/* topologySpreadConstraints with the role's pods as the default labelSelector */}}
+{{- define "mevwatch.topologySpread" -}}
+{{- $out := list -}}
+{{- range .constraints -}}
+{{- $c := deepCopy . -}}
+{{- if not (hasKey $c "labelSelector") -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "mevwatch.selector" (dict "root" $.root "role" $.role) | fromYaml)) -}}
+{{- end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* The pod spec shared by the long-running roles:
+     . = dict root role values(the role's section) args resources env gpu nodeSelector tolerations
+             secretItems(list of {key, path}) dataVolume */}}
 {{- define "mevwatch.podSpec" -}}
 {{- $root := .root -}}
+{{- $v := .values -}}
 serviceAccountName: {{ include "mevwatch.serviceAccountName" $root }}
 automountServiceAccountToken: false
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.priorityClassName $v.priorityClassName) }}
+priorityClassName: {{ . }}
 {{- end }}
 securityContext: {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
 {{- with .nodeSelector }}
@@ -56,8 +118,11 @@ nodeSelector: {{- toYaml . | nindent 2 }}
 {{- with .tolerations }}
 tolerations: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .affinity }}
+{{- with $v.affinity }}
 affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+topologySpreadConstraints: {{- include "mevwatch.topologySpread" (dict "root" $root "role" $.role "constraints" .) | nindent 2 }}
 {{- end }}
 containers:
   - name: mevwatch
@@ -67,55 +132,95 @@ containers:
     env:
       - name: MEVWATCH_LOG_FORMAT
         value: json
-      {{- if or $root.Values.secrets.clickhousePassword (not $root.Values.secrets.create) }}
-      - name: MEVWATCH_CLICKHOUSE__PASSWORD_FILE
-        value: /etc/mevwatch/secrets/clickhouse-password
+      {{- with .env }}
+      {{- toYaml . | nindent 6 }}
       {{- end }}
-      {{- with .extraEnv }}
+      {{- with $root.Values.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+      {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
     ports:
       - name: http
         containerPort: {{ $root.Values.service.port }}
         protocol: TCP
-    livenessProbe:
-      httpGet: {path: /healthz, port: http}
-      initialDelaySeconds: {{ $root.Values.probes.liveness.initialDelaySeconds }}
-      periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
-      failureThreshold: {{ $root.Values.probes.liveness.failureThreshold }}
-    readinessProbe:
-      httpGet: {path: /readyz, port: http}
-      initialDelaySeconds: {{ $root.Values.probes.readiness.initialDelaySeconds }}
-      periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
-      failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
+    {{- $startup := mergeOverwrite (deepCopy $root.Values.probes.startup) (default (dict) (default (dict) $v.probes).startup) }}
+    {{- if $startup.enabled }}
+    startupProbe: {{- include "mevwatch.probe" (dict "root" $root "role" $v "kind" "startup" "path" "/startupz") | nindent 6 }}
+    {{- end }}
+    livenessProbe: {{- include "mevwatch.probe" (dict "root" $root "role" $v "kind" "liveness" "path" "/healthz") | nindent 6 }}
+    readinessProbe: {{- include "mevwatch.probe" (dict "root" $root "role" $v "kind" "readiness" "path" "/readyz") | nindent 6 }}
     resources:
       {{- $res := deepCopy .resources }}
       {{- if and .gpu .gpu.enabled }}
       {{- $limits := default (dict) $res.limits }}
       {{- $_ := set $limits "nvidia.com/gpu" .gpu.count }}
+      {{- if .gpu.memory }}{{ $_ := set $limits "memory" .gpu.memory }}{{ end }}
       {{- $_ := set $res "limits" $limits }}
       {{- end }}
       {{- toYaml $res | nindent 6 }}
     securityContext: {{- toYaml $root.Values.securityContext | nindent 6 }}
     volumeMounts:
       - {name: config, mountPath: /etc/mevwatch/mevwatch.yaml, subPath: mevwatch.yaml, readOnly: true}
+      {{- if .secretItems }}
       - {name: secrets, mountPath: /etc/mevwatch/secrets, readOnly: true}
+      {{- end }}
       - {name: data, mountPath: /var/lib/mevwatch}
       - {name: tmp, mountPath: /tmp}
+      {{- with $root.Values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+      {{- with $v.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
 volumes:
   - name: config
     configMap:
       name: {{ include "mevwatch.fullname" $root }}
+  {{- with .secretItems }}
   - name: secrets
     secret:
       secretName: {{ include "mevwatch.secretName" $root }}
       defaultMode: 0400
+      items: {{- toYaml . | nindent 8 }}
+  {{- end }}
+  {{- if .dataVolume }}
   - name: data
-    {{- if .dataVolume }}
     {{- toYaml .dataVolume | nindent 4 }}
-    {{- else }}
+  {{- else if not .dataFromClaimTemplate }}
+  - name: data
     emptyDir: {}
-    {{- end }}
+  {{- end }}
   - name: tmp
     emptyDir: {}
+  {{- with $root.Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with $v.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* Checks of values the schema cannot express; fails the render with a clear message. */}}
+{{- define "mevwatch.validate" -}}
+{{- $d := .Values.detect -}}
+{{- if and $d.hpa.enabled $d.keda.enabled -}}
+{{- fail "detect.hpa.enabled and detect.keda.enabled: choose one autoscaler (KEDA makes its own HPA)" -}}
+{{- end -}}
+{{- range $name, $a := dict "detect.hpa" $d.hpa "detect.keda" $d.keda -}}
+{{- if $a.enabled -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "%s.minReplicas (%d) is above %s.maxReplicas (%d)" $name (int $a.minReplicas) $name (int $a.maxReplicas)) -}}
+{{- end -}}
+{{- if gt (int $a.maxReplicas) (int $.Values.kafka.partitions) -}}
+{{- fail (printf "%s.maxReplicas (%d) is above kafka.partitions (%d): members beyond the mempool topic's partitions get no partition and only rebalance the group; lower maxReplicas or raise kafka.partitions" $name (int $a.maxReplicas) (int $.Values.kafka.partitions)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.webhooks -}}
+{{- if and $.Values.secrets.create (not (hasKey $.Values.secrets.webhookSecrets .secretKey)) -}}
+{{- fail (printf "webhook %s: secretKey %q is not in secrets.webhookSecrets" .url .secretKey) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -1,175 +1,188 @@
 """The daemon under faults, with real services: the lab's pending transactions and blocks go
 through a real Kafka broker into `mevwatch run --role detect` (a real process), which writes a
-real ClickHouse server, the alerts topic and webhooks. Whatever breaks on the way:
+real ClickHouse server (merges stopped: every raw row counts), the alerts topic and a real
+webhook receiver. Feeding starts only once the daemon's /readyz is OK and its consumer holds the
+blocks partition. The faults are placed on purpose:
 
-- the block-stage alerts (one partition, so one order) are exactly those of a fault-free run,
-  at the same final stages;
-- the rows after FINAL are exactly the alerts published on the alerts topic, each at the
-  newest stage published there: nothing lost, nothing doubled. (Pending-stage alerts depend on
-  how mempool partitions interleave, which Kafka does not fix, so the sinks are compared with
-  each other, not with a fault-free run.)"""
+- the daemon is SIGKILLed right after the 8th block went through every sink (its checkpoint row
+  is in ClickHouse) while the feed goes on, and restarted;
+- the broker is SIGKILLed while a batch is in flight: the test-only hook
+  ``MEVWATCH_FAULT=after_store:<n>:pause`` stops the daemon after ClickHouse took a batch, the
+  broker dies, the daemon resumes into the alerts topic and the offset commit with no broker,
+  which comes back seconds later;
+- ClickHouse is stopped for 30 s mid-run.
+
+Afterwards each sink, without de-duplication (every raw ClickHouse row, every topic message,
+every webhook delivery with its webhook-id and body), holds exactly the fault-free run's
+``(alert_id, stage, version)`` block-stage events (computed once, in-process, from the same
+recording), with one version per ``(alert_id, stage)``; webhooks are delivered once each (after a
+SIGKILL a delivery may repeat, with the same webhook-id and body: docs/operations.md). The
+receiver is checked again after the daemon stops. A deliberately broken variant (offsets
+committed before the sinks) makes the same check report the loss."""
 
 from __future__ import annotations
 
-import json
+import os
+import signal
 import time
 import uuid
 
 import pytest
 
-from harness import Daemon, Feeder, Receiver, baseline, wait_until
+from harness import (Daemon, Feeder, Receiver, event_problems, expected_events, merged_parts, raw_alert_rows, settle,
+                     sink_problems, start_detect, stop_merges,
+                     stopped, wait_until)
 from mevwatch.monitor.store.store import open_store
+from mevwatch.monitor.types import Block
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anvil]
 CONF = 3
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+KILL_AFTER_BLOCKS = 8
+FAULT_BATCH = 4
 
 
-def expected_stages(messages) -> dict[str, str]:
-    """Block-stage alerts of a fault-free run: alert id -> newest stage."""
-    last: dict[str, tuple[int, str]] = {}
-    for ev in baseline(messages, CONF):
-        if ev.alert.stage == "pending":
-            continue
-        if ev.alert.alert_id not in last or ev.version >= last[ev.alert.alert_id][0]:
-            last[ev.alert.alert_id] = (ev.version, ev.alert.stage)
-    return {k: v[1] for k, v in last.items()}
-
-
-def topic_stages(bootstrap: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
-    """From the alerts topic: alert id -> newest stage, and every (alert id, stage) published."""
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer("mevwatch.alerts.v1", bootstrap_servers=bootstrap, group_id=f"check-{uuid.uuid4().hex[:6]}",
-                      auto_offset_reset="earliest", enable_auto_commit=False)
-    newest: dict[str, tuple[int, str]] = {}
-    pairs = set()
-    idle = 0
-    while idle < 4:
-        batch = c.poll(timeout_ms=500)
-        idle = 0 if batch else idle + 1
-        for msgs in batch.values():
-            for m in msgs:
-                obj = json.loads(m.value)
-                aid, stage, ver = obj["data"]["alert_id"], obj["data"]["stage"], obj["version"]
-                assert m.key.decode() == aid
-                pairs.add((aid, stage))
-                if aid not in newest or ver >= newest[aid][0]:
-                    newest[aid] = (ver, stage)
-    c.close()
-    return {k: v[1] for k, v in newest.items()}, pairs
-
-
-def check_sinks_agree(store, bootstrap: str, want_blocks: dict[str, str]) -> set[tuple[str, str]]:
-    in_db = db_stages(store)
-    on_topic, pairs = topic_stages(bootstrap)
-    assert store.count("alerts") == len(on_topic) == len(in_db)
-    assert in_db == on_topic
-    assert {k: v for k, v in in_db.items() if v != "pending"} == want_blocks
-    assert store.count("evidence") == len(in_db)
-    assert sum(1 for v in in_db.values() if v == "pending") > 10
-    return pairs
-
-
-def db_stages(store) -> dict[str, str]:
-    return {r[0]: r[1] for r in store.backend.query("SELECT alert_id, stage FROM alerts FINAL")}
-
-
-def settle(store, want: dict[str, str], n_blocks: int, daemon: Daemon, timeout: float = 60) -> None:
-    def done() -> bool:
-        try:
-            got = db_stages(store)
-            return store.count("blocks") >= n_blocks and {k: v for k, v in got.items() if v != "pending"} == want
-        except Exception:  # noqa: BLE001 - server restarting
-            return False
-    def report() -> str:
-        got = db_stages(store)
-        diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
-        return f"{len(diff)} differ (want, got): {list(diff.items())[:10]}\n{daemon.tail()}"
-    wait_until(done, timeout, "every alert in ClickHouse at its final stage", report)
-
-
-def blocks_in(messages) -> int:
-    from mevwatch.monitor.types import Block
-
+def n_blocks(messages) -> int:
     return sum(1 for m in messages if isinstance(m, Block))
 
 
-def setup(tmp_path, fresh_kafka, clickhouse, lab_messages, webhooks=None):
-    db = f"t_{uuid.uuid4().hex[:8]}"
-    url = clickhouse.url(db)
-    daemon = Daemon(tmp_path, kafka=fresh_kafka.bootstrap, clickhouse=url, confirmations=CONF, webhooks=webhooks)
-    store = open_store(url, tmp_path)
-    return daemon, store, expected_stages(lab_messages)
+class Run:
+    """One detect daemon on this test's broker and its own ClickHouse database (merges stopped), with a receiver."""
+
+    def __init__(self, tmp_path, fresh_kafka, clickhouse, lab_messages, *, env: dict | None = None, flaky: bool = False):
+        self.kafka, self.messages = fresh_kafka, lab_messages
+        self.want = expected_events(lab_messages, CONF)
+        assert len(self.want) > 30
+        url = clickhouse.url(f"t_{uuid.uuid4().hex[:8]}")
+        self.store = open_store(url, tmp_path)
+        stop_merges(self.store)
+        self.rx = Receiver(SECRET, flaky=flaky)
+        self.daemon = Daemon(tmp_path, kafka=fresh_kafka.bootstrap, clickhouse=url, confirmations=CONF,
+                             webhooks=[{"url": self.rx.url, "secrets": [SECRET]}], extra={"gnn": {"enabled": False}}, env=env)
+
+    def start(self, block_s: float) -> Feeder:
+        start_detect(self.daemon, self.kafka.bootstrap)
+        return Feeder(self.kafka.bootstrap, self.messages, block_s=block_s).start()
+
+    def finish(self, *, webhooks_once: bool = True, give_up_s: float | None = None, merged_ok: int = 0,
+               timeout: float = 90) -> list[str]:
+        """Settle, stop the daemon (exit 0), and return what is wrong with any sink (empty: exact)."""
+        settle(self.store, self.rx, self.want, self.messages, self.daemon, timeout=timeout, give_up_s=give_up_s)
+        before = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok)
+        assert self.daemon.terminate() == 0, self.daemon.tail()
+        n = len(self.rx.requests)
+        time.sleep(1.5)
+        assert len(self.rx.requests) == n, "webhooks delivered after the daemon stopped"
+        after = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok)
+        return sorted(set(before) | set(after))
+
+    def close(self) -> None:
+        if self.daemon.proc and self.daemon.proc.poll() is None:
+            self.daemon.kill()
+        self.store.close()
 
 
-def test_daemon_sigkill_mid_run_resumes_without_gap_or_duplicate(tmp_path, fresh_kafka, clickhouse, lab_messages):
-    daemon, store, want = setup(tmp_path, fresh_kafka, clickhouse, lab_messages)
-    assert len(want) > 30
-    daemon.start()
-    # paced so the kill lands mid-run even when the daemon is slow to start (model load, group join):
-    # 31 blocks take 15 s to arrive, the kill comes after the 8th is processed
-    feeder = Feeder(fresh_kafka.bootstrap, lab_messages, block_s=0.5).start()
-    wait_until(lambda: store.count("blocks") >= 8, 60, "the daemon to process some blocks", daemon.tail)
-    daemon.kill()  # SIGKILL: no drain, no commit
-    killed_at = store.count("blocks")
-    time.sleep(1)
-    daemon.start()
+def sigkill_mid_run(run: Run, *, self_kill: bool = False, give_up_s: float | None = None) -> list[str]:
+    """SIGKILL the daemon right after the 8th block reached every sink (or wait for the fault hook
+    to kill it, ``self_kill``) while the feed goes on; restart it; the sinks' problems."""
+    feeder = run.start(block_s=0.4)
+    d = run.daemon
+    if self_kill:
+        wait_until(lambda: d.proc.poll() is not None, 60, "the fault hook to kill the daemon", d.tail)
+        assert d.proc.returncode == -signal.SIGKILL and "fault injected" in d.tail(), d.tail()
+    else:
+        wait_until(lambda: run.store.count("blocks") >= KILL_AFTER_BLOCKS, 60, f"block {KILL_AFTER_BLOCKS} in every sink", d.tail)
+        d.kill()  # SIGKILL: no drain, no commit
+    fed = feeder.blocks
+    assert fed < n_blocks(run.messages) - 5, f"the feed was done ({fed} blocks) before the kill: nothing tested"
+    d.env.pop("MEVWATCH_FAULT", None)
+    d.start()
     feeder.join()
-    settle(store, want, blocks_in(lab_messages), daemon)
-    assert killed_at < blocks_in(lab_messages), "the kill came too late to test anything"
-    check_sinks_agree(store, fresh_kafka.bootstrap, want)
-    assert daemon.terminate() == 0
+    return run.finish(webhooks_once=False, give_up_s=give_up_s)
 
 
-def test_kafka_broker_sigkill_and_restart(tmp_path, fresh_kafka, clickhouse, lab_messages):
-    daemon, store, want = setup(tmp_path, fresh_kafka, clickhouse, lab_messages)
-    daemon.start()
-    feeder = Feeder(fresh_kafka.bootstrap, lab_messages).start()
-    wait_until(lambda: store.count("blocks") >= 8, 60, "the daemon to process some blocks", daemon.tail)
-    fresh_kafka.kill()
-    time.sleep(3)
-    fresh_kafka.start()
-    feeder.join()
-    settle(store, want, blocks_in(lab_messages), daemon)
-    check_sinks_agree(store, fresh_kafka.bootstrap, want)
-    assert daemon.terminate() == 0
+def test_daemon_sigkill_mid_run_every_sink_exact(tmp_path, fresh_kafka, clickhouse, lab_messages):
+    run = Run(tmp_path, fresh_kafka, clickhouse, lab_messages)
+    try:
+        problems = sigkill_mid_run(run)
+        assert not problems, "\n".join(problems)
+    finally:
+        run.close()
+
+
+def test_the_sigkill_check_catches_offsets_committed_before_the_sinks(tmp_path, fresh_kafka, clickhouse, lab_messages):
+    """The same test on a deliberately broken daemon (test-only ``MEVWATCH_FAULT=broken:commit_before_sinks``,
+    monitor/pipeline.py: offsets committed before the sinks, the process killed between the two):
+    the comparison must report the lost batch's events in every sink."""
+    run = Run(tmp_path, fresh_kafka, clickhouse, lab_messages, env={"MEVWATCH_FAULT": f"broken:commit_before_sinks:{FAULT_BATCH}"})
+    try:
+        problems = sigkill_mid_run(run, self_kill=True, give_up_s=8)
+        for sink in ("ClickHouse rows", "alerts topic", "webhook deliveries"):
+            assert any(p.startswith(f"{sink}: ") and "missing" in p for p in problems), (sink, problems)
+    finally:
+        run.close()
+
+
+def test_kafka_broker_sigkill_while_a_batch_is_in_flight(tmp_path, fresh_kafka, clickhouse, lab_messages):
+    run = Run(tmp_path, fresh_kafka, clickhouse, lab_messages, env={"MEVWATCH_FAULT": f"after_store:{FAULT_BATCH}:pause"})
+    d = run.daemon
+    try:
+        feeder = run.start(block_s=0.3)
+        wait_until(lambda: stopped(d.proc.pid), 60, "the daemon paused after ClickHouse took a batch", d.tail)
+        assert "fault injected" in d.tail()
+        fresh_kafka.kill()  # SIGKILL the broker: the batch still has to reach the alerts topic and be committed
+        os.kill(d.proc.pid, signal.SIGCONT)
+        time.sleep(4)
+        assert d.proc.poll() is None, d.tail()
+        fresh_kafka.start()
+        feeder.join()
+        assert feeder.blocks == n_blocks(lab_messages)
+        problems = run.finish()
+        assert not problems, "\n".join(problems)
+        log = d.log.read_text()
+        assert "fault injected" in log
+    finally:
+        run.close()
 
 
 def test_clickhouse_stopped_30s_then_catches_up(tmp_path, fresh_kafka, clickhouse, lab_messages):
-    daemon, store, want = setup(tmp_path, fresh_kafka, clickhouse, lab_messages)
-    daemon.start()
-    feeder = Feeder(fresh_kafka.bootstrap, lab_messages, block_s=0.3).start()
-    wait_until(lambda: store.count("blocks") >= 5, 60, "the daemon to process some blocks", daemon.tail)
-    clickhouse.stop()
-    t0 = time.monotonic()
-    wait_until(lambda: daemon.get("/readyz")[0] == 503, 30, "readiness to drop while ClickHouse is away", daemon.tail)
-    assert daemon.get("/healthz")[0] == 200  # backing off is healthy; not ready
-    time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
-    clickhouse.start()
-    feeder.join()
-    settle(store, want, blocks_in(lab_messages), daemon)
-    check_sinks_agree(store, fresh_kafka.bootstrap, want)
-    assert daemon.get("/readyz")[0] == 200
-    assert "store unavailable; holding offsets" in daemon.tail() or "ClickHouse" in daemon.tail()
-    assert daemon.terminate() == 0
+    run = Run(tmp_path, fresh_kafka, clickhouse, lab_messages)
+    d = run.daemon
+    try:
+        feeder = run.start(block_s=0.5)
+        wait_until(lambda: run.store.count("blocks") >= 5, 60, "the daemon to process some blocks", d.tail)
+        # the rows so far: one version each, none a fault-free run has not (a restarted server merges
+        # its parts before merges can be stopped again, so they are checked now)
+        early = [p for p in event_problems("ClickHouse rows before the stop", raw_alert_rows(run.store), run.want)
+                 if "missing" not in p]
+        assert not early, early
+        clickhouse.stop()
+        t0 = time.monotonic()
+        assert feeder.blocks < n_blocks(lab_messages) - 5, "the feed was done before ClickHouse stopped"
+        wait_until(lambda: d.get("/readyz")[0] == 503, 30, "readiness to drop while ClickHouse is away", d.tail)
+        assert d.get("/healthz")[0] == 200  # backing off is healthy; not ready
+        time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
+        clickhouse.start()
+        stop_merges(run.store)  # SYSTEM STOP MERGES does not survive a restart
+        merged = merged_parts(run.store)  # merged at start-up, of the rows checked above
+        feeder.join()
+        # a write in flight when the server went away can wait out the driver's 30 s receive timeout
+        # before its retry (backoff up to 10 s): catching up may take that long on top
+        problems = run.finish(merged_ok=merged, timeout=180)
+        assert not problems, "\n".join(problems)
+        assert "unavailable; holding offsets" in d.log.read_text()
+    finally:
+        run.close()
 
 
 def test_webhooks_delivered_through_a_flaky_receiver(tmp_path, fresh_kafka, clickhouse, lab_messages):
-    rx = Receiver(SECRET, flaky=True)
-    daemon, store, want = setup(tmp_path, fresh_kafka, clickhouse, lab_messages,
-                                webhooks=[{"url": rx.url, "secrets": [SECRET]}])
-    daemon.start()
-    Feeder(fresh_kafka.bootstrap, lab_messages, block_s=0.05).start().join()
-    settle(store, want, blocks_in(lab_messages), daemon)
-    want_events = check_sinks_agree(store, fresh_kafka.bootstrap, want)
-
-    def got() -> set:
-        return {(b["data"]["alert_id"], b["data"]["stage"]) for b in rx.verified()}
-    wait_until(lambda: got() >= want_events, 120, "every webhook delivered", daemon.tail)
-    bodies = rx.verified()  # every signature checked by the reference standardwebhooks library
-    assert got() == want_events
-    assert len(bodies) == len(want_events)  # one delivery per alert stage: no duplicates
-    assert rx.n >= 2 * len(want_events) - 1  # half the attempts failed and were retried
-    assert {b["type"] for b in bodies} >= {"mev.sandwich.included", "mev.sandwich.final", "mev.sandwich_attempt.pending"}
-    assert daemon.terminate() == 0
+    run = Run(tmp_path, fresh_kafka, clickhouse, lab_messages, flaky=True)
+    try:
+        run.start(block_s=0.05).join()
+        problems = run.finish()
+        assert not problems, "\n".join(problems)
+        bodies = run.rx.verified()  # every signature checked by the reference standardwebhooks library
+        assert run.rx.n >= 2 * len(bodies) - 1  # half the attempts failed and were retried
+        assert {b["type"] for b in bodies} >= {"mev.sandwich.included", "mev.sandwich.final", "mev.sandwich_attempt.pending"}
+    finally:
+        run.close()

@@ -238,6 +238,23 @@ def merged_parts(store, tables: tuple[str, ...] = MERGE_FREE_TABLES) -> int:
     return int(rows[0][0])
 
 
+def folded_rows(store, raw: list[Event]) -> set[Event]:
+    """Rows a merge may have folded away: for each alert with a row in a merged part (level > 0),
+    every (stage, version) below its newest row's version stands for itself (ReplacingMergeTree keeps
+    the newest version per alert). Only for a test that restarts the server, which merges parts at
+    start-up before merges can be stopped again; a merge drops rows, it never adds a version."""
+    rows = store.backend.query("SELECT alert_id, max(version) FROM alerts WHERE _part IN (SELECT name FROM system.parts "
+                               "WHERE active AND level > 0 AND database = currentDatabase() AND table = 'alerts') "
+                               "GROUP BY alert_id")
+    return {(aid, "*", int(v)) for aid, v in rows}
+
+
+def present(raw: list[Event], want: set[Event], folded: set[Event]) -> set[Event]:
+    """``raw`` as a set, plus the wanted events a merge folded into a newer version of their alert."""
+    newest = {aid: v for aid, _s, v in folded}
+    return set(raw) | {e for e in want if e[0] in newest and e[2] < newest[e[0]]}
+
+
 def raw_alert_rows(store) -> list[Event]:
     """Every row of the alerts table, without FINAL (merges stopped: see :func:`stop_merges`)."""
     return [(r[0], r[1], int(r[2])) for r in store.backend.query("SELECT alert_id, stage, version FROM alerts")]
@@ -291,14 +308,19 @@ def event_problems(where: str, events: list[Event], want: set[Event], *, once: b
 
 
 def sink_problems(store, bootstrap: str, rx: Receiver, want: set[Event], *, webhooks_once: bool = True,
-                  merged_ok: int = 0) -> list[str]:
+                  merged_ok: int = 0, stored_before: set[Event] = frozenset()) -> list[str]:
     """:func:`event_problems` for each sink: raw ClickHouse rows, every alerts-topic message, every
     webhook delivery (each webhook-id always with one body, ``{alert_id}-{version}`` of it); and
     the sinks' pending events agree. ``webhooks_once=False`` (the daemon was SIGKILLed: a delivery
     whose 2xx was not recorded is sent again, docs/operations.md) allows a repeat with the same
     webhook-id and body. ``merged_ok``: merged parts the caller accounts for (a restarted server
-    merges before merges can be stopped again; the rows in them were checked before the stop)."""
+    merges before merges can be stopped again; the rows in them were checked before the stop).
+    ``stored_before``: rows read before such a restart; a merge at start-up may have folded them
+    into newer versions, so they count as stored (a merge can drop rows, never add versions)."""
     raw, topic, hooks = raw_alert_rows(store), topic_events(bootstrap), rx.events()
+    raw = raw + sorted(stored_before - set(raw))
+    if merged_ok:  # the server restarted: count what its start-up merges folded away as stored
+        raw = raw + sorted(present(raw, want, folded_rows(store, raw)) - set(raw))
     problems = event_problems("ClickHouse rows", raw, want)
     if merged_parts(store) > merged_ok:
         problems.append("ClickHouse: parts were merged, so the raw rows may hide duplicates")
@@ -319,7 +341,7 @@ def sink_problems(store, bootstrap: str, rx: Receiver, want: set[Event], *, webh
 
 
 def settle(store, rx: Receiver, want: set[Event], messages: list, daemon: Daemon, timeout: float = 90,
-           give_up_s: float | None = None) -> None:
+           give_up_s: float | None = None, stored_before: set[Event] = frozenset(), restarted: bool = False) -> None:
     """Wait until ClickHouse has every block of ``messages`` and the block-stage events ``want``, and
     the receiver has them too. With ``give_up_s``: return (without failing) that long after the
     last block reached ClickHouse, whatever is missing (a broken variant loses events for good)."""
@@ -328,21 +350,32 @@ def settle(store, rx: Receiver, want: set[Event], messages: list, daemon: Daemon
     numbers = [m.number for m in messages if isinstance(m, Block)]
     t_last: list[float] = []
 
-    def have(events) -> bool:
-        return {e for e in events if e[1] != "pending"} >= want
+    state: dict[str, object] = {}
 
     def done() -> bool:
         try:
-            if (store.last_block() or -1) < max(numbers):
+            state["last_block"] = last = store.last_block()
+            if (last or -1) < max(numbers):
                 return False
             if not t_last:
                 t_last.append(time.monotonic())
             if give_up_s is not None and time.monotonic() - t_last[0] > give_up_s:
                 return True
-            return store.count("blocks") >= len(numbers) and have(raw_alert_rows(store)) and have([e for e, _w in rx.events()])
-        except Exception:  # noqa: BLE001 - ClickHouse restarting
+            state["blocks"] = n = store.count("blocks")
+            raw = raw_alert_rows(store)
+            seen = present(raw, want, folded_rows(store, raw)) if restarted else set(raw)
+            rows = {e for e in seen | stored_before if e[1] != "pending"}
+            hooks = {e for e, _w in rx.events() if e[1] != "pending"}
+            state["missing in ClickHouse"] = sorted(want - rows)[:5]
+            state["missing at the receiver"] = sorted(want - hooks)[:5]
+            return n >= len(numbers) and rows >= want and hooks >= want
+        except Exception as exc:  # noqa: BLE001 - ClickHouse restarting
+            state["error"] = repr(exc)[:300]
             return False
-    wait_until(done, timeout, "every block and every alert stage in ClickHouse and at the webhook receiver", daemon.tail)
+
+    def report() -> str:
+        return f"want {len(want)} events, blocks up to {max(numbers)}; {state}\n{daemon.tail()}"
+    wait_until(done, timeout, "every block and every alert stage in ClickHouse and at the webhook receiver", report)
 
 
 def wait_assigned(bootstrap: str, group: str, timeout: float = 60, tail=lambda: "") -> None:

@@ -65,15 +65,18 @@ class Run:
         return Feeder(self.kafka.bootstrap, self.messages, block_s=block_s).start()
 
     def finish(self, *, webhooks_once: bool = True, give_up_s: float | None = None, merged_ok: int = 0,
-               timeout: float = 90) -> list[str]:
+               timeout: float = 90, stored_before: set = frozenset()) -> list[str]:
         """Settle, stop the daemon (exit 0), and return what is wrong with any sink (empty: exact)."""
-        settle(self.store, self.rx, self.want, self.messages, self.daemon, timeout=timeout, give_up_s=give_up_s)
-        before = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok)
+        settle(self.store, self.rx, self.want, self.messages, self.daemon, timeout=timeout, give_up_s=give_up_s,
+               stored_before=stored_before, restarted=bool(merged_ok))
+        before = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok,
+                               stored_before=stored_before)
         assert self.daemon.terminate() == 0, self.daemon.tail()
         n = len(self.rx.requests)
         time.sleep(1.5)
         assert len(self.rx.requests) == n, "webhooks delivered after the daemon stopped"
-        after = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok)
+        after = sink_problems(self.store, self.kafka.bootstrap, self.rx, self.want, webhooks_once=webhooks_once, merged_ok=merged_ok,
+                              stored_before=stored_before)
         return sorted(set(before) | set(after))
 
     def close(self) -> None:
@@ -153,7 +156,8 @@ def test_clickhouse_stopped_30s_then_catches_up(tmp_path, fresh_kafka, clickhous
         wait_until(lambda: run.store.count("blocks") >= 5, 60, "the daemon to process some blocks", d.tail)
         # the rows so far: one version each, none a fault-free run has not (a restarted server merges
         # its parts before merges can be stopped again, so they are checked now)
-        early = [p for p in event_problems("ClickHouse rows before the stop", raw_alert_rows(run.store), run.want)
+        early_rows = raw_alert_rows(run.store)
+        early = [p for p in event_problems("ClickHouse rows before the stop", early_rows, run.want)
                  if "missing" not in p]
         assert not early, early
         clickhouse.stop()
@@ -168,7 +172,7 @@ def test_clickhouse_stopped_30s_then_catches_up(tmp_path, fresh_kafka, clickhous
         feeder.join()
         # a write in flight when the server went away can wait out the driver's 30 s receive timeout
         # before its retry (backoff up to 10 s): catching up may take that long on top
-        problems = run.finish(merged_ok=merged, timeout=180)
+        problems = run.finish(merged_ok=merged, timeout=180, stored_before=set(early_rows))
         assert not problems, "\n".join(problems)
         assert "unavailable; holding offsets" in d.log.read_text()
     finally:

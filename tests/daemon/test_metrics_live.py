@@ -59,7 +59,7 @@ def test_prometheus_scrapes_a_real_run_and_every_panel_has_data(tmp_path):
         assert len(families) >= 25
         assert all(n.endswith("_total") for n, k in families.items() if k == "counter"), "counters end in _total"
         assert not [n for n in families if n.endswith("_created")], "no _created series"
-        units = ("_total", "_seconds", "_blocks", "_records", "_info", "_depth", "_block", "_alerts", "_seconds_bucket")
+        units = ("_total", "_seconds", "_blocks", "_records", "_info", "_depth", "_block", "_alerts", "_seconds_bucket", "_ratio")
         assert all(n.endswith(units) for n in families), [n for n in families if not n.endswith(units)]
         # no hash or address as a label value; the one exception is the model's info metric (one series
         # naming the loaded model's hash, like a build_info)

@@ -324,7 +324,9 @@ class MempoolWatcher:
             evidence={
                 "router": s.router, "amount_in": str(s.amount_in), "amount_out_min": str(s.amount_out_min),
                 "reserves_in_out": [str(r_in), str(r_out)], "expected_out_without_attack": str(exp.victim_out_clean),
-                "slippage_tolerance": 1 - s.amount_out_min / exp.victim_out_clean if exp.victim_out_clean else None,
+                # exact in integers, then 9 decimals: 0.003, never 0.0030000000000000027
+                "slippage_tolerance": (round((exp.victim_out_clean - s.amount_out_min) * 10**9 // exp.victim_out_clean / 10**9, 9)
+                                       if exp.victim_out_clean else None),
                 "best_frontrun_in": str(exp.frontrun_in), "first_seen_ns": it.tx.first_seen_ns,
             },
         )

@@ -48,6 +48,10 @@ def test_the_30_weth_victim_was_exposed(decode_block):
     a = int(ev["best_frontrun_in"])
     got = v2_amount_out(a, r_in, r_out)
     assert v2_amount_out(30 * 10**18, r_in + a, r_out - got) >= 2737949751213388842090
+    # the tolerance as the integers give it, to 9 decimals (no float noise such as 0.0030000000000000027)
+    clean, limit = int(ev["expected_out_without_attack"]), 2737949751213388842090
+    assert ev["slippage_tolerance"] == ((clean - limit) * 10**9 // clean) / 10**9
+    assert len(repr(ev["slippage_tolerance"])) <= 11
 
 
 def test_tight_slippage_is_not_exposed(decode_block):

@@ -70,6 +70,23 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str]]:
     return found
 
 
+def recording_chain_id(found: list[tuple[Path, str]]) -> int | None:
+    """The chain id of the first message of the first readable JSONL recording among ``found``
+    (files and formats from :func:`discover`); None when there is none (mev-inspect files carry no
+    chain id). A replay without ``--chain-id`` takes the recording's, as the live run had it."""
+    for path, fmt in found:
+        if fmt != "jsonl":
+            continue
+        try:
+            for _n, msg in iter_jsonl(path):
+                cid = None if isinstance(msg, EnvelopeError) else getattr(msg, "chain_id", None)
+                if isinstance(cid, int):
+                    return cid
+        except InputError:
+            continue  # the replay names this file's problem
+    return None
+
+
 def read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()

@@ -44,6 +44,11 @@ def replay(
     if to_store and rpc is not None:
         raise OptionError("--store is for file replays; for a node, use mevwatch run")
     chain_id = state.settings.chain_id
+    if rpc is None and paths and "chain_id" not in state.settings.model_fields_set:
+        from mevwatch.streams.files import discover, recording_chain_id
+
+        # no --chain-id (nor config/env): a recording's own chain id, so alert ids match the live run's
+        chain_id = recording_chain_id(discover(paths, fmt)) or chain_id
     scorer = None
     if gnn:
         from mevwatch.models.scorer import Scorer

@@ -92,6 +92,25 @@ def test_jsonl_recording_replays_to_the_same_alerts(blocks_only, tmp_path):
     assert [orjson.loads(x) for x in a.read_bytes().splitlines()] == [orjson.loads(x) for x in b.read_bytes().splitlines()]
 
 
+def test_a_recording_replays_under_its_own_chain_id(blocks_only, tmp_path):
+    """Without --chain-id, the replay runs under the chain id the recording's messages carry (pending
+    alerts too: the engine's), so it gives what `--chain-id 5` gives, the live run's alerts and ids."""
+    rec = tmp_path / "rec.jsonl"
+    with open(rec, "wb") as fh:
+        for p in sorted(blocks_only.glob("*.json.gz"))[:6]:
+            fh.write(encode_block(parse_block(json.loads(gzip.open(p).read()), chain_id=5)) + b"\n")
+    own, given = tmp_path / "own.jsonl", tmp_path / "given.jsonl"
+    assert mevwatch("replay", str(rec), "--out", str(own), "-q").returncode == 0
+    assert mevwatch("--chain-id", "5", "replay", str(rec), "--out", str(given), "-q").returncode == 0
+    a = lines(own)
+    assert a and {x["chain_id"] for x in a} == {5}
+    assert a == lines(given)
+    from mevwatch.streams.files import discover, recording_chain_id
+
+    assert recording_chain_id(discover([blocks_only, rec])) == 5  # the first recording's, past mev-inspect files
+    assert recording_chain_id(discover([blocks_only])) is None
+
+
 def test_usage_errors():
     r = mevwatch("replay")
     assert r.returncode == 2 and "give files" in r.stderr

@@ -208,6 +208,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, stream: TextIO 
     """
     if quiet_warnings:
         quiet_third_party_warnings()
+    # clickhouse-driver logs every failed connection attempt as a warning with its traceback (through
+    # Python's last-resort handler, unformatted); mevwatch reports the failure itself, in one line
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     resolved = resolve_format(fmt, stream)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -100,3 +100,10 @@ def test_handler_keeps_the_signature_and_lets_exits_through():
 def test_commands_hold_no_sql():
     offenders = [p.name for p in sorted(CLI_DIR.glob("*.py")) if "SELECT " in p.read_text().upper()]
     assert offenders == [], f"SQL belongs in monitor/store/queries.py, found in {offenders}"
+
+
+def test_an_unreachable_clickhouse_is_one_line_without_the_drivers_traceback():
+    r = mevwatch("db", "status", "--clickhouse", "clickhouse://127.0.0.1:1/x")
+    assert r.returncode == FAILED, r
+    assert "Traceback" not in r.stderr and "Failed to connect" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "127.0.0.1:1" in r.stderr, r.stderr

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mevwatch.monitor.cli.main import USAGE, OptionError, err, handled, open_store, state
+from mevwatch.monitor.cli.main import USAGE, OptionError, err, handled, open_existing_store, open_store, state
 from mevwatch.monitor.cli.output import esc
 from mevwatch.monitor.errors import InputError, MevwatchError
 
@@ -275,6 +275,6 @@ def attest_status(
     from mevwatch.monitor.cli.output import print_attestation_status
     from mevwatch.monitor.store import queries
 
-    with closing(open_store(clickhouse, migrate=True)) as store:
+    with closing(open_existing_store(clickhouse, migrate=True)) as store:  # an older store gains the batch tables
         status = queries.attestation_status(store, limit)
     print_attestation_status(status)

@@ -112,6 +112,16 @@ def open_store(clickhouse: str | None, migrate: bool) -> AlertStore:
     return settings_store(s, migrate=migrate)
 
 
+def open_existing_store(clickhouse: str | None, *, migrate: bool = False) -> AlertStore:
+    """:func:`open_store` for commands that only read (status): never creates an embedded store. A
+    folder without one gets a clean error instead of a new, empty store."""
+    s = state.settings
+    if not clickhouse and not s.clickhouse.url and not Path(s.clickhouse.data_dir).exists():
+        raise OptionError(f"no embedded store at {s.clickhouse.data_dir} (nothing recorded from this folder yet: "
+                          "`mevwatch run` or `mevwatch replay --store` create one); give --clickhouse URL for a server")
+    return open_store(clickhouse, migrate=migrate)
+
+
 def gnn_device(device: str) -> str:
     """``--device`` (auto, cpu or cuda) as a torch device; needs the gnn extra."""
     try:

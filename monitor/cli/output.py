@@ -152,21 +152,30 @@ def print_db_status(status: DbStatus) -> None:
     t.add_column("rows (FINAL)", justify="right")
     for name, n in status.rows.items():
         t.add_row(name, f"{n:,}")
-    Console(soft_wrap=True).print(t)
+    out = Console(soft_wrap=True)  # the whole status on stdout (a pipe gets all of it)
+    out.print(t)
     pending = status.pending_migrations
-    err.print(f"pending migrations: {pending or 'none'}; last processed block: {status.last_block if not pending else '-'}")
+    out.print(f"pending migrations: {pending or 'none'}; last processed block: {status.last_block if not pending else '-'}")
 
 
 def print_attestation_status(status: AttestationStatus) -> None:
     t = Table(title="attested batches", title_justify="left")
     for col in ("batch", "blocks", "alerts", "root", "tx", "gas", "chain", "registry"):
-        t.add_column(col)
-    for r in status.batches:
-        t.add_row(str(r["batch_id"]), f"{r['from_block']}..{r['to_block']}", str(r["alert_count"]), esc(r["root"]),
-                  esc(r["tx_hash"] or "(adopted)"), str(r["gas_used"] or "-"), str(r["attest_chain_id"]), esc(r["contract"]))
-    Console(soft_wrap=True, width=250).print(t)
+        t.add_column(col, no_wrap=True)
+    for r in status.batches:  # hashes shortened to fit a terminal; `mevwatch attest proof ID` gives them whole
+        t.add_row(str(r["batch_id"]), f"{r['from_block']}..{r['to_block']}", str(r["alert_count"]), esc(_short(r["root"])),
+                  esc(_short(r["tx_hash"]) if r["tx_hash"] else "(adopted)"), str(r["gas_used"] or "-"), str(r["attest_chain_id"]),
+                  esc(_short(r["contract"])))
+    out = Console(soft_wrap=True)
+    out.print(t)
     w = status.waiting_blocks
-    err.print(f"final alerts not attested yet: {status.waiting}" + (f" (blocks {w[0]}..{w[1]})" if w else ""))
+    out.print(f"final alerts not attested yet: {status.waiting}" + (f" (blocks {w[0]}..{w[1]})" if w else ""))
+
+
+def _short(h: object) -> str:
+    """A long hex value as its head and tail (0x1234abcd…9f0e)."""
+    s = str(h)
+    return s if len(s) <= 18 else f"{s[:10]}…{s[-4:]}"
 
 
 def batch_line(r) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mevwatch.monitor.cli.main import err, handled, open_store
+from mevwatch.monitor.cli.main import err, handled, open_existing_store, open_store
 from mevwatch.monitor.cli.output import esc
 
 db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
@@ -35,6 +35,6 @@ def db_status(
     from mevwatch.monitor.cli.output import print_db_status
     from mevwatch.monitor.store import queries
 
-    with closing(open_store(clickhouse, migrate=False)) as store:
+    with closing(open_existing_store(clickhouse)) as store:
         status = queries.db_status(store)
     print_db_status(status)

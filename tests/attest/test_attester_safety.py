@@ -81,7 +81,7 @@ def test_proofs_are_not_lost_when_the_store_fails_after_confirmation(tmp_path, a
     cfg.write_text(json.dumps(doc))
     env = {"MEVWATCH_ATTEST__PRIVATE_KEY_FILE": str(key)}
     st = run_cli(cfg, "attest", "status", env=env)
-    assert "final alerts not attested yet: 3" in st.stderr, st.stderr
+    assert "final alerts not attested yet: 3" in st.stdout, st.stdout + st.stderr
     r = run_cli(cfg, "attest", "repair", env=env)
     assert r.returncode == 0 and "batch 2: 3 proofs written" in r.stderr, r.stderr
     assert set(proofs(store)) == {a.alert_id for a in first + second}
@@ -91,7 +91,7 @@ def test_proofs_are_not_lost_when_the_store_fails_after_confirmation(tmp_path, a
     r = run_cli(cfg, "attest", "repair", env=env)
     assert r.returncode == 0 and "every batch of this attester has its proofs" in r.stderr, r.stderr
     st = run_cli(cfg, "attest", "status", env=env)
-    assert "final alerts not attested yet: 0" in st.stderr, st.stderr
+    assert "final alerts not attested yet: 0" in st.stdout, st.stdout + st.stderr
     store.close()
 
 

@@ -107,3 +107,20 @@ def test_an_unreachable_clickhouse_is_one_line_without_the_drivers_traceback():
     assert r.returncode == FAILED, r
     assert "Traceback" not in r.stderr and "Failed to connect" not in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "127.0.0.1:1" in r.stderr, r.stderr
+
+
+def test_status_commands_never_create_a_store_and_print_to_stdout(tmp_path):
+    """`db status` / `attest status` in a folder without a store: a clean error, and no store made
+    (they used to create an empty one); with a store, the whole status goes to stdout."""
+    for cmd in (("db", "status"), ("attest", "status")):
+        r = subprocess.run([str(Path(sys.executable).with_name("mevwatch")), *cmd], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+        assert r.returncode == USAGE and "no embedded store" in r.stderr, r
+        assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+    from mevwatch.monitor.store.store import open_store
+
+    open_store(None, tmp_path / ".mevwatch" / "chdb").close()
+    r = subprocess.run([str(Path(sys.executable).with_name("mevwatch")), "db", "status"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "pending migrations: none" in r.stdout and "blocks" in r.stdout, r
+    assert r.stderr.strip() == "", r.stderr

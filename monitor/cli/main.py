@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
+from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
 
@@ -33,6 +34,15 @@ if TYPE_CHECKING:
 
 FAILED = 1  # the command ran and failed
 USAGE = 2  # bad options or settings, or the command could not check what it was asked
+
+def _flag_type(self: Any, ctx: Any) -> str | None:
+    """Typer's rich help shows ``<bool>`` beside every flag (``--quiet <bool>``), as if it took a value;
+    a flag takes none, so its type column stays empty."""
+    return None if getattr(self, "is_flag", False) else _typer_display_type(self, ctx)
+
+
+_typer_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="mevwatch",

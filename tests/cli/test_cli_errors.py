@@ -124,3 +124,10 @@ def test_status_commands_never_create_a_store_and_print_to_stdout(tmp_path):
                        cwd=tmp_path, timeout=120)
     assert r.returncode == 0 and "pending migrations: none" in r.stdout and "blocks" in r.stdout, r
     assert r.stderr.strip() == "", r.stderr
+
+
+@pytest.mark.parametrize("cmd", [("replay",), ("run",), ("record",), ("webhooks", "status"), ()])
+def test_help_shows_no_type_beside_flags(cmd):
+    r = mevwatch(*cmd, "--help")
+    assert r.returncode == 0 and "--help" in r.stdout
+    assert "<bool>" not in r.stdout, r.stdout

@@ -35,6 +35,7 @@ from mevwatch.monitor import metrics
 from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.config import WebhookDelivery, WebhookSubscriber
 from mevwatch.monitor.errors import DeliveryError
+from mevwatch.monitor.kinds import Detector
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.retry import policy
 from mevwatch.monitor.sinks import signing, ssrf
@@ -52,7 +53,9 @@ def wants(sub: WebhookSubscriber, ev: AlertEvent) -> bool:
         return False
     if sub.stages and a.stage not in sub.stages:
         return False
-    if a.score < sub.min_score:
+    if a.detector == Detector.GNN and a.score < sub.min_score:
+        # min_score filters what the model raised alone; a rule alert is an exact match whose score is
+        # the model's confirmation (docs/alerts.md), and a low one must not silently drop it
         return False
     if sub.addresses:
         watched = {x.lower() for x in sub.addresses}

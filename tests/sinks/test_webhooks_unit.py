@@ -18,11 +18,11 @@ pytestmark = pytest.mark.fast
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-def alert(kind="sandwich", stage="included", score=1.0, attacker="0xaa") -> Alert:
+def alert(kind="sandwich", stage="included", score=1.0, attacker="0xaa", detector="rules") -> Alert:
     return Alert(kind=kind, stage=stage, chain_id=1, block_number=7, block_hash="0x07",
                  txs=[AlertTx("0x01", 0, "frontrun"), AlertTx("0x02", 1, "victim"), AlertTx("0x03", 2, "backrun")],
                  attackers=[attacker], victims=["0xbb"], pools=["0xcc"], tokens=["0xdd"], profit=None, victim_loss=None,
-                 gas_cost_wei=None, evidence={}, score=score)
+                 gas_cost_wei=None, evidence={}, score=score, detector=detector)
 
 
 def test_signature_verifies_with_the_reference_library_and_rotation():
@@ -78,7 +78,9 @@ def test_filters_by_kind_stage_score_and_address():
     assert wants(sub, AlertEvent(alert(stage="final"), 1))
     assert not wants(sub, AlertEvent(alert(stage="included"), 1))
     assert not wants(sub, AlertEvent(alert(kind="arbitrage", stage="final"), 1))
-    assert not wants(sub, AlertEvent(alert(stage="final", score=0.4), 1))
+    assert not wants(sub, AlertEvent(alert(stage="final", score=0.4, detector="gnn"), 1))
+    # a rule alert the model scored low (a back-run it reads as another role) is still sent
+    assert wants(sub, AlertEvent(alert(stage="final", score=0.009, detector="rules"), 1))
     assert not wants(sub, AlertEvent(alert(stage="final", attacker="0xee"), 1))
     ev = AlertEvent(alert(stage="retracted"), 4)
     assert ev.event_type == "mev.alert.retracted"

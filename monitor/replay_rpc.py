@@ -4,8 +4,9 @@ through the engine (monitor/replay.py's :class:`Replayer`).
 Each block the node returns is checked as a recorded one is (the envelope's validation: every
 field typed and in range, named when not) before it reaches the engine: a malformed or
 out-of-range block is rejected (``block N`` of the node, the field and why, its envelope as the
-raw text of the dead letter) and the range goes on. A node that cannot be reached, has no block N
-or lacks a method mevwatch needs still ends the replay (exit 2): that is no bad input.
+raw text of the dead letter) and the range goes on. Blocks past the node's head (``--to`` too far)
+are one rejection naming them, after the blocks that exist were replayed (the summary says so). A
+node that cannot be reached or lacks a method mevwatch needs still ends the replay (exit 2).
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
             where = f"block {n}"
             try:
                 block, _ = await fetch_block(request, n, chain_id=chain_id, traces=tracer)
-            except NodeError:
-                raise  # the node, not the block: unreachable, no such block, a method it lacks
+            except NodeError as exc:
+                if str(exc).startswith("node has no block"):  # --to past the node's head: what exists is replayed
+                    reject(source, f"blocks {n}..{end}", f"the node has no such blocks yet (its head is below {n}); "
+                           f"the replay stopped after block {n - 1}", None)
+                    break
+                raise  # the node, not the block: unreachable, a method it lacks
             except InputError as exc:
                 reject(source, where, exc.reason, None)
                 continue
@@ -100,8 +105,7 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
                 continue
             handle(good, (source, where))
     finally:
-        if ws:
-            await w3.provider.disconnect()
+        await w3.provider.disconnect()  # also the HTTP provider's session (else aiohttp: "Unclosed client session")
 
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,

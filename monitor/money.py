@@ -58,15 +58,16 @@ def pro_rata_profit(cost_in: int, bought: int, sold: int, received: int) -> int:
 
 
 def gas_cost(db: DecodedBlock, tx_hashes: list[str]) -> int | None:
+    """Wei the transactions paid for gas; None (unknown, never a partial sum or 0) when any of them
+    lacks its receipt's gas used or price."""
     total = 0
-    known = False
     by_hash = {tx.hash: tx for tx in db.block.transactions}
     for h in tx_hashes:
         tx = by_hash.get(h)
-        if tx is not None and tx.gas_used is not None and tx.effective_gas_price is not None:
-            total += tx.gas_used * tx.effective_gas_price
-            known = True
-    return total if known else None
+        if tx is None or tx.gas_used is None or tx.effective_gas_price is None:
+            return None
+        total += tx.gas_used * tx.effective_gas_price
+    return total if tx_hashes else None
 
 
 def v2_amount_out(amount_in: int, reserve_in: int, reserve_out: int, fee_bps: int = 30) -> int:

@@ -145,7 +145,7 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
 
 
 def _receipt_int(rec: dict, name: str, source: str, pos: int) -> int | None:
-    if name not in rec:
+    if rec.get(name) is None:  # absent or null: unknown, never 0 (a gas cost of 0 would be a claim)
         return None
     try:
         return _int(rec[name])

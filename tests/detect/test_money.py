@@ -34,3 +34,32 @@ def test_argmax_unimodal_finds_the_peak():
     assert argmax_unimodal(lambda x: -(x - 37) ** 2, 0, 1000) == 37
     assert argmax_unimodal(lambda x: x, 0, 10) == 10
     assert argmax_unimodal(lambda x: -x, 5, 10) == 5
+
+
+def test_gas_cost_is_unknown_when_a_receipt_lacks_gas(decode_block):
+    """A null gas_used (or a receipt without it) is unknown: the alert's gas cost is null, never 0
+    and never the sum of the legs that have it."""
+    from mevwatch.monitor.money import gas_cost
+
+    db = decode_block(12775690)
+    txs = db.block.transactions[:3]
+    hashes = [t.hash for t in txs]
+    full = gas_cost(db, hashes)
+    assert full is not None and full == sum(t.gas_used * t.effective_gas_price for t in txs)
+    txs[1].gas_used = None
+    assert gas_cost(db, hashes) is None and gas_cost(db, []) is None
+
+
+def test_a_null_gas_used_in_a_receipt_is_read_as_unknown(traces_dir):
+    import copy
+    import gzip
+    import json
+
+    from mevwatch.streams.mevinspect import parse_block
+
+    raw = json.loads(gzip.open(traces_dir / "12775690.json.gz").read())
+    bad = copy.deepcopy(raw)
+    bad["receipts"][0]["gas_used"] = None
+    pos = bad["receipts"][0]["transaction_index"]
+    tx = next(t for t in parse_block(bad).transactions if t.position == pos)
+    assert tx.gas_used is None

@@ -8,6 +8,7 @@ an error text is printed as it is instead of being read as markup.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,3 +245,27 @@ def print_eval(rep) -> None:
         t.add_row(esc(v), esc(st), str(n), f"{mf / n if n else 1:.3f}", f"{rf / n if n else 1:.3f}")
     Console(soft_wrap=True).print(t)
     err.print("model precision on attacker legs: " + ", ".join(f"{esc(k)} {v:.3f}" for k, v in rep.attacker_precision.items()))
+
+
+def print_rows(names: list[str], rows: list[list], fmt: str) -> None:
+    """Query results on stdout: a table (values escaped: they are data), JSON lines or TSV."""
+    import orjson
+
+    if fmt == "json":
+        for r in rows:
+            sys.stdout.write(orjson.dumps(dict(zip(names, r)), default=str).decode() + "\n")
+        return
+    if fmt == "tsv":
+        def cell(v: object) -> str:
+            return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        sys.stdout.write("\t".join(names) + "\n")
+        for r in rows:
+            sys.stdout.write("\t".join(cell(v) for v in r) + "\n")
+        return
+    t = Table()
+    for n in names:
+        t.add_column(esc(n))
+    for r in rows:
+        t.add_row(*(esc(str(v)) for v in r))
+    Console(soft_wrap=True).print(t)
+    err.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mevwatch.monitor.cli.main import err, handled, open_existing_store, open_store
+from mevwatch.monitor.cli.main import OptionError, err, handled, open_existing_store, open_store
 from mevwatch.monitor.cli.output import esc
 
 db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
@@ -38,3 +38,23 @@ def db_status(
     with closing(open_existing_store(clickhouse)) as store:
         status = queries.db_status(store)
     print_db_status(status)
+
+
+@db_app.command("query")
+@handled()
+def db_query(
+    sql: Annotated[str, typer.Argument(help="One SELECT statement; tables of the store's database by bare name.")],
+    clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table (default), json (one object per row) or tsv.")] = "table",
+) -> None:
+    """Run SQL against the evidence store, read-only (ClickHouse's readonly setting: no writes, no settings changes).
+
+    The embedded store (chDB) admits one process: while `mevwatch run` holds it, query a ClickHouse
+    server instead (clickhouse.url; docs/store.md)."""
+    from mevwatch.monitor.cli.output import print_rows
+
+    if fmt not in ("table", "json", "tsv"):
+        raise OptionError(f"--format must be table, json or tsv, not {fmt!r}")
+    with closing(open_existing_store(clickhouse)) as store:
+        names, rows = store.backend.read_only(sql)
+    print_rows(names, rows, fmt)

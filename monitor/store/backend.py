@@ -34,6 +34,7 @@ class Backend(Protocol):
 
     def execute(self, sql: str) -> None: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]: ...
+    def read_only(self, sql: str) -> tuple[list[str], list[list[Any]]]: ...
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None: ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
@@ -80,6 +81,16 @@ class ChdbBackend:
             params = {k: _tsv_escape(v) if isinstance(v, str) else v for k, v in params.items()}
         out = self._run(sql, "JSONCompact", params)
         return orjson.loads(out)["data"] if out else []
+
+    def read_only(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """A user's statement (``mevwatch db query``) with ClickHouse's ``readonly`` on: column names and
+        rows. The session stays read-only afterwards (the command's process ends there)."""
+        self._run("SET readonly = 1", "CSV", None)
+        out = self._run(sql, "JSONCompact", None)
+        if not out:
+            return [], []
+        doc = orjson.loads(out)
+        return [c["name"] for c in doc.get("meta", [])], doc.get("data", [])
 
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
@@ -144,8 +155,11 @@ class ServerBackend:
         from clickhouse_driver import errors as chde
 
         retriable = isinstance(exc, (chde.NetworkError, chde.SocketTimeoutError, OSError, EOFError))
-        return StoreError(f"ClickHouse at {self.where} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
-                          retriable=retriable)
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = getattr(exc, "message", None)
+        if isinstance(exc, chde.ServerException) and isinstance(message, str) and message.strip():
+            text = f"Code: {exc.code}. {message.strip().splitlines()[0]}"  # the server's reason, not only its code
+        return StoreError(f"ClickHouse at {self.where} failed: {text[:300]}", retriable=retriable)
 
     def execute(self, sql: str) -> None:
         self._call(sql, None, None)
@@ -154,6 +168,16 @@ class ServerBackend:
         if params:
             sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
         return [list(r) for r in self._call(sql, params or None, None)]
+
+    def read_only(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """A user's statement (``mevwatch db query``) with ClickHouse's ``readonly`` on: column names and rows."""
+        with self._lock:
+            try:
+                rows, types = self._client.execute(sql, with_column_types=True, settings={"readonly": 1})
+            except Exception as exc:  # noqa: BLE001
+                self._client.disconnect()
+                raise self._wrap(exc) from None
+        return [name for name, _t in types], [list(r) for r in rows]
 
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if rows:

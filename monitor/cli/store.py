@@ -43,7 +43,7 @@ def db_status(
 @db_app.command("query")
 @handled()
 def db_query(
-    sql: Annotated[str, typer.Argument(help="One SELECT statement; tables of the store's database by bare name.")],
+    sql: Annotated[str, typer.Argument(help="One query (read-only); the store's tables by bare name.")],
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db; default: embedded chDB.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (default), json (one object per row) or tsv.")] = "table",
 ) -> None:
@@ -52,9 +52,10 @@ def db_query(
     The embedded store (chDB) admits one process: while `mevwatch run` holds it, query a ClickHouse
     server instead (clickhouse.url; docs/store.md)."""
     from mevwatch.monitor.cli.output import print_rows
+    from mevwatch.monitor.store import queries
 
     if fmt not in ("table", "json", "tsv"):
         raise OptionError(f"--format must be table, json or tsv, not {fmt!r}")
     with closing(open_existing_store(clickhouse)) as store:
-        names, rows = store.backend.read_only(sql)
+        names, rows = queries.user_query(store, sql)
     print_rows(names, rows, fmt)

@@ -67,3 +67,8 @@ def unattested_final_count(store: AlertStore) -> int:
 def attestation_status(store: AlertStore, limit: int = 20) -> AttestationStatus:
     """The newest ``limit`` attested batches and the final alerts still waiting for one."""
     return AttestationStatus(store.attestations(limit), unattested_final_count(store), store.unattested_final_range())
+
+
+def user_query(store: AlertStore, sql: str) -> tuple[list[str], list[list[Any]]]:
+    """A user's own SQL (``mevwatch db query``), run read-only: column names and rows."""
+    return store.backend.read_only(sql)

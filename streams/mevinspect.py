@@ -34,7 +34,7 @@ def _int(v: Any) -> int:
     raise ValueError(f"expected an integer, got {str(v)[:40]!r}")
 
 
-def _trace(raw: dict) -> tuple[str | None, int | None, Trace]:
+def _trace(raw: dict) -> tuple[Any, Any, Trace]:  # hash and position checked by the caller, by name
     action = raw.get("action") or {}
     result = raw.get("result") or {}
     kind = raw.get("type", "call")
@@ -84,6 +84,8 @@ def parse_block(raw: dict, *, source: str = "<block>", chain_id: int = 1) -> Blo
                 block_hash = t.get("block_hash") or t.get("blockHash")
             if tx_hash is None or pos is None:
                 continue
+            if not isinstance(tx_hash, str):
+                raise InputError("transaction_hash: expected 0x-prefixed hex", source=source, position=f"traces[{i}]")
             if not (_is_index(pos) and pos < U32):  # a float or bool key would merge with an int one
                 raise InputError(f"transaction_position: {str(pos)[:40]} is not an integer from 0 to 2^32-1", source=source,
                                  position=f"traces[{i}]")

@@ -82,7 +82,7 @@ def test_training_is_reproducible_and_artifacts_are_checked(heldout, tmp_path):
 
 
 @pytest.mark.anvil
-def test_eval_on_a_held_out_seed_beats_the_rules_on_disguised_attempts(heldout, tmp_path):
+def test_eval_on_a_held_out_seed_reports_the_model_beside_the_rules(heldout, tmp_path):
     r = cli("eval", "--data", str(heldout), "--out", str(tmp_path / "ev"), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     report = (tmp_path / "ev" / "report.md").read_text()
@@ -93,7 +93,9 @@ def test_eval_on_a_held_out_seed_beats_the_rules_on_disguised_attempts(heldout, 
         if len(cells) == 7 and cells[1] in ("block", "pending"):
             rows[(cells[0], cells[1])] = (int(cells[2]), float(cells[4]), float(cells[6]))
     landed, model_recall, rules_recall = rows[("two_pool", "pending")]
-    assert landed >= 3 and model_recall >= 0.9 and rules_recall < model_recall, rows
+    # the finding of issue 16: the structural opaque-call rule finds the disguised two-pool attempts
+    # the model used to find alone; the model still finds them, no better than the rules
+    assert landed >= 3 and model_recall >= 0.9 and rules_recall >= 0.9, rows
     prec = {p.split()[0]: float(p.split()[1]) for p in report.split("that belong to a labelled attack): ")[1].splitlines()[0].split(", ")}
     assert prec["pending"] >= 0.95 and prec["block"] >= 0.95, prec
     for (variant, stage), (n, m, _rl) in rows.items():

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.decode.pending import decode_pending
-from mevwatch.monitor.detect.pending import REPORTED_CAP, priority_fee
+from mevwatch.monitor.detect.pending import priority_fee, report_once
 from mevwatch.monitor.types import DecodedBlock, PendingTx
 
 MAX_VICTIMS = 8
@@ -161,9 +161,4 @@ class OpaqueSandwichWatcher:
         )
 
     def _once(self, alert: Alert) -> list[Alert]:
-        if alert.alert_id in self.reported:
-            return []
-        self.reported[alert.alert_id] = None
-        while len(self.reported) > REPORTED_CAP:
-            del self.reported[next(iter(self.reported))]
-        return [alert]
+        return report_once(self.reported, alert)

@@ -203,6 +203,17 @@ class _PoolIntents:
 REPORTED_CAP = 200_000  # alert ids remembered against raising one twice (a pending tx lives far shorter)
 
 
+def report_once(reported: dict[str, None], alert: Alert) -> list[Alert]:
+    """``[alert]`` the first time its id is seen, else ``[]``; ``reported`` keeps insertion order and
+    forgets the oldest ids past :data:`REPORTED_CAP` (bounded memory). Shared by the mempool rules."""
+    if alert.alert_id in reported:
+        return []
+    reported[alert.alert_id] = None
+    while len(reported) > REPORTED_CAP:
+        del reported[next(iter(reported))]
+    return [alert]
+
+
 class MempoolWatcher:
     """Pending-stage detection. Feed it included blocks (``observe_block``) and pending txs (``on_pending``)."""
 
@@ -396,9 +407,4 @@ class MempoolWatcher:
         )
 
     def _once(self, alert: Alert) -> list[Alert]:
-        if alert.alert_id in self.reported:
-            return []
-        self.reported[alert.alert_id] = None
-        while len(self.reported) > REPORTED_CAP:
-            del self.reported[next(iter(self.reported))]
-        return [alert]
+        return report_once(self.reported, alert)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -35,6 +35,49 @@ class KafkaSettings(_Section):
     group_id: str = "mevwatch"
     partitions: int = Field(6, ge=1, description="partitions when mevwatch creates a topic")
     replication_factor: int = Field(1, ge=1)
+    flush_timeout_s: float = Field(30.0, gt=0, description="how long one write to the alerts topic waits for the broker's "
+                                   "acknowledgements before it backs off and waits again (nothing is produced twice)")
+    commit_timeout_s: float = Field(30.0, gt=0, description="how long one offset commit waits for the broker before it "
+                                    "backs off and tries again")
+    # security (docs/deployment.md, "Kafka over TLS and SASL"): Strimzi's TLS listeners with KafkaUsers, MSK, Confluent
+    security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+                                   description="PLAINTEXT, SSL (TLS; with ssl_cert_file/ssl_key_file: mutual TLS), "
+                                               "SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: str = Field("SCRAM-SHA-512", pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+                                description="with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(None, description="or MEVWATCH_KAFKA__SASL_PASSWORD_FILE")
+    ssl_ca_file: Path | None = Field(None, description="PEM CA certificate the brokers' certificates chain to; "
+                                     "None = the system's trust store")
+    ssl_cert_file: Path | None = Field(None, description="PEM client certificate (mutual TLS)")
+    ssl_key_file: Path | None = Field(None, description="PEM client key (mutual TLS), unencrypted")
+    ssl_check_hostname: bool = Field(True, description="check the broker's certificate names its host")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
+                             "(or MEVWATCH_KAFKA__SASL_PASSWORD_FILE)")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("ssl_cert_file and ssl_key_file go together (mutual TLS)")
+        return self
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """The connection's security as kafka-python keyword arguments (producer, consumers, admin)."""
+        kw: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kw["ssl_check_hostname"] = self.ssl_check_hostname
+            for key, name, path in (("ssl_cafile", "ssl_ca_file", self.ssl_ca_file), ("ssl_certfile", "ssl_cert_file", self.ssl_cert_file),
+                                    ("ssl_keyfile", "ssl_key_file", self.ssl_key_file)):
+                if path is not None:
+                    if not Path(path).is_file():
+                        raise ConfigError(f"kafka.{name}: no file {path}")
+                    kw[key] = str(path)
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None  # _complete
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_password.get_secret_value())
+        return kw
 
 
 class NodeSettings(_Section):
@@ -50,7 +93,12 @@ class NodeSettings(_Section):
 class ClickHouseSettings(_Section):
     url: str | None = Field(None, description="clickhouse://host:port/db; None = embedded chDB")
     data_dir: Path = Path(".mevwatch/chdb")
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, description="the user's password (the user is the URL's, default 'default'); "
+                                       "or MEVWATCH_CLICKHOUSE__PASSWORD_FILE")
+    secure: bool = Field(False, description="TLS on the native protocol (the server's tcp_port_secure, usually 9440)")
+    ca_file: Path | None = Field(None, description="PEM CA certificate the server's certificate must chain to; "
+                                 "None = the system's trust store")
+    verify: bool = Field(True, description="verify the server's certificate and host name (turn off only for tests)")
 
 
 class WebhookSubscriber(_Section):
@@ -204,6 +252,7 @@ _SECRET_FILE_VARS = {
     "MEVWATCH_ATTEST__PRIVATE_KEY_FILE": ("attest", "private_key"),
     "MEVWATCH_ATTEST__KEYSTORE_PASSWORD_FILE": ("attest", "keystore_password"),
     "MEVWATCH_CLICKHOUSE__PASSWORD_FILE": ("clickhouse", "password"),
+    "MEVWATCH_KAFKA__SASL_PASSWORD_FILE": ("kafka", "sasl_password"),
 }
 
 

@@ -126,7 +126,9 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     result = RunResult()
     restore_signals = _install_signals(stop)
     bus = busmod.make_bus(None if role == "attest" else settings.kafka.bootstrap, client_id=settings.kafka.client_id,
-                          partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor)
+                          partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor,
+                          commit_timeout_s=settings.kafka.commit_timeout_s,
+                          **({"security": settings.kafka.client_kwargs()} if settings.kafka.bootstrap and role != "attest" else {}))
     if role != "attest":
         health.bus_ok = True  # the Kafka bus made its topics and producer: the broker answers
     server = None
@@ -300,7 +302,7 @@ def _resume_block(settings: Settings, store: AlertStore | None) -> int | None:
     """First block to ingest: after the last one processed (store) or published (Kafka); None = from head."""
     last = None
     if settings.kafka.bootstrap:
-        last = last_block_on_topic(settings.kafka.bootstrap)
+        last = last_block_on_topic(settings.kafka.bootstrap, security=settings.kafka.client_kwargs())
     elif store is not None:
         last = store.last_block()
     return last + 1 if last is not None else None

@@ -48,6 +48,10 @@ class BusError(MevwatchError):
     """The message bus (Kafka or in-process) failed."""
 
 
+class FlushTimeout(BusError):
+    """Produced records were not acknowledged in time; they stay buffered and are still being sent."""
+
+
 class ServiceError(MevwatchError):
     """A local service (Kafka, anvil, ClickHouse, Prometheus) could not be installed or started."""
 

@@ -6,6 +6,11 @@
 - ``retracted``: its block left the canonical chain before it was final (a revert
   event, or a different block seen at a height already processed).
 
+Final is final: a reorg deeper than ``confirmations`` leaves the alerts that were already final
+as they are (their attestation commits to them), retracts the open ones, logs one warning naming
+the orphaned final heights and counts them in ``mevwatch_orphaned_final_blocks_total``: the
+operator's ``node.confirmations`` is too low for that chain (docs/operations.md).
+
 Every transition gets ``version = block_event << 3 | stage order`` (see
 monitor/store/schema.py), where ``block_event`` is 1 + the offset of the blocks-topic
 record that caused it. Offsets only grow, and a re-delivered record yields the same
@@ -17,6 +22,7 @@ ingest role published twice across a restart) raises nothing again.
 
 from __future__ import annotations
 
+from mevwatch.monitor import metrics
 from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
 from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.types import Block
@@ -55,6 +61,8 @@ class Lifecycle:
         self.head: int | None = None
         self.retracted = 0
         self.finalized = 0
+        self.orphaned_final = 0  # blocks that left the chain after they were final
+        self.final_upto: int | None = None  # the highest height whose alerts were made final
         self.restored_unchecked: set[str] = set()  # restored alerts whose block has no checkpoint here
 
     def restore(self, open_alerts: list[Alert], blocks: list[tuple[int, str, bool]]) -> None:
@@ -68,6 +76,7 @@ class Lifecycle:
                 del self.heights[number]
         if self.heights:
             self.head = max(self.heights)
+            self.final_upto = self.head - self.confirmations
         self.restored_unchecked = {a.alert_id for a in self.open.values() if a.block_number is not None
                                    and self.heights.get(a.block_number) != (a.block_hash or "")}
 
@@ -79,6 +88,7 @@ class Lifecycle:
         events: list[AlertEvent] = []
         # a different block at a height we processed: everything from there up was orphaned
         stale = [n for n, h in self.heights.items() if n >= block.number and h != block.hash]
+        self._orphaned_final(stale)
         for n in sorted(stale, reverse=True):
             events += self._retract(n, self.heights.pop(n), offset)
         if self.restored_unchecked:  # restored open alerts of a block that was never checkpointed: now orphaned?
@@ -97,6 +107,7 @@ class Lifecycle:
             self.open[a.alert_id] = a
         if self.head is not None:
             horizon = self.head - self.confirmations
+            self.final_upto = horizon if self.final_upto is None else max(self.final_upto, horizon)
             fin = version_of(offset, "final")
             for aid, a in list(self.open.items()):
                 if a.block_number is not None and a.block_number <= horizon:
@@ -118,10 +129,26 @@ class Lifecycle:
 
     def on_revert(self, block_number: int, block_hash: str, offset: int) -> list[AlertEvent]:
         if self.heights.get(block_number) == block_hash:
+            self._orphaned_final([block_number])
             del self.heights[block_number]
             if self.head is not None and block_number <= self.head:
                 self.head = block_number - 1
         return self._retract(block_number, block_hash, offset)
+
+    def _orphaned_final(self, numbers: list[int]) -> None:
+        """Warn about orphaned heights that were already final (their alerts stay final)."""
+        if self.final_upto is None or not numbers:
+            return
+        deep = sorted(n for n in numbers if n <= self.final_upto)
+        self.final_upto = min(self.final_upto, min(numbers) - 1)  # the heights above are no longer final
+        if deep:
+            from mevwatch.monitor.log import get_logger
+
+            self.orphaned_final += len(deep)
+            metrics.ORPHANED_FINAL_BLOCKS.inc(len(deep))
+            get_logger("mevwatch.lifecycle").warning(
+                "reorg deeper than node.confirmations: blocks already final left the chain; their final alerts stay final",
+                heights=f"{deep[0]}..{deep[-1]}", blocks=len(deep), confirmations=self.confirmations)
 
     def _retract(self, number: int, block_hash: str, offset: int) -> list[AlertEvent]:
         ver = version_of(offset, "retracted")

@@ -25,6 +25,8 @@ REORGS = Counter("mevwatch_reorgs", "Chain reorganisations seen (one per revert 
 REORG_DEPTH = Histogram("mevwatch_reorg_depth_blocks", "Blocks reverted per reorganisation", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
 TRACE_FALLBACKS = Counter("mevwatch_trace_fallbacks", "Blocks decoded from event logs although call traces were asked for: "
                           "reason=error (the tracer failed, after retries) or unsupported (the node offers no tracer)", ["reason"])
+ORPHANED_FINAL_BLOCKS = Counter("mevwatch_orphaned_final_blocks", "Blocks that left the chain although already final "
+                                "(a reorg deeper than node.confirmations): their final alerts stay final, raise the setting")
 REVERTED_BLOCKS = Counter("mevwatch_reverted_blocks", "Blocks that left the canonical chain after being processed")
 
 # --- bus ------------------------------------------------------------------------------------------

@@ -47,18 +47,23 @@ class FaultHook:
     ``MEVWATCH_FAULT=broken:commit_before_sinks[:<n>]`` is a deliberately BROKEN variant, for the
     tests that show the fault tests can fail (tests/daemon/test_faults.py): it commits the offsets
     before the sinks take the batch, and with ``n`` SIGKILLs the process right after that commit of
-    the ``n``-th batch with block-stage alerts, so the batch is lost. Never set either outside tests."""
+    the ``n``-th batch with block-stage alerts, so the batch is lost. ``MEVWATCH_FAULT=broken:reopen_final``
+    is another: a restart reloads the alerts finalised by the checkpoint's own block event as still
+    open (the bug tests/daemon/test_restart.py guards against). Never set any outside tests."""
 
     def __init__(self, spec: str):
         parts = spec.split(":")
-        self.commit_first = False
-        if parts[:2] == ["broken", "commit_before_sinks"] and (len(parts) == 2 or (len(parts) == 3 and parts[2].isdigit())):
+        self.commit_first = self.reopen_final = False
+        if parts == ["broken", "reopen_final"]:
+            self.reopen_final = True
+            parts = ["never", "0", "kill"]  # a point never reached: no kill
+        elif parts[:2] == ["broken", "commit_before_sinks"] and (len(parts) == 2 or (len(parts) == 3 and parts[2].isdigit())):
             self.commit_first = True
             parts = ["after_commit", parts[2] if len(parts) == 3 else "0", "kill"]
         elif len(parts) not in (2, 3) or parts[0] not in {*FAULT_POINTS.values(), "before_commit"} or not parts[1].isdigit() \
                 or (len(parts) == 3 and parts[2] not in ("kill", "term", "pause")):
             raise ValueError(f"{FAULT_ENV} must be <after_outbox|after_store|after_topic|before_commit>:<batch>[:kill|term|pause] "
-                             f"or broken:commit_before_sinks[:<batch>], got {spec!r}")
+                             f"or broken:commit_before_sinks[:<batch>] or broken:reopen_final, got {spec!r}")
         self.point, self.at, self.action = parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "kill"
         self.batches = 0
         self.fired = False
@@ -143,7 +148,8 @@ class DetectWorker:
         # open: alerts awaiting finality, and those finalised or retracted by a block event after the
         # checkpoint's (that event will be processed again and regenerates the same versions). A final
         # row of the checkpoint's own block event (``E<<3|3`` above the checkpoint's ``E<<3|2``) is done.
-        ids = store.open_alert_ids(event_end(ckpt_version))
+        broken = self.fault is not None and self.fault.reopen_final  # the test-only broken variant (FaultHook)
+        ids = store.open_alert_ids(ckpt_version if broken else event_end(ckpt_version))
         if not getattr(self.bus, "durable", False):
             # the in-process bus starts again at offset 0 and ingest resumes after the checkpointed block:
             # its block events continue right after the checkpoint's, as they were numbered the first time

@@ -22,11 +22,12 @@ import threading
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
 
-from mevwatch.monitor.errors import BusError
+from mevwatch.monitor.errors import BusError, FlushTimeout
 
 MEMPOOL = "mevwatch.mempool.v1"
 BLOCKS = "mevwatch.blocks.v1"
@@ -164,17 +165,19 @@ class KafkaBus:
     durable = True
 
     def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
-                 create_topics: bool = True):
+                 create_topics: bool = True, commit_timeout_s: float = 30.0, security: Mapping[str, Any] | None = None):
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.commit_timeout_s = commit_timeout_s
+        self.security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs)
         try:
             if create_topics:
-                ensure_topics(bootstrap, partitions, replication)
+                ensure_topics(bootstrap, partitions, replication, security=self.security)
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
+                bootstrap_servers=bootstrap, client_id=client_id, **self.security, acks="all", enable_idempotence=True,
                 max_in_flight_requests_per_connection=5, linger_ms=5, batch_size=256 * 1024, retries=2**31 - 1,
                 delivery_timeout_ms=120_000, request_timeout_ms=10_000,
             )
@@ -199,13 +202,21 @@ class KafkaBus:
         fut.add_errback(self._errors.append)
 
     def flush(self, timeout: float | None = None) -> None:
-        self._producer.flush(timeout)
+        """Wait for every produced record's acknowledgement. :class:`FlushTimeout` when ``timeout``
+        passed first (the records stay buffered and are still being sent: flush again, do not
+        produce them again); :class:`BusError` when some were refused (produce them again)."""
+        from kafka.errors import KafkaTimeoutError
+
+        try:
+            self._producer.flush(timeout)
+        except KafkaTimeoutError:
+            raise FlushTimeout(f"Kafka at {self.bootstrap} did not acknowledge the produced records within {timeout} s") from None
         if self._errors:
             errs, self._errors = self._errors, []
             raise BusError(f"{len(errs)} Kafka produce error(s), first: {errs[0]!r}")
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
-        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id)
+        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id, self.commit_timeout_s, self.security)
 
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
@@ -214,8 +225,8 @@ class KafkaBus:
 
         from kafka import KafkaConsumer, TopicPartition
 
-        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
-        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.security)
+        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self.security)
         try:
             tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
             ranges: dict[TopicPartition, tuple[int, int]] = {}
@@ -249,13 +260,15 @@ class KafkaBus:
 
 
 class _KafkaConsumer:
-    def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str):
+    def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
+                 security: Mapping[str, Any] | None = None):
         from kafka import KafkaConsumer
 
+        self.commit_timeout_ms = int(commit_timeout_s * 1000)
         self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=10_000,
                                 fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
-                                reconnect_backoff_max_ms=2000)
+                                reconnect_backoff_max_ms=2000, **(security or {}))
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -266,7 +279,9 @@ class _KafkaConsumer:
         return out
 
     def commit(self) -> None:
-        self._c.commit()
+        """Commit the consumed offsets; raises (kafka-python's timeout error) when the broker does not
+        answer within the commit timeout, so the caller's retry policy backs off, logs and counts."""
+        self._c.commit(timeout_ms=self.commit_timeout_ms)
 
     def lag(self) -> dict[str, int]:
         """Records between this consumer's positions and the ends of its assigned partitions."""
@@ -284,13 +299,13 @@ class _KafkaConsumer:
         self._c.close()
 
 
-def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1) -> None:
+def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1, *, security: Mapping[str, Any] | None = None) -> None:
     """Create mevwatch's topics when missing (the blocks topic with one partition)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000, **(security or {}))
     try:
         existing = set(admin.list_topics())
         todo = [NewTopic(t, 1 if t in SINGLE_PARTITION else partitions, replication) for t in TOPICS if t not in existing]

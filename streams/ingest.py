@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -45,7 +47,7 @@ def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True
     """Node -> Kafka until ``max_messages`` or Ctrl-C. Raises NodeError when the node was never reached."""
     check_ws_url(rpc, "mevwatch ingest")
     bus = busmod.KafkaBus(kafka, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
-                          replication=settings.kafka.replication_factor)
+                          replication=settings.kafka.replication_factor, security=settings.kafka.client_kwargs())
     source = _source(rpc, settings, pending, traces)
     count = 0
 
@@ -124,11 +126,11 @@ def run_record(rpc: str, out: Path, *, settings: Settings, max_blocks: int | Non
 
 
 def tail_topic(kafka: str, topic: str, *, max_messages: int | None, idle_timeout_s: float, raw: bool,
-               console: Console) -> int:
+               console: Console, security: Mapping[str, Any] | None = None) -> int:
     from kafka import KafkaConsumer
 
     c = KafkaConsumer(topic, bootstrap_servers=kafka, group_id=f"mevwatch-tail-{uuid.uuid4().hex[:8]}",
-                      enable_auto_commit=False, auto_offset_reset="earliest")
+                      enable_auto_commit=False, auto_offset_reset="earliest", **(security or {}))
     n = 0
     last = time.monotonic()
     try:
@@ -168,7 +170,7 @@ def describe(topic: str, partition: int, offset: int, value: bytes, raw: bool = 
     return f"{where} pending {msg.hash} from {msg.from_address} nonce {msg.nonce} to {msg.to_address} tip {tip} seen {msg.first_seen_ns}{rep}"
 
 
-def last_block_on_topic(bootstrap: str, scan: int = 200) -> int | None:
+def last_block_on_topic(bootstrap: str, scan: int = 200, *, security: Mapping[str, Any] | None = None) -> int | None:
     """Number of the newest block record on the blocks topic (None when it holds none).
 
     Reads at most the last ``scan`` records of its single partition. After a revert event
@@ -176,9 +178,9 @@ def last_block_on_topic(bootstrap: str, scan: int = 200) -> int | None:
     newest block record."""
     from kafka import KafkaConsumer, TopicPartition
 
-    busmod.ensure_topics(bootstrap)
+    busmod.ensure_topics(bootstrap, security=security)
     tp = TopicPartition(busmod.BLOCKS, 0)
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(security or {}))
     try:
         c.assign([tp])
         end = c.end_offsets([tp])[tp]

@@ -22,6 +22,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 from mevwatch.monitor.errors import ServiceError
 from mevwatch.sim.anvil import SERVICES, Anvil, LocalProcess, free_port, port_open
@@ -58,12 +59,42 @@ class Kafka(LocalProcess):
 
     name = "kafka"
 
-    def __init__(self, data_dir: Path, port: int | None = None, libs: Path | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, libs: Path | None = None, *, certs: Any = None,
+                 users: dict[str, str] | None = None):
         super().__init__(data_dir)
         self.libs = Path(libs or SERVICES / "kafka" / "libs")
         self.port = port or free_port()
         self.controller_port = free_port()
         self.logs_dir = self.data_dir / "data"
+        # with ``certs`` (tests/tlscerts.py) two more listeners: SASL_SSL (PLAIN and SCRAM-SHA-512 for
+        # ``users``, name -> password) and SSL with client certificates required (mutual TLS)
+        self.certs, self.users = certs, dict(users or {})
+        self.sasl_ssl_port = free_port() if certs is not None else None
+        self.ssl_port = free_port() if certs is not None else None
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ssl_port}"
+
+    def _secure_config(self) -> list[str]:
+        if self.certs is None:
+            return []
+        c = self.certs
+        plain_users = " ".join(f'user_{u}="{pw}"' for u, pw in self.users.items())
+        lines = [
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.ssl.ssl.client.auth=required",
+        ]
+        for listener in ("sasl_ssl", "ssl"):
+            lines += [f"listener.name.{listener}.ssl.keystore.type=PEM", f"listener.name.{listener}.ssl.keystore.location={c.server_pem}",
+                      f"listener.name.{listener}.ssl.truststore.type=PEM", f"listener.name.{listener}.ssl.truststore.location={c.ca}"]
+        return lines
 
     @property
     def bootstrap(self) -> str:
@@ -80,14 +111,16 @@ class Kafka(LocalProcess):
 
     def _write_config(self) -> Path:
         cfg = self.data_dir / "server.properties"
+        extra = f",SASL_SSL://127.0.0.1:{self.sasl_ssl_port},SSL://127.0.0.1:{self.ssl_port}" if self.certs is not None else ""
         cfg.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}{extra}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{extra}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
+            *self._secure_config(),
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self.logs_dir}",
             "num.partitions=1",
@@ -110,7 +143,9 @@ class Kafka(LocalProcess):
         cfg = self._write_config()
         if not (self.logs_dir / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(cfg), heap="256m"),
+            scram = [a for u, pw in self.users.items() for a in ("--add-scram", f"SCRAM-SHA-512=[name={u},password={pw}]")]
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(cfg), *scram,
+                                            heap="256m"),
                                  capture_output=True, text=True, cwd=self.data_dir)
             if fmt.returncode != 0:
                 raise ServiceError(f"kafka storage format failed: {fmt.stderr.strip()[-500:] or fmt.stdout.strip()[-500:]}")
@@ -165,18 +200,41 @@ CLICKHOUSE_USERS = """<?xml version="1.0"?>
 
 
 class ClickHouseServer(LocalProcess):
-    """Debian's clickhouse-server on 127.0.0.1 with its data in ``data_dir`` (kept across restarts)."""
+    """Debian's clickhouse-server on 127.0.0.1 with its data in ``data_dir`` (kept across restarts).
+
+    ``tls`` (a :class:`tlscerts.Certs`): also listen with TLS on :attr:`secure_port` (the server's
+    ``tcp_port_secure``) with that server certificate. ``users``: more users, name -> password, besides
+    the password-less ``default`` (which the readiness check uses)."""
 
     name = "clickhouse"
     BINARY = Path(os.environ.get("MEVWATCH_CLICKHOUSE_SERVER", "/usr/sbin/clickhouse-server"))
+    # 18.16's Poco reads the same <openSSL><server> keys as today's ClickHouse; the client does not
+    # present a certificate (verificationMode none), so server certificate and key are all it needs
+    TLS_CONFIG = """  <tcp_port_secure>{port}</tcp_port_secure>
+  <openSSL><server>
+    <certificateFile>{cert}</certificateFile><privateKeyFile>{key}</privateKeyFile>
+    <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>
+    <cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers>
+  </server></openSSL>
+"""
+    USER = """<{name}><password>{password}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+    <profile>default</profile><quota>default</quota></{name}>"""
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, *, tls: object | None = None,
+                 users: dict[str, str] | None = None):
         super().__init__(data_dir)
         self.port = port or free_port()
         self.http_port = free_port()
+        self.tls = tls
+        self.secure_port = free_port() if tls is not None else None
+        self.users = dict(users or {})
 
-    def url(self, database: str = "mevwatch") -> str:
-        return f"clickhouse://127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "mevwatch", *, secure: bool = False, user: str | None = None) -> str:
+        """``clickhouse://[user@]127.0.0.1:port/database``: the TLS port when ``secure`` (no password in it)."""
+        port = self.secure_port if secure else self.port
+        if secure and port is None:
+            raise ServiceError("this ClickHouseServer was started without tls")
+        return f"clickhouse://{user + '@' if user else ''}127.0.0.1:{port}/{database}"
 
     def start(self, timeout: float = 60.0) -> ClickHouseServer:
         if self.running:
@@ -184,18 +242,26 @@ class ClickHouseServer(LocalProcess):
         if not self.BINARY.exists():
             raise ServiceError(f"clickhouse-server not found at {self.BINARY}; run scripts/services/install.sh "
                                "(apt-get install clickhouse-server)")
+        from xml.sax.saxutils import escape
+
         d = self.data_dir.resolve()
         for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        (d / "users.xml").write_text(CLICKHOUSE_USERS)
+        users = "".join(self.USER.format(name=name, password=escape(pw)) for name, pw in self.users.items())
+        (d / "users.xml").write_text(CLICKHOUSE_USERS.replace("</default></users>", f"</default>{users}</users>"))
+        config = CLICKHOUSE_CONFIG.format(d=d, tcp=self.port, http=self.http_port)
+        if self.tls is not None:
+            tls = self.TLS_CONFIG.format(port=self.secure_port, cert=Path(self.tls.server_cert).resolve(),  # type: ignore[attr-defined]
+                                         key=Path(self.tls.server_key).resolve())  # type: ignore[attr-defined]
+            config = config.replace("</yandex>", tls + "</yandex>")
         cfg = d / "config.xml"
-        cfg.write_text(CLICKHOUSE_CONFIG.format(d=d, tcp=self.port, http=self.http_port))
+        cfg.write_text(config)
         self._spawn([str(self.BINARY), f"--config-file={cfg}"])
         self._wait(self._ready, timeout)
         return self
 
     def _ready(self) -> bool:
-        if not port_open(self.port):
+        if not port_open(self.port) or (self.secure_port is not None and not port_open(self.secure_port)):
             return False
         try:
             from clickhouse_driver import Client

@@ -73,4 +73,5 @@ def tail(
     kafka = kafka or state.settings.kafka.bootstrap
     if not kafka:
         raise OptionError("--kafka host:port is required")
-    tail_topic(kafka, topic, max_messages=max_messages, idle_timeout_s=timeout, raw=raw, console=Console())
+    tail_topic(kafka, topic, max_messages=max_messages, idle_timeout_s=timeout, raw=raw, console=Console(),
+               security=state.settings.kafka.client_kwargs())

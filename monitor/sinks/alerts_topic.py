@@ -8,7 +8,7 @@ import orjson
 from mevwatch.monitor import metrics
 from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
-from mevwatch.monitor.errors import BusError
+from mevwatch.monitor.errors import BusError, FlushTimeout
 from mevwatch.streams import bus as busmod
 
 
@@ -23,15 +23,26 @@ class AlertsTopicSink:
 
     def __init__(self, bus: busmod.Bus, flush_timeout_s: float = 30.0):
         self.bus, self.flush_timeout_s = bus, flush_timeout_s
+        self._buffered: Batch | None = None  # produced, not yet acknowledged (a flush timed out)
 
     def write(self, batch: Batch) -> None:
+        """Produce the batch and wait for the broker's acknowledgements. A retry of the same batch
+        after a flush timeout only waits again: its records are still buffered in the producer,
+        and producing them again would put each alert event on the topic twice."""
         if not batch.alerts:
             return
         try:
-            for ev in batch.alerts:
-                self.bus.produce(busmod.ALERTS, ev.alert.alert_id.encode(), alert_message(ev))
+            if self._buffered is not batch:
+                for ev in batch.alerts:
+                    self.bus.produce(busmod.ALERTS, ev.alert.alert_id.encode(), alert_message(ev))
+                self._buffered = batch
             self.bus.flush(self.flush_timeout_s)
+            self._buffered = None
+        except FlushTimeout:
+            metrics.PRODUCE_ERRORS.inc()
+            raise
         except BusError:
+            self._buffered = None  # refused records: the retry produces them again
             metrics.PRODUCE_ERRORS.inc()
             raise
 

@@ -54,7 +54,9 @@ def _clickhouse(ctx: SinkContext) -> Sink | None:
 def _alerts_topic(ctx: SinkContext) -> Sink | None:
     from mevwatch.monitor.sinks.alerts_topic import AlertsTopicSink
 
-    return AlertsTopicSink(ctx.bus) if ctx.bus is not None and ctx.publish_alerts else None
+    kafka = getattr(ctx.settings, "kafka", None)
+    timeout = kafka.flush_timeout_s if kafka is not None else 30.0
+    return AlertsTopicSink(ctx.bus, timeout) if ctx.bus is not None and ctx.publish_alerts else None
 
 
 def _checkpoint(ctx: SinkContext) -> Sink | None:

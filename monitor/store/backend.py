@@ -1,7 +1,8 @@
 """Two ways to reach ClickHouse with one small interface.
 
 - :class:`ChdbBackend`: embedded chDB in this process (the default; data in a directory).
-- :class:`ServerBackend`: a ClickHouse server over the native protocol (``clickhouse-driver``).
+- :class:`ServerBackend`: a ClickHouse server over the native protocol (``clickhouse-driver``),
+  plain or TLS (``secure``: the server's ``tcp_port_secure``, 9440 by default).
 
 SQL is written once with ClickHouse's ``{name:Type}`` placeholders. chDB binds them
 server-side; for the server backend (which may predate query parameters, e.g.
@@ -14,7 +15,9 @@ verbatim.
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,21 +124,58 @@ class ChdbBackend:
                 pass
 
 
+# TLS failures that retrying cannot mend: a certificate the client does not trust (or for another
+# host), or a server port that does not speak TLS at all
+_TLS_CONFIG_ERRORS = {"CERTIFICATE_VERIFY_FAILED": "check clickhouse.ca_file (the CA the server's certificate chains to) "
+                                                   "and the host name in clickhouse.url",
+                      "WRONG_VERSION_NUMBER": "clickhouse.secure is on: is this the server's TLS port (tcp_port_secure, "
+                                              "usually 9440)?"}
+
+
+def _tls_options(secure: bool, ca_file: Path | str | None, verify: bool) -> dict[str, Any]:
+    """clickhouse-driver's TLS keywords. Without ``ca_file`` the system's trust store (what
+    :func:`ssl.get_default_verify_paths` names, ``SSL_CERT_FILE`` included), or certifi's bundle where
+    there is no system bundle file: the driver picks certifi's whenever it is given none."""
+    if not secure:
+        return {}
+    opts: dict[str, Any] = {"secure": True, "verify": verify}
+    if ca_file is not None:
+        path = Path(ca_file).expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ConfigError(f"clickhouse.ca_file {path} is not a readable file")
+        opts["ca_certs"] = str(path)
+    elif verify:
+        system = ssl.get_default_verify_paths().cafile
+        if system:
+            opts["ca_certs"] = system
+    return opts
+
+
 class ServerBackend:
-    """A ClickHouse server through the native TCP protocol. URL: ``clickhouse://[user[:pw]@]host[:9000]/db``."""
+    """A ClickHouse server through the native TCP protocol. URL: ``clickhouse://[user[:pw]@]host[:port]/db``;
+    the port defaults to 9000, or 9440 with ``secure`` (TLS, the server's ``tcp_port_secure``). ``ca_file``:
+    the PEM CA the server's certificate must chain to (None: the system's trust store); ``verify`` off
+    accepts any certificate and host name (tests only)."""
 
     name = "server"
 
     def __init__(self, url: str, password: str | None = None, *, connect_timeout: float = 5.0,
-                 send_receive_timeout: float = 30.0):
+                 send_receive_timeout: float = 30.0, secure: bool = False, ca_file: Path | str | None = None,
+                 verify: bool = True):
         u = urlparse(url)
         if u.scheme not in ("clickhouse", "tcp") or not u.hostname:
             raise ConfigError(f"clickhouse.url must look like clickhouse://host:9000/db, got {u.scheme}://{u.hostname or ''}")
-        self.host, self.port = u.hostname, u.port or 9000
+        try:
+            port = u.port
+        except ValueError:
+            raise ConfigError(f"clickhouse.url has an invalid port: {u.scheme}://{u.hostname}") from None
+        self.secure = secure
+        self.host, self.port = u.hostname, port or (9440 if secure else 9000)
         self.database = _ident((u.path or "/mevwatch").strip("/") or "mevwatch", "database")
         self._user = unquote(u.username) if u.username else "default"
         self._password = password if password is not None else (unquote(u.password) if u.password else "")
-        self._kw = {"connect_timeout": connect_timeout, "send_receive_timeout": send_receive_timeout}
+        self._kw: dict[str, Any] = {"connect_timeout": connect_timeout, "send_receive_timeout": send_receive_timeout,
+                                    **_tls_options(secure, ca_file, verify)}
         self._lock = threading.Lock()
         self._client = self._connect(None)
         self._call(f"CREATE DATABASE IF NOT EXISTS {self.database}", None, None)
@@ -143,7 +183,7 @@ class ServerBackend:
 
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}/{self.database}"  # never the password
+        return f"{self.host}:{self.port}/{self.database}{' (TLS)' if self.secure else ''}"  # never the password
 
     def _connect(self, database: str | None):
         from clickhouse_driver import Client
@@ -159,7 +199,16 @@ class ServerBackend:
         message = getattr(exc, "message", None)
         if isinstance(exc, chde.ServerException) and isinstance(message, str) and message.strip():
             text = f"Code: {exc.code}. {message.strip().splitlines()[0]}"  # the server's reason, not only its code
-        return StoreError(f"ClickHouse at {self.where} failed: {text[:300]}", retriable=retriable)
+            text = text.removesuffix(" Stack trace:")  # old servers (18.16) end the line with it
+        if len(self._password) >= 6:
+            text = text.replace(self._password, "***")  # belt and braces: no driver message should carry it
+        text = text[:300]
+        for reason, hint in _TLS_CONFIG_ERRORS.items():
+            if f"[SSL: {reason}]" in text:
+                return StoreError(f"ClickHouse at {self.where} failed: TLS: {text}; {hint}", retriable=False)
+        if retriable and not self.secure and self.port == 9440:
+            text += "; 9440 is ClickHouse's TLS port: set clickhouse.secure"
+        return StoreError(f"ClickHouse at {self.where} failed: {text}", retriable=retriable)
 
     def execute(self, sql: str) -> None:
         self._call(sql, None, None)
@@ -204,8 +253,10 @@ class ServerBackend:
         self._client.disconnect()
 
 
-def open_backend(url: str | None, data_dir: Path, password: str | None = None) -> Backend:
-    """``url`` None: embedded chDB under ``data_dir``; else a ClickHouse server."""
+def open_backend(url: str | None, data_dir: Path, password: str | None = None, *, secure: bool = False,
+                 ca_file: Path | str | None = None, verify: bool = True) -> Backend:
+    """``url`` None: embedded chDB under ``data_dir``; else a ClickHouse server (over TLS when ``secure``;
+    ``ca_file`` and ``verify`` as :class:`ServerBackend`; all three are ignored for chDB)."""
     if url is None:
         return ChdbBackend(data_dir)
-    return ServerBackend(url, password)
+    return ServerBackend(url, password, secure=secure, ca_file=ca_file, verify=verify)

@@ -240,14 +240,19 @@ class AlertStore:
         self.backend.close()
 
 
-def open_store(url: str | None, data_dir: Path, password: str | None = None, *, migrate: bool = True) -> AlertStore:
-    store = AlertStore(open_backend(url, data_dir, password))
+def open_store(url: str | None, data_dir: Path, password: str | None = None, *, migrate: bool = True, secure: bool = False,
+               ca_file: Path | str | None = None, verify: bool = True) -> AlertStore:
+    """The store at ``url`` (None: embedded chDB under ``data_dir``). ``secure``, ``ca_file``, ``verify``:
+    TLS to a server (clickhouse.secure, clickhouse.ca_file, clickhouse.verify)."""
+    store = AlertStore(open_backend(url, data_dir, password, secure=secure, ca_file=ca_file, verify=verify))
     if migrate:
         store.migrate()
     return store
 
 
 def settings_store(settings: Any, *, migrate: bool = True) -> AlertStore:
+    """The store of ``settings.clickhouse``: URL or data folder, password and TLS options."""
     ch = settings.clickhouse
     pw = ch.password.get_secret_value() if ch.password is not None else None
-    return open_store(ch.url, ch.data_dir, pw, migrate=migrate)
+    return open_store(ch.url, ch.data_dir, pw, migrate=migrate, secure=getattr(ch, "secure", False),
+                      ca_file=getattr(ch, "ca_file", None), verify=getattr(ch, "verify", True))

@@ -38,12 +38,14 @@ fi
 
 install_anvil
 
-# ClickHouse server (Debian's clickhouse-server, 18.16) and Prometheus, from apt
-if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+# ClickHouse server (Debian's clickhouse-server, 18.16) and Prometheus, from apt; openssl makes the
+# test certificates of the TLS tests (Kafka SASL_SSL, ClickHouse's secure port)
+if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
+    || ! command -v openssl >/dev/null 2>&1; then
   echo "installing clickhouse-server and prometheus from Debian's packages ..."
   SUDO=""; [[ $(id -u) != 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clickhouse-server prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clickhouse-server prometheus openssl >/dev/null
 fi
 
 # helm, built from the Go module proxy (no registry here serves its binary); version pinned

@@ -74,10 +74,10 @@ class Daemon:
 
     def __init__(self, tmp: Path, *, kafka: str | None, clickhouse: str | None, confirmations: int, webhooks: list[dict] | None = None,
                  role: str = "detect", rpc: str | None = None, group: str = "mevwatch", extra: dict | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, kafka_settings: dict | None = None):
         self.tmp = tmp
         self.health_port = free_port()
-        cfg = {"chain_id": 31337, "data_dir": str(tmp / "data"), "kafka": {"bootstrap": kafka, "group_id": group},
+        cfg = {"chain_id": 31337, "data_dir": str(tmp / "data"), "kafka": {"bootstrap": kafka, "group_id": group, **(kafka_settings or {})},
                "clickhouse": {"url": clickhouse, "data_dir": str(tmp / "data" / "chdb")}, "node": {"confirmations": confirmations},
                "health_port": self.health_port, "webhooks": webhooks or [],
                "webhook_delivery": {"allow_private": True, "backoff_base_s": 0.05, "backoff_max_s": 1.0, "max_attempts": 50}}

@@ -5,6 +5,8 @@ or to exactly its height (a different block at every processed height). Every si
 
 - every alert of an orphaned block is retracted exactly once, under one version, in every sink,
   and no other alert is retracted;
+- with a reorg deeper than ``node.confirmations`` (3), the alerts final before it stay final (no
+  retraction, no second final), the open ones are retracted, and the log warns;
 - the daemon is SIGKILLed right after the reorg and restarted, the chain grows on: nothing is
   retracted again or re-raised, and each ``(alert, stage)`` still has one version everywhere."""
 
@@ -33,14 +35,14 @@ def one_version_each(events, where: str) -> None:
     assert not bad, f"{where}: {len(bad)} (alert, stage) under several versions, e.g. {list(bad.items())[:3]}"
 
 
-@pytest.mark.parametrize("regrow", ["past_old_head", "same_height"])
-def test_reorg_retracts_each_orphaned_alert_once_in_every_sink(tmp_path, fresh_kafka, clickhouse, regrow):
+@pytest.mark.parametrize("regrow, conf", [("past_old_head", 64), ("same_height", 64), ("past_old_head", 3)])
+def test_reorg_retracts_each_orphaned_alert_once_in_every_sink(tmp_path, fresh_kafka, clickhouse, regrow, conf):
     node = Anvil(tmp_path / "anvil", chain_id=31337).start()
     rx = Receiver(SECRET)
     url = clickhouse.url(f"r_{uuid.uuid4().hex[:8]}")
     store = open_store(url, tmp_path)
     stop_merges(store)
-    daemon = Daemon(tmp_path, kafka=fresh_kafka.bootstrap, clickhouse=url, confirmations=64, role="all", rpc=node.ws_url,
+    daemon = Daemon(tmp_path, kafka=fresh_kafka.bootstrap, clickhouse=url, confirmations=conf, role="all", rpc=node.ws_url,
                     webhooks=[{"url": rx.url, "secrets": [SECRET]}], extra={"gnn": {"enabled": False}})
     rpc = Rpc(node.http_url)
     try:
@@ -51,7 +53,10 @@ def test_reorg_retracts_each_orphaned_alert_once_in_every_sink(tmp_path, fresh_k
         head = int(rpc("eth_blockNumber"), 16)
         wait_until(lambda: store.last_block() == head, 60, "every lab block processed", daemon.tail)
         before = raw_alert_rows(store)
-        orphaned = {a for a, s, _v in before if s == "included"}
+        # with 3 confirmations the reorg is deeper than finality: the alerts final before it stay final
+        final_before = {a for a, s, _v in before if s == "final"}
+        assert bool(final_before) == (conf < 8), f"{len(final_before)} alerts final before the reorg"
+        orphaned = {a for a, s, _v in before if s == "included"} - final_before
         rows = store.backend.query("SELECT DISTINCT alert_id, block_number FROM alerts WHERE stage = 'included'")
         assert all(start < int(n) <= head for _a, n in rows)
         assert sum(1 for r in store.backend.query("SELECT DISTINCT alert_id FROM alerts WHERE kind = 'sandwich' AND stage = 'included'")) >= 2, \
@@ -68,6 +73,9 @@ def test_reorg_retracts_each_orphaned_alert_once_in_every_sink(tmp_path, fresh_k
             return Counter(a for a, s, _v in events if s == "retracted")
         wait_until(lambda: set(retracted(raw_alert_rows(store))) >= orphaned and store.last_block() == new_head, 60,
                    "retractions in ClickHouse", daemon.tail)
+        if final_before:  # the operator hears that finality did not hold
+            wait_until(lambda: "reorg deeper than node.confirmations" in daemon.log.read_text(), 30, "the deep-reorg warning",
+                       daemon.tail)
         wait_until(lambda: set(retracted(e for e, _w in rx.events())) >= orphaned, 30, "retraction webhooks", daemon.tail)
         canonical = store.backend.query("SELECT count() FROM blocks FINAL WHERE canonical = 0")
         assert int(canonical[0][0]) >= head - start - 1  # the orphaned blocks are marked

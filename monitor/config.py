@@ -39,7 +39,7 @@ class KafkaSettings(_Section):
                                    "acknowledgements before it backs off and waits again (nothing is produced twice)")
     commit_timeout_s: float = Field(30.0, gt=0, description="how long one offset commit waits for the broker before it "
                                     "backs off and tries again")
-    # security (docs/deployment.md, "Kafka over TLS and SASL"): Strimzi's TLS listeners with KafkaUsers, MSK, Confluent
+    # security (helm/mevwatch/README.md, "Kafka over TLS and SASL"): Strimzi's TLS listeners with KafkaUsers, MSK, Confluent
     security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
                                    description="PLAINTEXT, SSL (TLS; with ssl_cert_file/ssl_key_file: mutual TLS), "
                                                "SASL_PLAINTEXT or SASL_SSL")

@@ -630,3 +630,58 @@ def test_readme_altinity_example_keeps_data_and_admits_no_world():
     values = yaml.safe_load((CHART / "ci" / "strimzi-altinity-values.yaml").read_text())
     host = f"clickhouse-{chi['metadata']['name']}.{chi['metadata']['namespace']}.svc:9000"
     assert f"mevwatch@{host}/" in values["clickhouse"]["url"]
+
+
+def _mounts(doc: dict) -> dict[str, tuple[str, set[str]]]:
+    """The TLS mounts of a pod: mount path -> (Secret name, keys)."""
+    vols = {v["name"]: v for v in pod(doc).get("volumes", [])}
+    out = {}
+    for m in container(doc).get("volumeMounts", []):
+        if m["name"].startswith("tls-"):
+            sec = vols[m["name"]]["secret"]
+            out[m["mountPath"]] = (sec["secretName"], {i["key"] for i in sec["items"]})
+    return out
+
+
+def test_kafka_over_sasl_ssl_and_clickhouse_over_tls(tmp_path, monkeypatch):
+    """The TLS/SASL values render a config the app accepts, whose certificate paths are what each
+    role mounts (only the roles that talk to that service), and the passwords reach exactly the
+    roles that use them, from optional Secret keys."""
+    docs = render(CHART / "ci" / "tls-sasl-values.yaml")
+    cfg = tmp_path / "mevwatch.yaml"
+    cfg.write_text(by_kind(docs, "ConfigMap")["rel-mevwatch"]["data"]["mevwatch.yaml"])
+    monkeypatch.setenv("MEVWATCH_KAFKA__SASL_PASSWORD", "from-the-secret")
+    s = load_settings(cfg)
+    assert (s.kafka.security_protocol, s.kafka.sasl_mechanism, s.kafka.sasl_username) == ("SASL_SSL", "SCRAM-SHA-512", "mevwatch")
+    assert str(s.kafka.ssl_ca_file) == "/etc/mevwatch/tls/kafka-ca/ca.crt" and s.kafka.ssl_cert_file is None
+    assert s.clickhouse.secure and str(s.clickhouse.ca_file) == "/etc/mevwatch/tls/clickhouse-ca/ca.crt"
+    w = workloads(docs)
+    kafka_ca = ("mev-cluster-ca-cert", {"ca.crt"})
+    ch_ca = ("clickhouse-ca", {"ca.crt"})
+    assert _mounts(w["rel-mevwatch-ingest"]) == {"/etc/mevwatch/tls/kafka-ca": kafka_ca}
+    assert _mounts(w["rel-mevwatch-detect"]) == {"/etc/mevwatch/tls/kafka-ca": kafka_ca, "/etc/mevwatch/tls/clickhouse-ca": ch_ca}
+    assert _mounts(w["rel-mevwatch-attest"]) == {"/etc/mevwatch/tls/clickhouse-ca": ch_ca}
+    (replay,) = [d for n, d in w.items() if d["kind"] == "Job"]
+    assert _mounts(replay) == {"/etc/mevwatch/tls/clickhouse-ca": ch_ca}
+    secret = by_kind(docs, "Secret")["rel-mevwatch"]["stringData"]
+    for name, doc in w.items():
+        ref = env_of(doc).get("MEVWATCH_KAFKA__SASL_PASSWORD")
+        if name.endswith(("-ingest", "-detect")):
+            sk = ref["valueFrom"]["secretKeyRef"]
+            assert sk["optional"] is True and secret[sk["key"]] == "not-a-real-kafka-password"
+        else:
+            assert ref is None, f"{name} gets the Kafka password it does not use"
+        kubernetes_validate.validate(doc, KUBE, strict=True)
+    # mutual TLS (Strimzi's TLS KafkaUser): the user's certificate and key, mounted for ingest and detect only
+    docs = render(CHART / "ci" / "tls-sasl-values.yaml", "kafka.securityProtocol=SSL", "kafka.tls.clientSecret=mevwatch-user")
+    cfg.write_text(by_kind(docs, "ConfigMap")["rel-mevwatch"]["data"]["mevwatch.yaml"])
+    s = load_settings(cfg)
+    assert s.kafka.sasl_username is None and str(s.kafka.ssl_key_file) == "/etc/mevwatch/tls/kafka-client/user.key"
+    w = workloads(docs)
+    for role in ("ingest", "detect"):
+        assert _mounts(w[f"rel-mevwatch-{role}"])["/etc/mevwatch/tls/kafka-client"] == ("mevwatch-user", {"user.crt", "user.key"})
+        assert "MEVWATCH_KAFKA__SASL_PASSWORD" not in env_of(w[f"rel-mevwatch-{role}"])
+    assert "/etc/mevwatch/tls/kafka-client" not in _mounts(w["rel-mevwatch-attest"])
+    # SASL without a user name is refused at render time, naming the value
+    assert "kafka.saslUsername is required" in refused("kafka.securityProtocol=SASL_SSL", "kafka.saslUsername=")
+    assert "securityProtocol" in refused("kafka.securityProtocol=TLS")

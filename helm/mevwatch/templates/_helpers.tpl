@@ -59,6 +59,49 @@ app.kubernetes.io/component: {{ .role }}
 {{- end }}
 {{- end -}}
 
+{{/* The Kafka SASL password (ingest and detect), the same way: an optional key. */}}
+{{- define "mevwatch.kafkaPasswordEnv" -}}
+{{- if and (hasPrefix "SASL_" .Values.kafka.securityProtocol) .Values.secrets.keys.kafkaPassword }}
+- name: MEVWATCH_KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mevwatch.secretName" . }}
+      key: {{ .Values.secrets.keys.kafkaPassword }}
+      optional: true
+{{- end }}
+{{- end -}}
+
+{{/* The TLS material a role reads, as volumes (mode "volumes") or mounts (mode "mounts"): the
+     Kafka CA and client certificate for ingest and detect, the ClickHouse CA for detect, attest
+     and replay; each from its own Secret, only the keys named. . = dict root role mode */}}
+{{- define "mevwatch.tls" -}}
+{{- $root := .root -}}
+{{- $k := $root.Values.kafka.tls -}}
+{{- $c := $root.Values.clickhouse -}}
+{{- $items := list -}}
+{{- if and (has .role (list "ingest" "detect")) (hasSuffix "SSL" $root.Values.kafka.securityProtocol) -}}
+{{- with $k.caSecret }}{{ $items = append $items (dict "name" "kafka-ca" "secret" . "keys" (list $k.caKey)) }}{{ end -}}
+{{- with $k.clientSecret }}{{ $items = append $items (dict "name" "kafka-client" "secret" . "keys" (list $k.certKey $k.keyKey)) }}{{ end -}}
+{{- end -}}
+{{- if and (has .role (list "detect" "attest" "replay")) $c.secure $c.tls.caSecret -}}
+{{- $items = append $items (dict "name" "clickhouse-ca" "secret" $c.tls.caSecret "keys" (list $c.tls.caKey)) -}}
+{{- end -}}
+{{- range $items }}
+{{- if eq $.mode "volumes" }}
+- name: tls-{{ .name }}
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0400
+    items:
+      {{- range .keys }}
+      - {key: {{ . }}, path: {{ . }}}
+      {{- end }}
+{{- else }}
+- {name: tls-{{ .name }}, mountPath: /etc/mevwatch/tls/{{ .name }}, readOnly: true}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Pod annotations of every role: checksums of the config and the Secret (a change rolls the
      pods), then podAnnotations and the role's own. . = dict root extra */}}
 {{- define "mevwatch.podAnnotations" -}}
@@ -166,6 +209,7 @@ containers:
       {{- if .secretItems }}
       - {name: secrets, mountPath: /etc/mevwatch/secrets, readOnly: true}
       {{- end }}
+      {{- include "mevwatch.tls" (dict "root" $root "role" $.role "mode" "mounts") | nindent 6 }}
       - {name: data, mountPath: /var/lib/mevwatch}
       - {name: tmp, mountPath: /tmp}
       {{- with $root.Values.extraVolumeMounts }}
@@ -185,6 +229,7 @@ volumes:
       defaultMode: 0400
       items: {{- toYaml . | nindent 8 }}
   {{- end }}
+  {{- include "mevwatch.tls" (dict "root" $root "role" $.role "mode" "volumes") | nindent 2 }}
   {{- if .dataVolume }}
   - name: data
     {{- toYaml .dataVolume | nindent 4 }}

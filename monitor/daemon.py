@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from mevwatch.monitor import metrics, retry
 from mevwatch.monitor.config import Settings
-from mevwatch.monitor.errors import ConfigError, StoreError
+from mevwatch.monitor.errors import BusError, ConfigError, KafkaAccessError, StoreError
 from mevwatch.monitor.kinds import NodeRole
 from mevwatch.monitor.log import get_logger, redact_url
 from mevwatch.monitor.health import Health
@@ -125,18 +125,27 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     health = Health.for_role(role, attest=settings.attest.enabled)
     result = RunResult()
     restore_signals = _install_signals(stop)
-    bus = busmod.make_bus(None if role == "attest" else settings.kafka.bootstrap, client_id=settings.kafka.client_id,
-                          partitions=settings.kafka.partitions, replication=settings.kafka.replication_factor,
-                          commit_timeout_s=settings.kafka.commit_timeout_s,
-                          **({"security": settings.kafka.client_kwargs()} if settings.kafka.bootstrap and role != "attest" else {}))
-    if role != "attest":
-        health.bus_ok = True  # the Kafka bus made its topics and producer: the broker answers
     server = None
     if settings.health_port is not None:
         from mevwatch.monitor.health import serve
 
         server = serve(health, settings.health_host, settings.health_port)
         log.info("health endpoints", url=f"http://{settings.health_host}:{server.server_address[1]}/healthz")
+    try:
+        bus = _make_bus_retrying(settings, role, stop, health)
+    except BaseException:
+        if server is not None:
+            server.shutdown()
+        restore_signals()
+        raise
+    if bus is None:
+        if server is not None:
+            server.shutdown()
+        restore_signals()
+        result.interrupted = True
+        return result
+    if role != "attest":
+        health.bus_ok = True  # the Kafka bus made its topics and producer: the broker answers
     store: AlertStore | None = None
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
@@ -239,6 +248,31 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     if ingestor is not None and not ingestor.source.reached:
         raise ingestor.source.unreached_error()  # a run that never reached its node failed (exit 1)
     return result
+
+
+def _make_bus_retrying(settings: Settings, role: str, stop: threading.Event, health: Health) -> busmod.Bus | None:
+    """The role's bus; a broker that does not answer at start is waited for (heartbeat on, /startupz
+    503 with the reason) like ClickHouse; refused credentials or certificates end the run at once
+    (KafkaAccessError: waiting cannot mend them). None: stopped while waiting."""
+    bootstrap = None if role == "attest" else settings.kafka.bootstrap
+    kw = {"security": settings.kafka.client_kwargs()} if bootstrap else {}
+
+    def make() -> busmod.Bus:
+        return busmod.make_bus(bootstrap, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
+                               replication=settings.kafka.replication_factor, commit_timeout_s=settings.kafka.commit_timeout_s, **kw)
+
+    def on_retry(exc: BaseException, wait_s: float) -> None:
+        health.bus_ok = False
+        health.waiting("waiting for Kafka", str(exc))
+        log.warning("Kafka unavailable at start; retrying", error=str(exc)[:300], retry_in_s=round(wait_s, 2))
+
+    if bootstrap:
+        health.waiting("connecting to Kafka")
+    try:
+        return retry.call(make, policy="startup", retry_if=lambda e: isinstance(e, BusError) and not isinstance(e, KafkaAccessError),
+                          stop=stop, on_retry=on_retry)
+    except retry.Stopped:
+        return None
 
 
 def _open_store_retrying(settings: Settings, stop: threading.Event, health: Health) -> AlertStore | None:

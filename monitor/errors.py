@@ -48,6 +48,13 @@ class BusError(MevwatchError):
     """The message bus (Kafka or in-process) failed."""
 
 
+class KafkaAccessError(BusError):
+    """The brokers refused this client's credentials or the client refused their certificate:
+    trying again cannot help (a wrong SASL password, an untrusted CA, TLS to a plain listener)."""
+
+    retriable = False
+
+
 class FlushTimeout(BusError):
     """Produced records were not acknowledged in time; they stay buffered and are still being sent."""
 

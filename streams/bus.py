@@ -18,16 +18,19 @@ kafka-python checksums every record batch in pure Python.)
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import threading
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
 
-from mevwatch.monitor.errors import BusError, FlushTimeout
+from mevwatch.monitor.errors import BusError, FlushTimeout, KafkaAccessError
 
 MEMPOOL = "mevwatch.mempool.v1"
 BLOCKS = "mevwatch.blocks.v1"
@@ -159,6 +162,50 @@ class _InProcessConsumer:
 
 
 # --- Kafka --------------------------------------------------------------------------------------
+# kafka-python says only "Unable to bootstrap" when every connection failed; why they failed it
+# logs. These reasons cannot be mended by waiting: the error names them and is not retried.
+ACCESS_FAILURES = ("SaslAuthenticationFailedError", "UnsupportedSaslMechanism", "IllegalSaslState",
+                   "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "Handshake failed")
+
+
+class _ConnectionReasons(logging.Handler):
+    """Collects, while a client bootstraps, the first access failure kafka-python logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reason: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.reason is not None:
+            return
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a log record that does not format tells nothing
+            return
+        if any(m in msg for m in ACCESS_FAILURES):
+            # "<KafkaSSLTransport [...]>: Abort ([Error 58] SaslAuthenticationFailedError: ...)" -> the reason itself
+            self.reason = re.sub(r"^<[^>]*>:\s*", "", msg).removeprefix("Abort (").rstrip(")")[:300]
+
+
+@contextlib.contextmanager
+def _diagnosed(bootstrap: str) -> Iterator[None]:
+    """Turn a client's start-up failure into :class:`BusError` naming the broker and, where
+    kafka-python logged one, why: :class:`KafkaAccessError` for a refused login or certificate."""
+    from kafka.errors import KafkaError
+
+    reasons = _ConnectionReasons()
+    logger = logging.getLogger("kafka")
+    logger.addHandler(reasons)
+    try:
+        yield
+    except KafkaError as exc:
+        if reasons.reason is not None:
+            raise KafkaAccessError(f"Kafka at {bootstrap} refused the connection: {reasons.reason}") from None
+        raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    finally:
+        logger.removeHandler(reasons)
+
+
 class KafkaBus:
     """kafka-python producer (idempotent, acks=all) and manual-commit consumers."""
 
@@ -167,13 +214,12 @@ class KafkaBus:
     def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
                  create_topics: bool = True, commit_timeout_s: float = 30.0, security: Mapping[str, Any] | None = None):
         from kafka import KafkaProducer
-        from kafka.errors import KafkaError
 
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.commit_timeout_s = commit_timeout_s
         self.security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs)
-        try:
+        with _diagnosed(bootstrap):
             if create_topics:
                 ensure_topics(bootstrap, partitions, replication, security=self.security)
             self._producer = KafkaProducer(
@@ -181,8 +227,6 @@ class KafkaBus:
                 max_in_flight_requests_per_connection=5, linger_ms=5, batch_size=256 * 1024, retries=2**31 - 1,
                 delivery_timeout_ms=120_000, request_timeout_ms=10_000,
             )
-        except KafkaError as exc:
-            raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
         self._errors: list[Exception] = []
         self._partitions: dict[str, list[int]] = {}
 

@@ -44,7 +44,7 @@ class Sink(Protocol):
 
 
 def retriable(exc: BaseException) -> bool:
-    return isinstance(exc, BusError) or bool(getattr(exc, "retriable", False))
+    return (isinstance(exc, BusError) and getattr(exc, "retriable", True)) or bool(getattr(exc, "retriable", False))
 
 
 class SinkChain:

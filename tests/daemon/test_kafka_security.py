@@ -17,7 +17,7 @@ import yaml
 from services import Kafka
 from tlscerts import make_certs
 from mevwatch.monitor.config import load_settings
-from mevwatch.monitor.errors import BusError, ConfigError
+from mevwatch.monitor.errors import ConfigError, KafkaAccessError
 from mevwatch.streams import bus as busmod
 
 pytestmark = pytest.mark.kafka
@@ -81,17 +81,42 @@ def test_wrong_password_is_a_clean_error_without_the_password(secure_kafka, tmp_
     wrong = "not-the-pw-Hh3Jk8"
     s = _settings(tmp_path, monkeypatch, {"bootstrap": secure_kafka.sasl_ssl_bootstrap, "security_protocol": "SASL_SSL",
                                           "sasl_username": USER, "ssl_ca_file": str(secure_kafka.certs.ca)}, password=wrong)
-    with pytest.raises(BusError) as err:
+    with pytest.raises(KafkaAccessError, match="SaslAuthenticationFailedError") as err:
         busmod.KafkaBus(s.kafka.bootstrap, security=s.kafka.client_kwargs())
     assert secure_kafka.sasl_ssl_bootstrap in str(err.value)
     assert wrong not in str(err.value) and PASSWORD not in str(err.value)
+
+
+def test_the_daemon_with_a_wrong_password_stops_at_once_naming_the_reason(secure_kafka, tmp_path):
+    """Refused credentials are not waited for (waiting cannot mend them): exit 1 with one line that
+    says why, and no password in anything printed. (kafka-python reports the reason of a failed
+    connection only in its log; an attempt whose connections all broke off before the broker
+    answered the login looks like an unreachable broker and is retried once more.)"""
+    from harness import Daemon
+
+    wrong = "not-the-pw-Qw8Er4"
+    pw = tmp_path / "kafka-password"
+    pw.write_text(wrong)
+    d = Daemon(tmp_path, kafka=secure_kafka.sasl_ssl_bootstrap, clickhouse=None, confirmations=3,
+               env={"MEVWATCH_KAFKA__SASL_PASSWORD_FILE": str(pw)}, extra={"gnn": {"enabled": False}},
+               kafka_settings={"security_protocol": "SASL_SSL", "sasl_username": USER, "ssl_ca_file": str(secure_kafka.certs.ca)})
+    d.start()
+    try:
+        assert d.proc.wait(120) == 1, d.tail()
+    finally:
+        if d.proc.poll() is None:
+            d.kill()
+    out = d.log.read_text()
+    assert "SaslAuthenticationFailedError" in out and secure_kafka.sasl_ssl_bootstrap in out, out[-2000:]
+    assert out.count("Kafka unavailable at start; retrying") <= 2  # an attempt may end before the broker said why
+    assert wrong not in out and PASSWORD not in out
 
 
 def test_an_untrusted_broker_certificate_is_refused(secure_kafka, tmp_path, monkeypatch):
     other = make_certs(tmp_path / "other-ca")  # a CA that did not sign the broker's certificate
     s = _settings(tmp_path, monkeypatch, {"bootstrap": secure_kafka.sasl_ssl_bootstrap, "security_protocol": "SASL_SSL",
                                           "sasl_username": USER, "ssl_ca_file": str(other.ca)})
-    with pytest.raises(BusError) as err:
+    with pytest.raises(KafkaAccessError, match="CERTIFICATE_VERIFY_FAILED") as err:
         busmod.KafkaBus(s.kafka.bootstrap, security=s.kafka.client_kwargs())
     assert secure_kafka.sasl_ssl_bootstrap in str(err.value) and PASSWORD not in str(err.value)
 

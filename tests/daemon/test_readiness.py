@@ -1,7 +1,7 @@
 """Health endpoints per role, on the real daemon (`mevwatch run --role ...` as a process) and real
 services: readiness reflects what each role depends on (ingest: the node and the bus; detect:
 the bus and the store; attest: the store and the attestation node), the heartbeat goes on while
-start-up waits for ClickHouse (so /healthz does not report a stall and a pod is not killed for
+start-up waits for ClickHouse or Kafka (so /healthz does not report a stall and a pod is not killed for
 waiting), /startupz reports start-up completion, and a second attester on the same journal exits
 with a clear error while the first one keeps running."""
 
@@ -58,6 +58,28 @@ def test_detect_waits_for_clickhouse_alive_then_starts_and_is_ready(tmp_path, ka
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()
         ch.stop()
+
+
+def test_detect_waits_for_kafka_at_start_then_is_ready(tmp_path):
+    """A broker that is not up when detect starts is waited for (the heartbeat on, /startupz naming
+    the wait), not a crash: the pod is not restarted in a loop while Kafka rolls."""
+    from services import Kafka
+
+    broker = Kafka(tmp_path / "kafka")  # not started yet
+    daemon = Daemon(tmp_path, kafka=broker.bootstrap, clickhouse=None, confirmations=2, group=f"g-{uuid.uuid4().hex[:6]}").start()
+    try:
+        wait_until(lambda: daemon.get("/startupz")[1].get("phase") == "waiting for Kafka", 120, "the wait for Kafka", daemon.tail)
+        code, body = daemon.get("/healthz")
+        assert code == 200 and body["started"] is False, body
+        assert daemon.get("/readyz")[1]["checks"]["bus"] is False
+        assert "Kafka unavailable at start; retrying" in daemon.tail() and daemon.proc.poll() is None
+        broker.start()
+        wait_until(lambda: daemon.get("/readyz")[0] == 200, 120, "detect ready once Kafka is up", daemon.tail)
+        assert daemon.terminate() == 0, daemon.tail()
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
+        broker.stop()
 
 
 def test_ingest_is_ready_on_the_node_and_the_bus(tmp_path, kafka, anvil, rpc):

@@ -149,13 +149,13 @@ class DetectWorker:
         # checkpoint's (that event will be processed again and regenerates the same versions). A final
         # row of the checkpoint's own block event (``E<<3|3`` above the checkpoint's ``E<<3|2``) is done.
         broken = self.fault is not None and self.fault.reopen_final  # the test-only broken variant (FaultHook)
-        ids = store.open_alert_ids(ckpt_version if broken else event_end(ckpt_version))
+        bound = ckpt_version if broken else event_end(ckpt_version)
         if not getattr(self.bus, "durable", False):
             # the in-process bus starts again at offset 0 and ingest resumes after the checkpointed block:
             # its block events continue right after the checkpoint's, as they were numbered the first time
             self.offset_base = block_event_of(ckpt_version)
         # (a retracted pending alert has no block: nothing to await)
-        open_alerts = [a for a in store.alerts(limit=10_000_000) if a.alert_id in ids and a.block_number is not None] if ids else []
+        open_alerts = [a for a in store.open_alerts(bound) if a.block_number is not None]
         self.engine.lifecycle.restore(open_alerts, blocks)
         if blocks:
             log.info("restored detection state", open_alerts=len(open_alerts), last_block=blocks[-1][0])

@@ -161,13 +161,15 @@ class AlertStore:
         rows = self.backend.query("SELECT max(version) FROM alerts")
         return int(rows[0][0] or 0) if rows else 0
 
-    def open_alert_ids(self, since_version: int) -> set[str]:
+    def open_alerts(self, since_version: int) -> list[Alert]:
         """Alerts still awaiting finality, and those finalised or retracted after ``since_version``
-        (their block's checkpoint was not written yet: the block will be processed again)."""
+        (their block's checkpoint was not written yet: the block will be processed again). Selected
+        in ClickHouse: a restart loads only the alerts it has to follow, never the history (which
+        would not fit in memory at millions of alerts)."""
         rows = self.backend.query(
-            "SELECT alert_id FROM alerts FINAL WHERE stage = 'included' OR (version > {v:UInt64} AND stage IN ('final', 'retracted'))",
-            {"v": since_version})
-        return {r[0] for r in rows}
+            "SELECT record FROM evidence FINAL WHERE alert_id IN (SELECT alert_id FROM alerts FINAL WHERE stage = 'included' "
+            "OR (version > {v:UInt64} AND stage IN ('final', 'retracted')))", {"v": since_version})
+        return [alert_from_json(orjson.loads(r[0])) for r in rows]
 
     def last_block(self) -> int | None:
         rows = self.backend.query("SELECT max(block_number), count() FROM blocks FINAL WHERE canonical = 1")

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from mevwatch.monitor.alerts import Alert, AlertEvent, AlertTx, Amount, with_stage
-from mevwatch.monitor.lifecycle import version_of
+from mevwatch.monitor.lifecycle import event_end, version_of
 from mevwatch.monitor.store.schema import MIGRATIONS
 from mevwatch.monitor.store.store import StoreBatch, open_store
 
@@ -36,6 +36,12 @@ def exercise(store) -> None:
     assert back.profit is not None and back.profit.amount == 2**255 + 1 and back.profit.token == EVIL
     assert store.backend.query("SELECT count() FROM alerts FINAL WHERE profit_token = {t:String}", {"t": EVIL}) == [[2]]
     assert store.count("alert_txs") == 6
+    # a restart reads only the alerts it follows: open ones, and those finalised after the checkpoint
+    assert [x.alert_id for x in store.open_alerts(event_end(version_of(40, "included")))] == [b.alert_id]
+    assert {x.alert_id for x in store.open_alerts(version_of(39, "included"))} == {a.alert_id, b.alert_id}
+    history = [AlertEvent(with_stage(alert(n), "final"), version_of(n, "final")) for n in range(3, 2003)]
+    store.write_alerts(history)  # two thousand settled alerts are history: never loaded
+    assert [x.alert_id for x in store.open_alerts(event_end(version_of(2100, "included")))] == [b.alert_id]
     batch = StoreBatch()
     batch.add_revert(101, "0x01", version_of(12, "retracted"))
     store.write(batch)

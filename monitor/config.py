@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     health_port: int | None = Field(8080, description="port of /healthz and /readyz on 127.0.0.1 unless health_host; None = off")
     health_host: str = "127.0.0.1"
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="where the graph model runs (auto: CUDA when there is one)")
+    decoders: str = Field("full", pattern="^(full|transfers)$",
+                          description="full: every protocol decoder; transfers: swaps inferred from token transfers "
+                                      "only, as for protocols no decoder knows (monitor/decode/tokenflow.py)")
 
     @classmethod
     def settings_customise_sources(

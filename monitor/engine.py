@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
 from mevwatch.monitor.batch import Batch
-from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.decode.tokenflow import AnyDecoder, make_decoder
 from mevwatch.monitor.detect.registry import REGISTRY, MempoolRule, Registry
 from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
@@ -67,7 +67,7 @@ class Analysed:
         return self
 
 
-def analyse(decoder: BlockDecoder, block: Block, registry: Registry | None = None) -> Analysed:
+def analyse(decoder: AnyDecoder, block: Block, registry: Registry | None = None) -> Analysed:
     """Decode ``block`` and run the block rules: the one place decode -> detect happens."""
     decoded = decoder.decode(block)
     return Analysed(decoded, (registry or REGISTRY).detect(decoded))
@@ -91,9 +91,10 @@ class Engine:
     registry: Registry = field(default_factory=lambda: REGISTRY)
     scorers: Sequence[Scorer] = ()
     pending_ttl_s: float = 3600.0
+    decoders: str = "full"  # full | transfers (monitor/decode/tokenflow.py)
 
     def __post_init__(self) -> None:
-        self.decoder = BlockDecoder()
+        self.decoder: AnyDecoder = make_decoder(self.decoders)
         self.mempool_rules: list[MempoolRule] = self.registry.mempool(self.chain_id)
         self.fates = FateTracker(self.pending_ttl_s)
         self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands

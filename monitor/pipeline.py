@@ -104,12 +104,14 @@ class DetectWorker:
     """Consumes the mempool and blocks topics in one consumer group, through the engine, into the sinks."""
 
     def __init__(self, bus: busmod.Bus, sinks: SinkChain, *, chain_id: int, confirmations: int, group: str = "mevwatch-detect",
-                 pending_ttl_s: float = 3600.0, scorers: Sequence[Scorer] = (), registry: Registry | None = None):
+                 pending_ttl_s: float = 3600.0, scorers: Sequence[Scorer] = (), registry: Registry | None = None,
+                 decoders: str = "full"):
         self.bus, self.sinks = bus, sinks
         self.group = group
         self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
         kw = {"registry": registry} if registry is not None else {}
-        self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s, **kw)
+        self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
+                             decoders=decoders, **kw)
         self.last_poll = 0
         self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()
@@ -290,4 +292,4 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
         scorers = [scorer] if scorer is not None else []
     return DetectWorker(bus, sinks, chain_id=settings.chain_id,
                         confirmations=settings.node.confirmations if confirmations is None else confirmations,
-                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers)
+                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders)

@@ -119,6 +119,21 @@ def _addr(a: str) -> str:
     return a.lower()
 
 
+_last: tuple[str, list[IntendedSwap]] | None = None
+
+
+def pending_intents(tx_hash: str, to: str | None, data: str, value: int = 0) -> list[IntendedSwap]:
+    """:func:`decode_pending` of one pending transaction, decoded once for all the mempool rules:
+    the engine hands each transaction to every rule in turn, so the last result is kept (one
+    entry, keyed by the transaction hash: a hash names its calldata). Callers must not mutate it."""
+    global _last
+    if _last is not None and _last[0] == tx_hash:
+        return _last[1]
+    swaps = decode_pending(to, data, value)
+    _last = (tx_hash, swaps)
+    return swaps
+
+
 def decode_pending(to: str | None, data: str, value: int = 0, depth: int = 0) -> list[IntendedSwap]:
     """Every swap a pending call intends, in order (a multicall may hold several)."""
     if to is None or len(data) < 10 or depth > 2:

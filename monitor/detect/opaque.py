@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mevwatch.monitor.alerts import Alert, AlertTx
-from mevwatch.monitor.decode.pending import decode_pending
+from mevwatch.monitor.decode.pending import pending_intents
 from mevwatch.monitor.detect.pending import priority_fee, report_once
 from mevwatch.monitor.types import DecodedBlock, PendingTx
 
@@ -100,7 +100,7 @@ class OpaqueSandwichWatcher:
         if p.to_address is None or len(p.input) < 10:
             return []  # a contract creation or a plain transfer: neither a swap nor a leg
         self._seq += 1
-        swaps = decode_pending(p.to_address, p.input, p.value)
+        swaps = pending_intents(p.hash, p.to_address, p.input, p.value)
         if swaps:
             if not any(s.extra.get("direct") for s in swaps):  # a bot's own pair trade is no victim
                 tokens = tuple(dict.fromkeys(t for s in swaps for t in s.path))

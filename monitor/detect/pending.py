@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from eth_hash.auto import keccak
 
 from mevwatch.monitor.alerts import Alert, AlertTx, Amount
-from mevwatch.monitor.decode.pending import IntendedSwap, decode_pending
+from mevwatch.monitor.decode.pending import IntendedSwap, pending_intents
 from mevwatch.monitor.money import ETH_LIKE, argmax_unimodal, v2_amount_out
 from mevwatch.monitor.types import WETH_ADDRESS, DecodedBlock
 from mevwatch.monitor.types import PendingTx
@@ -295,7 +295,7 @@ class MempoolWatcher:
 
     # --- pending ------------------------------------------------------------------------------
     def on_pending(self, p: PendingTx) -> list[Alert]:
-        swaps = decode_pending(p.to_address, p.input, p.value)
+        swaps = pending_intents(p.hash, p.to_address, p.input, p.value)
         if not swaps:
             return []
         alerts: list[Alert] = []

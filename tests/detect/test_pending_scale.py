@@ -84,7 +84,7 @@ def _copies(n: int) -> float:
 
 def test_many_pending_swaps_on_one_pool_cost_near_linear_time():
     small, big = _copies(400), _copies(3200)
-    assert big < 5.0, f"3,200 pending swaps on one pool took {big:.1f}s"
+    assert big < 15.0, f"3,200 pending swaps on one pool took {big:.1f}s (cubic: minutes)"
     assert big < small * 8 * 4, f"8x the swaps took {big / small:.0f}x the time (cubic took 512x)"
 
 

@@ -44,6 +44,7 @@ COMPILED = [
     "monitor/decode/curve.py",
     "monitor/decode/zerox.py",
     "monitor/decode/bancor.py",
+    "monitor/decode/mooniswap.py",
     "monitor/detect/common.py",
     "monitor/detect/sandwich.py",
     "monitor/detect/arbitrage.py",

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mevwatch.monitor.decode import balancer, bancor, curve, transfers, uniswap_v2, uniswap_v3, uniswap_v4, zerox
+from mevwatch.monitor.decode import (
+    balancer,
+    bancor,
+    curve,
+    mooniswap,
+    transfers,
+    uniswap_v2,
+    uniswap_v3,
+    uniswap_v4,
+    zerox,
+)
 from mevwatch.monitor.decode.context import PoolRegistry, TxContext
 from mevwatch.monitor.decode.hexabi import Short
 from mevwatch.monitor.types import ORDER_STRIDE, ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
@@ -24,7 +34,7 @@ TraceHandler = Callable[[TxContext, int, Trace], None]
 LogHandler = Callable[[TxContext, int], None]
 TRACE_HANDLERS: dict[str, TraceHandler] = {}
 LOG_HANDLERS: dict[str, LogHandler] = {}
-for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, bancor):
+for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, bancor, mooniswap):
     TRACE_HANDLERS.update(_module.TRACE_HANDLERS)
     LOG_HANDLERS.update(getattr(_module, "LOG_HANDLERS", {}))
 TRANSFER_TRACE_HANDLERS: dict[str, TraceHandler] = dict(transfers.TRANSFER_TRACE_HANDLERS)

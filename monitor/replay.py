@@ -47,6 +47,7 @@ from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.sinks.base import SinkChain, retriable
 from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx
+from mevwatch.streams.cryo import open_cryo
 from mevwatch.streams.files import discover, iter_jsonl, read_mev_inspect
 
 STORE_BATCH_BLOCKS = 500  # blocks per write to the store
@@ -713,6 +714,9 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     rep = Replayer(**rep_kw, sinks=store_sinks(store) if store is not None else None)
     mev = [str(p) for p, f in files if f == "mev-inspect"]
     jsonl = [p for p, f in files if f == "jsonl"]
+    cryo_files = [p for p, f in files if f == "cryo"]
+    # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
+    cryo = open_cryo(cryo_files, chain_id) if cryo_files else None
     step = batch if scorer is not None else 1
     source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()))
     chunk: list[tuple[Block, Analysed | None]] = []
@@ -735,6 +739,18 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     finally:
         source.close()  # the worker processes end now, also when the store stops the run
     rep.blocks(chunk, origins)
+    chunk, origins = [], []
+    if cryo is not None:  # assembled blocks in block order, in this process; a bad row costs its block
+        for where, position, item in cryo.blocks():
+            if isinstance(item, InputError):
+                rep.problem(where, position, item.reason)
+                continue
+            chunk.append((item, None))
+            origins.append((where, position))
+            if len(chunk) >= step:
+                rep.blocks(chunk, origins)
+                chunk, origins = [], []
+        rep.blocks(chunk, origins)
     for path in jsonl:
         n = 0
         try:

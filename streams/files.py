@@ -4,6 +4,8 @@
   ``shared/data/mainnet-traces``).
 - JSONL: one envelope per line (``streams.envelope``), ``.jsonl`` or ``.jsonl.gz``, as
   written by ``mevwatch record`` and ``mevwatch sim export``.
+- cryo: parquet datasets as https://github.com/paradigmxyz/cryo writes them (``.parquet`` files
+  named ``NETWORK__DATASET__START_to_END.parquet``), read by ``streams.cryo`` (needs pyarrow).
 
 Directories are expanded to the files they hold, sorted by name. A file that cannot
 be read raises :class:`InputError` naming it; a bad JSONL line is yielded as an
@@ -34,10 +36,10 @@ except ImportError:  # no wheel for this platform: the standard library
     _inflate = zlib
     _INFLATE_ERRORS = (zlib.error,)
 
-FORMATS = ("auto", "mev-inspect", "jsonl")
+FORMATS = ("auto", "mev-inspect", "jsonl", "cryo")
 MAX_DECOMPRESSED = 1 << 30  # bytes a .gz input may expand to (a mainnet block is a few MB): a gzip bomb stops here
 MAX_LINE = 64 << 20  # bytes of one JSONL line
-_SUFFIXES = {".json": "mev-inspect", ".json.gz": "mev-inspect", ".jsonl": "jsonl", ".jsonl.gz": "jsonl"}
+_SUFFIXES = {".json": "mev-inspect", ".json.gz": "mev-inspect", ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".parquet": "cryo"}
 
 
 def _suffix_format(path: Path) -> str | None:
@@ -59,7 +61,7 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str]]:
         if p.is_dir():
             members = sorted(c for c in p.iterdir() if c.is_file() and _suffix_format(c) is not None)
             if not members:
-                raise InputError("directory holds no .json, .json.gz, .jsonl or .jsonl.gz files", source=str(p))
+                raise InputError("directory holds no .json, .json.gz, .jsonl, .jsonl.gz or cryo .parquet files", source=str(p))
         else:
             members = [p]
         for m in members:
@@ -73,8 +75,19 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str]]:
 def recording_chain_id(found: list[tuple[Path, str]]) -> int | None:
     """The chain id of the first message of the first readable JSONL recording among ``found``
     (files and formats from :func:`discover`); None when there is none (mev-inspect files carry no
-    chain id). A replay without ``--chain-id`` takes the recording's, as the live run had it."""
+    chain id); for a cryo dataset, its first blocks row's chain_id. A replay without ``--chain-id``
+    takes the recording's, as the live run had it."""
     for path, fmt in found:
+        if fmt == "cryo":
+            from mevwatch.streams.cryo import blocks_chain_id
+
+            try:
+                cid = blocks_chain_id(path)
+            except InputError:
+                continue  # the replay names this file's problem
+            if cid is not None:
+                return cid
+            continue
         if fmt != "jsonl":
             continue
         try:

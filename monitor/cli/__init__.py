@@ -10,11 +10,12 @@ The commands are registered here, in the order ``mevwatch --help`` lists them.
 
 from __future__ import annotations
 
-from mevwatch.monitor.cli import attest, daemon, dashboards, demo, doctor, model, replay, store, stream, webhooks
+from mevwatch.monitor.cli import attest, daemon, dashboards, demo, doctor, export, model, replay, store, stream, webhooks
 from mevwatch.monitor.cli.main import app, version
 
 app.command()(version)
 app.command()(replay.replay)
+app.add_typer(export.export_app, name="export")
 app.command()(stream.ingest)
 app.command()(stream.record)
 app.command()(stream.tail)

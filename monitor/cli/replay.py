@@ -13,8 +13,8 @@ from mevwatch.monitor.cli.main import USAGE, OptionError, err, gnn_device, handl
 
 @handled(USAGE)
 def replay(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: mev-inspect .json/.json.gz blocks, or mevwatch .jsonl/.jsonl.gz recordings.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto (by file name), mev-inspect or jsonl.")] = "auto",
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: mev-inspect .json/.json.gz blocks, mevwatch .jsonl/.jsonl.gz recordings, or cryo parquet datasets (a folder of NETWORK__DATASET__START_to_END.parquet files: blocks, transactions, logs and/or traces; docs/cryo.md).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto (by file name), mev-inspect, jsonl or cryo (parquet; needs the embedded extra).")] = "auto",
     out: Annotated[str, typer.Option("--out", "-o", help="Where alerts go, one JSON object per line; '-' for stdout.")] = "-",
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="Replay from a node instead of files (http(s):// or ws(s)://).")] = None,
     from_block: Annotated[Optional[int], typer.Option("--from", help="First block to fetch with --rpc.")] = None,

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
-from mevwatch.monitor.decode import BlockDecoder
+from mevwatch.monitor.decode.tokenflow import AnyDecoder, make_decoder
 from mevwatch.monitor.engine import Analysed, Engine, analyse
 from mevwatch.monitor.errors import InputError, MevwatchError
 from mevwatch.monitor.kinds import Stage
@@ -114,8 +114,9 @@ class Replayer:
     def __init__(self, *, chain_id: int = 1, out: IO[bytes] | None = None, on_block: Callable[[int], None] | None = None,
                  on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
                  sinks: SinkChain | None = None, scorer: Any = None, confirmations: int = REPLAY_CONFIRMATIONS,
-                 engine: Engine | None = None):
-        self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [])
+                 engine: Engine | None = None, decoders: str = "full"):
+        self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [],
+                                       decoders=decoders)
         self.out, self.on_block, self.on_alert, self.on_event = out, on_block, on_alert, on_event
         self.sinks = sinks
         self.summary = ReplaySummary()
@@ -342,12 +343,13 @@ def _by_block(batch: Batch) -> list[tuple[int | None, Batch]]:
 
 
 # --- worker side ------------------------------------------------------------------------
-_decoder: BlockDecoder | None = None
+_decoder: AnyDecoder | None = None
+_decoders = "full"  # the decoders mode of this process's decoder (monitor/decode/tokenflow.py)
 
 
-def _worker_init() -> None:
-    global _decoder
-    _decoder = BlockDecoder()
+def _worker_init(decoders: str = "full") -> None:
+    global _decoder, _decoders
+    _decoder, _decoders = make_decoder(decoders), decoders
     _batch_gc()
 
 
@@ -366,7 +368,7 @@ def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
     path, chain_id, slim = item
     global _decoder
     if _decoder is None:
-        _decoder = BlockDecoder()
+        _decoder = make_decoder(_decoders)
     try:
         block = read_mev_inspect(Path(path), chain_id)
         done = analyse(_decoder, block)
@@ -407,10 +409,10 @@ def _fault_hook() -> Callable[[str], None] | None:
     return hook
 
 
-def _worker_main(conn: Any, chain_id: int) -> None:
+def _worker_main(conn: Any, chain_id: int, decoders: str = "full") -> None:
     """A worker process: analyses the files the parent sends (lists of (index, path)), one message per file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
-    _worker_init()
+    _worker_init(decoders)
     fault = _fault_hook()
     conn.send(("ready", os.getpid()))
     while True:
@@ -467,8 +469,8 @@ class WorkerPool:
     CHUNK = 4
     START_FAILURES = 3  # workers dying before they are ready, in a row: the replay stops
 
-    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None):
-        self.paths, self.chain_id = paths, chain_id
+    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None, decoders: str = "full"):
+        self.paths, self.chain_id, self.decoders = paths, chain_id, decoders
         self.ctx = ctx or (mp.get_context("fork") if hasattr(os, "fork") else mp.get_context())
         self.window = max(64, workers * self.CHUNK * 8)
         self.deaths: Counter[int] = Counter()  # per file: workers that died on it
@@ -622,7 +624,7 @@ class WorkerPool:
 
     def _spawn(self) -> _Slot:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, self.chain_id), name="mevwatch-replay-worker", daemon=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.chain_id, self.decoders), name="mevwatch-replay-worker", daemon=True)
         proc.start()
         child.close()
         return _Slot(proc, parent)
@@ -658,13 +660,13 @@ class WorkerPool:
         self._slots = []
 
 
-def _map_files(paths: list[str], chain_id: int, workers: int) -> Generator[tuple[str, Any], None, None]:
+def _map_files(paths: list[str], chain_id: int, workers: int, decoders: str = "full") -> Generator[tuple[str, Any], None, None]:
     if workers <= 1 or len(paths) < 4:
-        _worker_init()
+        _worker_init(decoders)
         for p in paths:
             yield _analyse_file((p, chain_id, False))
         return
-    yield from WorkerPool(paths, chain_id, workers).results()
+    yield from WorkerPool(paths, chain_id, workers, decoders=decoders).results()
 
 
 def default_workers() -> int:
@@ -694,6 +696,7 @@ def replay_files(
     batch: int = 64,
     confirmations: int = REPLAY_CONFIRMATIONS,
     settle: bool = True,
+    decoders: str = "full",
 ) -> ReplaySummary:
     """Replay ``paths`` through the engine; write alert lines to ``out`` (and, given ``store``, every
     stage, swaps and blocks to the evidence store); call ``on_block`` after each block. With a
@@ -702,7 +705,8 @@ def replay_files(
     thresholds = _batch_gc()
     try:
         return _replay(files, rep_kw={"chain_id": chain_id, "out": out, "on_block": on_block, "on_alert": on_alert,
-                                      "on_event": on_event, "scorer": scorer, "confirmations": confirmations},
+                                      "on_event": on_event, "scorer": scorer, "confirmations": confirmations,
+                                      "decoders": decoders},
                        store=store, workers=workers, batch=batch, settle=settle, chain_id=chain_id, scorer=scorer)
     finally:
         gc.set_threshold(*thresholds)
@@ -718,7 +722,7 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
     cryo = open_cryo(cryo_files, chain_id) if cryo_files else None
     step = batch if scorer is not None else 1
-    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()))
+    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()), rep.engine.decoders)
     chunk: list[tuple[Block, Analysed | None]] = []
     origins: list[Origin | None] = []
     try:

@@ -110,9 +110,9 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
                on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None,
-               traces: str = "auto") -> ReplaySummary:
+               traces: str = "auto", decoders: str = "full") -> ReplaySummary:
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
-    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer)
+    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders)
     asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
     return rep.finish()

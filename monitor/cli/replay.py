@@ -26,6 +26,7 @@ def replay(
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
     gnn: Annotated[bool, typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass); needs the gnn extra.")] = False,
     device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
+    decoders: Annotated[Optional[str], typer.Option("--decoders", help="full (every protocol decoder) or transfers (swaps inferred from token transfers only, as for protocols no decoder knows; docs/detection.md). Default: the decoders setting (full).")] = None,
     explain: Annotated[Optional[Path], typer.Option("--explain", help="With --gnn: write every scored transaction's role probabilities here (JSONL), for audit.")] = None,
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
@@ -40,6 +41,9 @@ def replay(
     """
     from mevwatch.monitor.cli.output import esc, print_summary, progress, write_dead_letters
 
+    decoders = decoders or state.settings.decoders
+    if decoders not in ("full", "transfers"):
+        raise OptionError(f"--decoders must be full or transfers, got {esc(decoders)}")
     to_store = bool(store or clickhouse)
     if to_store and rpc is not None:
         raise OptionError("--store is for file replays; for a node, use mevwatch run")
@@ -75,7 +79,7 @@ def replay(
         alert_store = None
         traces = state.settings.node.traces  # node.traces, as the daemon reads it (docs/node.md)
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
-                                          scorer=scorer, traces=traces)
+                                          scorer=scorer, traces=traces, decoders=decoders)
     else:
         from mevwatch.monitor.replay import replay_files
         from mevwatch.streams.files import discover
@@ -92,7 +96,7 @@ def replay(
         _check_writable(out, dead_letter)
         alert_store = open_store(clickhouse, migrate=True) if to_store else None
         run = lambda sink, cb: replay_files(inputs, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
-                                            chain_id=chain_id, store=alert_store, scorer=scorer)
+                                            chain_id=chain_id, store=alert_store, scorer=scorer, decoders=decoders)
 
     _check_writable(out, dead_letter)
     try:

@@ -6,6 +6,9 @@ the inferred swaps recover every sandwich the full decoders find, and at least 9
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import Counter
 
 from mevwatch.monitor.decode.tokenflow import infer_swaps, make_decoder
@@ -59,3 +62,26 @@ def test_transfers_only_recovers_the_full_rules_attacks_on_real_blocks(load_bloc
             found[k[0]] += k in flow
     assert total["sandwich"] >= 5 and found["sandwich"] == total["sandwich"], (found, total)
     assert sum(found.values()) >= 0.9 * sum(total.values()), (found, total)
+
+
+def _replay_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mevwatch.monitor.cli", "replay", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_replay_decoders_transfers_through_the_cli_and_its_workers(traces_dir, tmp_path):
+    """`mevwatch replay --decoders transfers` (two worker processes) raises the same sandwiches, under
+    the same alert ids, as the full decoders, and its swaps are the inferred ones."""
+    runs = {}
+    blocks = [str(p) for p in sorted(traces_dir.glob("*.json.gz"))]  # the blocks, not the reference files beside them
+    for mode in ("full", "transfers"):
+        out = tmp_path / f"{mode}.jsonl"
+        r = _replay_cli(*blocks, "--decoders", mode, "--workers", "2", "--out", str(out), "-q")
+        assert r.returncode == 0, r.stderr
+        runs[mode] = [json.loads(line) for line in out.read_text().splitlines()]
+    sandwiches = {m: {a["alert_id"] for a in alerts if a["kind"] == "sandwich"} for m, alerts in runs.items()}
+    assert len(sandwiches["full"]) >= 5 and sandwiches["transfers"] == sandwiches["full"]
+    routes = [r for a in runs["transfers"] if a["kind"] == "arbitrage" for r in a["evidence"].get("route", [])]
+    assert routes and {r["protocol"] for r in routes} == {"transfers"}
+    bad = _replay_cli(str(traces_dir), "--decoders", "logs", "--out", str(tmp_path / "x.jsonl"))
+    assert bad.returncode == 2 and "--decoders must be full or transfers" in bad.stderr

@@ -36,7 +36,7 @@ class KafkaSettings(_Section):
     partitions: int = Field(6, ge=1, description="partitions when mevwatch creates a topic")
     replication_factor: int = Field(1, ge=1)
     flush_timeout_s: float = Field(30.0, gt=0, description="how long one write to the alerts topic waits for the broker's "
-                                   "acknowledgements before it backs off and waits again (nothing is produced twice)")
+                                   "acknowledgements before it backs off and waits again (for the records already sent)")
     commit_timeout_s: float = Field(30.0, gt=0, description="how long one offset commit waits for the broker before it "
                                     "backs off and tries again")
     # security (helm/mevwatch/README.md, "Kafka over TLS and SASL"): Strimzi's TLS listeners with KafkaUsers, MSK, Confluent
@@ -55,26 +55,29 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _complete(self) -> KafkaSettings:
-        if self.security_protocol.startswith("SASL_") and (not self.sasl_username or self.sasl_password is None):
-            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
-                             "(or MEVWATCH_KAFKA__SASL_PASSWORD_FILE)")
         if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
             raise ValueError("ssl_cert_file and ssl_key_file go together (mutual TLS)")
         return self
 
     def client_kwargs(self) -> dict[str, Any]:
-        """The connection's security as kafka-python keyword arguments (producer, consumers, admin)."""
+        """The connection's security as kafka-python keyword arguments (producer, consumers, admin).
+        Checked here, where a role connects, not when the settings load: roles that never talk to
+        Kafka (attest, replay) share the config but not the password (the Helm chart mounts it
+        for ingest and detect only). Raises :class:`ConfigError` naming the setting."""
         kw: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_") and (not self.sasl_username or self.sasl_password is None):
+            raise ConfigError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username and "
+                              "kafka.sasl_password (or MEVWATCH_KAFKA__SASL_PASSWORD_FILE)")
         if self.security_protocol in ("SSL", "SASL_SSL"):
             kw["ssl_check_hostname"] = self.ssl_check_hostname
             for key, name, path in (("ssl_cafile", "ssl_ca_file", self.ssl_ca_file), ("ssl_certfile", "ssl_cert_file", self.ssl_cert_file),
                                     ("ssl_keyfile", "ssl_key_file", self.ssl_key_file)):
                 if path is not None:
-                    if not Path(path).is_file():
-                        raise ConfigError(f"kafka.{name}: no file {path}")
+                    if not Path(path).is_file() or not os.access(path, os.R_OK):
+                        raise ConfigError(f"kafka.{name}: {path} is not a readable file")
                     kw[key] = str(path)
         if self.security_protocol.startswith("SASL_"):
-            assert self.sasl_password is not None  # _complete
+            assert self.sasl_password is not None
             kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
                       sasl_plain_password=self.sasl_password.get_secret_value())
         return kw

@@ -7,7 +7,8 @@
   event, or a different block seen at a height already processed).
 
 Final is final: a reorg deeper than ``confirmations`` leaves the alerts that were already final
-as they are (their attestation commits to them), retracts the open ones, logs one warning naming
+as they are (their attestation commits to them; the same transactions mined again on the new
+branch raise nothing again), retracts the open ones, logs one warning naming
 the orphaned final heights and counts them in ``mevwatch_orphaned_final_blocks_total``: the
 operator's ``node.confirmations`` is too low for that chain (docs/operations.md).
 
@@ -63,6 +64,10 @@ class Lifecycle:
         self.finalized = 0
         self.orphaned_final = 0  # blocks that left the chain after they were final
         self.final_upto: int | None = None  # the highest height whose alerts were made final
+        # alerts made final here, by id -> block height (the last KEEP_HEIGHTS heights): the same
+        # transactions mined again on the branch that replaced a final block keep their alert id,
+        # and a final alert is never included (or finalised) again
+        self.final_ids: dict[str, int] = {}
         self.restored_unchecked: set[str] = set()  # restored alerts whose block has no checkpoint here
 
     def restore(self, open_alerts: list[Alert], blocks: list[tuple[int, str, bool]]) -> None:
@@ -103,6 +108,8 @@ class Lifecycle:
         self.head = block.number if self.head is None else max(block.number, self.head) if not stale else block.number
         inc = version_of(offset, "included")
         for a in alerts:
+            if a.alert_id in self.final_ids:
+                continue  # final is final (a reorg deeper than the confirmations mined it again)
             events.append(AlertEvent(a, inc))
             self.open[a.alert_id] = a
         if self.head is not None:
@@ -112,10 +119,14 @@ class Lifecycle:
             for aid, a in list(self.open.items()):
                 if a.block_number is not None and a.block_number <= horizon:
                     del self.open[aid]
+                    self.final_ids[aid] = a.block_number
                     events.append(AlertEvent(with_stage(a, "final"), fin))
                     self.finalized += 1
         for n in [n for n in self.heights if n < block.number - KEEP_HEIGHTS]:
             del self.heights[n]
+        if len(self.final_ids) > 4 * KEEP_HEIGHTS:  # bounded: forget finals far below the head
+            low = block.number - KEEP_HEIGHTS
+            self.final_ids = {aid: n for aid, n in self.final_ids.items() if n >= low}
         return events
 
     def settle(self, offset: int) -> list[AlertEvent]:

@@ -211,6 +211,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, stream: TextIO 
     # clickhouse-driver logs every failed connection attempt as a warning with its traceback (through
     # Python's last-resort handler, unformatted); mevwatch reports the failure itself, in one line
     logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
+    # kafka-python logs its whole client config at DEBUG, SASL password included: never below WARNING
+    # (streams/bus.py reads its WARNING/ERROR records to name why a connection was refused)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     resolved = resolve_format(fmt, stream)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -59,8 +59,8 @@ class Consumer(Protocol):
 
 class Bus(Protocol):
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]: ...
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> None: ...
-    def flush(self, timeout: float | None = None) -> None: ...
+    def produce(self, topic: str, key: bytes | None, value: bytes, errors: list[Exception] | None = None) -> None: ...
+    def flush(self, timeout: float | None = None, errors: list[Exception] | None = None) -> None: ...
     def consumer(self, topics: list[str], group: str) -> Consumer: ...
     def close(self) -> None: ...
 
@@ -88,7 +88,7 @@ class InProcessBus:
             self._logs[topic] = [[] for _ in range(n)]
         return self._logs[topic]
 
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def produce(self, topic: str, key: bytes | None, value: bytes, errors: list[Exception] | None = None) -> None:
         import time
 
         with self._cond:
@@ -97,7 +97,7 @@ class InProcessBus:
             parts[p].append(Record(topic, p, len(parts[p]), key, value, int(time.time() * 1000)))
             self._cond.notify_all()
 
-    def flush(self, timeout: float | None = None) -> None:
+    def flush(self, timeout: float | None = None, errors: list[Exception] | None = None) -> None:
         return None
 
     def consumer(self, topics: list[str], group: str) -> _InProcessConsumer:
@@ -164,8 +164,10 @@ class _InProcessConsumer:
 # --- Kafka --------------------------------------------------------------------------------------
 # kafka-python says only "Unable to bootstrap" when every connection failed; why they failed it
 # logs. These reasons cannot be mended by waiting: the error names them and is not retried.
+# (Not "Handshake failed" as such: kafka-python words a connection reset during the TLS handshake
+# so too, as a restarting broker or a load balancer without backends gives: that is waited for.)
 ACCESS_FAILURES = ("SaslAuthenticationFailedError", "UnsupportedSaslMechanism", "IllegalSaslState",
-                   "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "Handshake failed")
+                   "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER")
 
 
 class _ConnectionReasons(logging.Handler):
@@ -201,6 +203,8 @@ def _diagnosed(bootstrap: str) -> Iterator[None]:
     except KafkaError as exc:
         if reasons.reason is not None:
             raise KafkaAccessError(f"Kafka at {bootstrap} refused the connection: {reasons.reason}") from None
+        if "AuthorizationFailed" in type(exc).__name__:  # an ACL refuses this user (e.g. creating the topics)
+            raise KafkaAccessError(f"Kafka at {bootstrap} refused an operation for this user: {exc!r}"[:400]) from None
         raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
     finally:
         logger.removeHandler(reasons)
@@ -218,12 +222,12 @@ class KafkaBus:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.commit_timeout_s = commit_timeout_s
-        self.security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs)
+        self._security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs): holds the password
         with _diagnosed(bootstrap):
             if create_topics:
-                ensure_topics(bootstrap, partitions, replication, security=self.security)
+                ensure_topics(bootstrap, partitions, replication, security=self._security)
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap, client_id=client_id, **self.security, acks="all", enable_idempotence=True,
+                bootstrap_servers=bootstrap, client_id=client_id, **self._security, acks="all", enable_idempotence=True,
                 max_in_flight_requests_per_connection=5, linger_ms=5, batch_size=256 * 1024, retries=2**31 - 1,
                 delivery_timeout_ms=120_000, request_timeout_ms=10_000,
             )
@@ -241,26 +245,31 @@ class KafkaBus:
             parts = self._partitions[topic] = sorted(found)
         return parts[zlib.crc32(key) % len(parts)]
 
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def produce(self, topic: str, key: bytes | None, value: bytes, errors: list[Exception] | None = None) -> None:
+        """Send one record; a failure lands in ``errors`` (a caller's own list: threads that share
+        this producer, as ingest and the alerts sink in ``--role all``, each see only theirs)."""
         fut = self._producer.send(topic, key=key, value=value, partition=self._partition(topic, key))
-        fut.add_errback(self._errors.append)
+        fut.add_errback((self._errors if errors is None else errors).append)
 
-    def flush(self, timeout: float | None = None) -> None:
+    def flush(self, timeout: float | None = None, errors: list[Exception] | None = None) -> None:
         """Wait for every produced record's acknowledgement. :class:`FlushTimeout` when ``timeout``
         passed first (the records stay buffered and are still being sent: flush again, do not
-        produce them again); :class:`BusError` when some were refused (produce them again)."""
+        produce them again); :class:`BusError` when some of the records produced with the same
+        ``errors`` list were refused (produce them again)."""
         from kafka.errors import KafkaTimeoutError
 
         try:
             self._producer.flush(timeout)
         except KafkaTimeoutError:
             raise FlushTimeout(f"Kafka at {self.bootstrap} did not acknowledge the produced records within {timeout} s") from None
-        if self._errors:
-            errs, self._errors = self._errors, []
+        mine = self._errors if errors is None else errors
+        if mine:
+            errs = list(mine)
+            mine.clear()
             raise BusError(f"{len(errs)} Kafka produce error(s), first: {errs[0]!r}")
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
-        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id, self.commit_timeout_s, self.security)
+        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id, self.commit_timeout_s, self._security)
 
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
@@ -269,8 +278,8 @@ class KafkaBus:
 
         from kafka import KafkaConsumer, TopicPartition
 
-        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.security)
-        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self.security)
+        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self._security)
+        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self._security)
         try:
             tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
             ranges: dict[TopicPartition, tuple[int, int]] = {}

@@ -125,7 +125,10 @@ _last: tuple[str, list[IntendedSwap]] | None = None
 def pending_intents(tx_hash: str, to: str | None, data: str, value: int = 0) -> list[IntendedSwap]:
     """:func:`decode_pending` of one pending transaction, decoded once for all the mempool rules:
     the engine hands each transaction to every rule in turn, so the last result is kept (one
-    entry, keyed by the transaction hash: a hash names its calldata). Callers must not mutate it."""
+    entry, keyed by the transaction hash: a hash names its calldata). Shared: the sandwich rule
+    completes a direct pair trade's path in place (monitor/detect/pending.py ``_pool_for``), which
+    the opaque-call rule, running after it, ignores (direct trades are never its victims). One
+    engine per process (the daemon, the demo and each replay process have one)."""
     global _last
     if _last is not None and _last[0] == tx_hash:
         return _last[1]

@@ -12,7 +12,10 @@ account the pool paid, its order the pool's first transfer. Multi-hop routes giv
 hop, so the sandwich and arbitrage rules run on them unchanged. What this cannot see: swaps whose
 in- and out-transfers are split across transactions, pools that pay in the native coin, and
 pools that hold several tokens where one trade moves more than two (those are left out, not
-guessed). Figures against the full decoders: docs/detection.md, "Transfers only".
+guessed). An account that pays or takes its own token (a Compound cToken minting or redeeming)
+is not a pool. What it cannot tell apart: a market maker's account (an RFQ or limit-order fill)
+trades like a pool and is read as one. The mempool rules learn pool reserves from decoded
+Uniswap V2 swaps only, so in this mode they raise no exposure alerts. Figures against the full decoders: docs/detection.md, "Transfers only".
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def infer_swaps(tx: Transaction, transfers: list[Transfer]) -> list[Swap]:
         (token_out, outs), = sent.items()
         if token_in == token_out:
             continue  # a forwarder (router, splitter), not a trade
+        if pool in (token_in, token_out):
+            continue  # it pays or takes its own token: shares minted or redeemed (a Compound cToken), not a trade
         if any(t.from_address == ZERO_ADDRESS for t in ins) or any(t.to_address == ZERO_ADDRESS for t in outs):
             continue  # minted to or burnt by it: liquidity
         first = min(ins + outs, key=lambda t: t.order)

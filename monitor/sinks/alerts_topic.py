@@ -24,6 +24,7 @@ class AlertsTopicSink:
     def __init__(self, bus: busmod.Bus, flush_timeout_s: float = 30.0):
         self.bus, self.flush_timeout_s = bus, flush_timeout_s
         self._buffered: Batch | None = None  # produced, not yet acknowledged (a flush timed out)
+        self._errors: list[Exception] = []  # this sink's refused records (the producer may be shared)
 
     def write(self, batch: Batch) -> None:
         """Produce the batch and wait for the broker's acknowledgements. A retry of the same batch
@@ -34,9 +35,9 @@ class AlertsTopicSink:
         try:
             if self._buffered is not batch:
                 for ev in batch.alerts:
-                    self.bus.produce(busmod.ALERTS, ev.alert.alert_id.encode(), alert_message(ev))
+                    self.bus.produce(busmod.ALERTS, ev.alert.alert_id.encode(), alert_message(ev), self._errors)
                 self._buffered = batch
-            self.bus.flush(self.flush_timeout_s)
+            self.bus.flush(self.flush_timeout_s, self._errors)
             self._buffered = None
         except FlushTimeout:
             metrics.PRODUCE_ERRORS.inc()
@@ -47,7 +48,7 @@ class AlertsTopicSink:
             raise
 
     def flush(self) -> None:
-        self.bus.flush(self.flush_timeout_s)
+        self.bus.flush(self.flush_timeout_s, self._errors)
 
     def close(self) -> None:
         pass  # the bus belongs to the process

@@ -49,6 +49,9 @@ def test_forwarders_traders_routers_and_liquidity_are_not_pools():
     # removing it: the pool receives LP and burns it, pays two tokens -> no swap
     remove = [xfer(LP, USER, P1, 5, 1), xfer(LP, P1, ZERO_ADDRESS, 5, 2), xfer(WETH, P1, USER, 10, 3), xfer(DAI, P1, USER, 300, 4)]
     assert infer_swaps(tx(), remove) == []
+    # a Compound-style cToken: takes USDC, pays its own token (minted shares) -> no swap
+    ctoken = "0x" + "cc" * 20
+    assert infer_swaps(tx(), [xfer(USDC, USER, ctoken, 100, 1), xfer(ctoken, ctoken, USER, 4_000, 2)]) == []
 
 
 def test_transfers_only_recovers_the_full_rules_attacks_on_real_blocks(load_block, all_block_numbers):

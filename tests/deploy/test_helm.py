@@ -650,6 +650,8 @@ def test_kafka_over_sasl_ssl_and_clickhouse_over_tls(tmp_path, monkeypatch):
     docs = render(CHART / "ci" / "tls-sasl-values.yaml")
     cfg = tmp_path / "mevwatch.yaml"
     cfg.write_text(by_kind(docs, "ConfigMap")["rel-mevwatch"]["data"]["mevwatch.yaml"])
+    monkeypatch.delenv("MEVWATCH_KAFKA__SASL_PASSWORD", raising=False)
+    load_settings(cfg)  # attest and replay read this config without the Kafka password: it loads
     monkeypatch.setenv("MEVWATCH_KAFKA__SASL_PASSWORD", "from-the-secret")
     s = load_settings(cfg)
     assert (s.kafka.security_protocol, s.kafka.sasl_mechanism, s.kafka.sasl_username) == ("SASL_SSL", "SCRAM-SHA-512", "mevwatch")
@@ -683,5 +685,6 @@ def test_kafka_over_sasl_ssl_and_clickhouse_over_tls(tmp_path, monkeypatch):
         assert "MEVWATCH_KAFKA__SASL_PASSWORD" not in env_of(w[f"rel-mevwatch-{role}"])
     assert "/etc/mevwatch/tls/kafka-client" not in _mounts(w["rel-mevwatch-attest"])
     # SASL without a user name is refused at render time, naming the value
-    assert "kafka.saslUsername is required" in refused("kafka.securityProtocol=SASL_SSL", "kafka.saslUsername=")
+    assert "kafka.saslUsername is required" in refused("kafka.saslUsername=", values=CHART / "ci" / "tls-sasl-values.yaml")
+    assert "needs the SASL password" in refused("kafka.securityProtocol=SASL_SSL", "kafka.saslUsername=u")
     assert "securityProtocol" in refused("kafka.securityProtocol=TLS")

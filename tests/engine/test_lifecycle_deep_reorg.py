@@ -50,7 +50,8 @@ def test_a_replacement_block_below_finality_counts_each_orphaned_final_height_on
         b = _block(n, fork="b")
         evs += life.on_block(b, [_alert(b)], off)
     assert life.orphaned_final == 2
-    assert sorted(e.alert.alert_id for e in evs if e.alert.stage == "final") == [f"alert-{n}" for n in range(4, 7)]
+    # alert-4 was final before (its id mined again on the new branch: not again); 5 and 6 were retracted open
+    assert sorted(e.alert.alert_id for e in evs if e.alert.stage == "final") == ["alert-5", "alert-6"]
 
 
 def test_a_shallow_reorg_orphans_nothing_final():
@@ -58,3 +59,17 @@ def test_a_shallow_reorg_orphans_nothing_final():
     for off, n in enumerate((8, 7), start=100):
         life.on_revert(n, _block(n).hash, off)
     assert life.orphaned_final == 0
+
+
+def test_final_alerts_mined_again_on_the_new_branch_are_not_raised_again():
+    """The usual deep reorg: the new branch holds the same transactions, so the same alert ids."""
+    life, _ = _chain(2, range(1, 7))  # alerts 1..4 final
+    for off, n in enumerate(range(6, 2, -1), start=100):
+        life.on_revert(n, _block(n).hash, off)
+    evs = []
+    for off, n in enumerate(range(3, 10), start=200):
+        b = _block(n, fork="b")
+        evs += life.on_block(b, [_alert(b)], off)  # same alert ids, new block hashes
+    again = [(e.alert.alert_id, e.alert.stage) for e in evs if e.alert.alert_id in ("alert-3", "alert-4")]
+    assert again == [], again
+    assert ("alert-5", "included") in [(e.alert.alert_id, e.alert.stage) for e in evs]  # open ones go on as usual

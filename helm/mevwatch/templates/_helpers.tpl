@@ -61,6 +61,9 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* The Kafka SASL password (ingest and detect), the same way: an optional key. */}}
 {{- define "mevwatch.kafkaPasswordEnv" -}}
+{{- if and (hasPrefix "SASL_" .Values.kafka.securityProtocol) .Values.secrets.create (not .Values.secrets.kafkaPassword) }}
+{{- fail "kafka.securityProtocol SASL_* needs the SASL password: secrets.kafkaPassword (or secrets.create: false with existingSecret holding secrets.keys.kafkaPassword)" }}
+{{- end }}
 {{- if and (hasPrefix "SASL_" .Values.kafka.securityProtocol) .Values.secrets.keys.kafkaPassword }}
 - name: MEVWATCH_KAFKA__SASL_PASSWORD
   valueFrom:

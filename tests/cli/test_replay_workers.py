@@ -98,7 +98,7 @@ def test_in_process_kill_many_files_and_no_process_is_left(blocks, without_victi
 
 
 def test_workers_that_die_as_they_start_stop_the_replay_with_a_message(blocks, monkeypatch):
-    def dies() -> None:
+    def dies(*_args: object) -> None:
         os._exit(3)
 
     monkeypatch.setattr(replay_mod, "_worker_init", dies)  # the fork inherits it

@@ -53,7 +53,7 @@ def test_documented_queries_run_on_both_backends(filled):
     r = mevwatch("db", "query", "SELECT kind, count() AS n FROM alerts FINAL GROUP BY kind ORDER BY kind", *args,
                  "--format", "json", cwd=cwd)
     rows = [json.loads(x) for x in r.stdout.splitlines()]
-    assert {x["kind"]: int(x["n"]) for x in rows} == {"arbitrage": 19, "backrun": 3, "sandwich": 7}, rows
+    assert {x["kind"]: int(x["n"]) for x in rows} == {"arbitrage": 20, "backrun": 3, "sandwich": 7}, rows
 
 
 def test_queries_are_read_only_and_values_are_data(filled):

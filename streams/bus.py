@@ -190,7 +190,7 @@ class _ConnectionReasons(logging.Handler):
 
 
 @contextlib.contextmanager
-def _diagnosed(bootstrap: str) -> Iterator[None]:
+def diagnosed(bootstrap: str) -> Iterator[None]:
     """Turn a client's start-up failure into :class:`BusError` naming the broker and, where
     kafka-python logged one, why: :class:`KafkaAccessError` for a refused login or certificate."""
     from kafka.errors import KafkaError
@@ -223,7 +223,7 @@ class KafkaBus:
         self.client_id = client_id
         self.commit_timeout_s = commit_timeout_s
         self._security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs): holds the password
-        with _diagnosed(bootstrap):
+        with diagnosed(bootstrap):
             if create_topics:
                 ensure_topics(bootstrap, partitions, replication, security=self._security)
             self._producer = KafkaProducer(
@@ -278,8 +278,13 @@ class KafkaBus:
 
         from kafka import KafkaConsumer, TopicPartition
 
-        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self._security)
-        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self._security)
+        with diagnosed(self.bootstrap):
+            probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self._security)
+            try:
+                reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self._security)
+            except BaseException:
+                probe.close()
+                raise
         try:
             tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
             ranges: dict[TopicPartition, tuple[int, int]] = {}
@@ -318,10 +323,11 @@ class _KafkaConsumer:
         from kafka import KafkaConsumer
 
         self.commit_timeout_ms = int(commit_timeout_s * 1000)
-        self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
-                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=10_000,
-                                fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
-                                reconnect_backoff_max_ms=2000, **(security or {}))
+        with diagnosed(bootstrap):  # a broker gone since the bus was made: a named error, not a traceback
+            self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                                    enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=10_000,
+                                    fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
+                                    reconnect_backoff_max_ms=2000, **(security or {}))
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)

@@ -178,9 +178,10 @@ def last_block_on_topic(bootstrap: str, scan: int = 200, *, security: Mapping[st
     newest block record."""
     from kafka import KafkaConsumer, TopicPartition
 
-    busmod.ensure_topics(bootstrap, security=security)
+    with busmod.diagnosed(bootstrap):  # a named error (KafkaAccessError for a refused login), not a traceback
+        busmod.ensure_topics(bootstrap, security=security)
+        c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(security or {}))
     tp = TopicPartition(busmod.BLOCKS, 0)
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(security or {}))
     try:
         c.assign([tp])
         end = c.end_offsets([tp])[tp]

@@ -329,6 +329,19 @@ def explain_file(path: Path) -> Callable[[dict], None]:
     return write
 
 
+def model_off_reason(settings: Any) -> str | None:
+    """Why the graph model is off under these settings (None: it is on). The same answer for every
+    entry point: ``run``, ``demo`` and ``replay`` all follow ``gnn.enabled`` (on by default where the
+    gnn extra is installed); ``replay --gnn/--no-gnn`` overrides it for one replay."""
+    if not settings.gnn.enabled:
+        return "gnn.enabled is false"
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "the gnn extra is not installed"
+    return None
+
+
 def load_scorer(settings: Any, device: str | None = None) -> Scorer | None:
     """The scorer the settings ask for; None (exact rules only) when off or torch is not installed."""
     g = settings.gnn

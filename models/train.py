@@ -21,12 +21,16 @@ def class_weights(samples: list[Sample]) -> np.ndarray:
 
 def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, hidden: int = 48, layers: int = 2,
           lr: float = 3e-3, device: str = "cpu", data: list[str] | None = None,
-          on_epoch: Callable[[int, float], None] | None = None) -> tuple[Any, dict[str, Any]]:
+          on_epoch: Callable[[int, float], None] | None = None, threads: int = 1) -> tuple[Any, dict[str, Any]]:
+    """``threads``: CPU threads torch may use, pinned (default 1) because a float sum split over
+    another number of threads rounds differently: with the same data, seed, threads and torch
+    version a re-run writes the same model bytes, whatever machine it runs on."""
     import torch
 
     from mevwatch.models import artifact
     from mevwatch.models.model import MevGNN, seed_all, to_data
 
+    torch.set_num_threads(threads)
     seed_all(seed)
     model = MevGNN(hidden, layers).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -63,7 +67,8 @@ def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, 
             on_epoch(epoch, losses[-1])
     model.eval()
     meta = {"roles": list(ROLES), "epochs": epochs, "seed": seed, "lr": lr, "data": data or [],
-            "samples": len(prepared), "train_loss": [round(x, 6) for x in losses[-5:]]}
+            "samples": len(prepared), "train_loss": [round(x, 6) for x in losses[-5:]], "threads": threads,
+            "torch": torch.__version__.split("+")[0]}
     meta["model_hash"] = artifact.save(model, meta, out)
     ckpt.unlink(missing_ok=True)
     return model, meta

@@ -35,12 +35,20 @@ class AlertTx:
 
 @dataclass(slots=True)
 class Amount:
+    """Money in an alert (docs/alerts.md, "Amounts"): ``by_token`` every token's exact amount;
+    ``eth`` the ETH value of their sum (None when any is unpriced), ``usd`` its USD value (None
+    without a same-block stablecoin price); ``token``/``amount`` the headline entry of ``by_token``."""
+
     token: str
     amount: int
     eth: float | None
+    usd: float | None = None
+    by_token: dict[str, int] | None = None  # None: only the headline token (``{token: amount}``)
 
     def to_json(self) -> dict[str, Any]:
-        return {"token": self.token, "amount": f"{self.amount}", "eth": self.eth}
+        parts = self.by_token if self.by_token is not None else {self.token: self.amount}
+        return {"token": self.token, "amount": f"{self.amount}", "eth": self.eth, "usd": self.usd,
+                "by_token": {t: f"{a}" for t, a in sorted(parts.items())}}
 
 
 @dataclass(slots=True)
@@ -108,7 +116,9 @@ def compute_alert_id(chain_id: int, kind: str, txs: list[AlertTx]) -> str:
 def _amount(obj: dict[str, Any] | None) -> Amount | None:
     if obj is None:
         return None
-    return Amount(obj["token"], int(obj["amount"]), obj.get("eth"))
+    parts = obj.get("by_token")  # records written before the per-token breakdown lack it
+    return Amount(obj["token"], int(obj["amount"]), obj.get("eth"), obj.get("usd"),
+                  {t: int(a) for t, a in parts.items()} if parts is not None else None)
 
 
 def alert_from_json(obj: dict[str, Any]) -> Alert:

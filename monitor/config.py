@@ -91,6 +91,9 @@ class NodeSettings(_Section):
                         description="call traces: auto (trace_block, else Geth's callTracer, else event logs), "
                                     "parity (trace_block), geth (debug_traceBlockByNumber callTracer) or none")
     reconnect_max_s: float = Field(30.0, gt=0)
+    reexecute: str = Field("auto", pattern="^(auto|all|off)$",
+                           description="sandwich victim loss by re-executing the victim on the node without the front-run "
+                                       "(eth_simulateV1): auto (where no exact pool model exists), all (every pool) or off")
 
 
 class ClickHouseSettings(_Section):
@@ -114,6 +117,26 @@ class WebhookSubscriber(_Section):
     stages: list[str] = Field(default_factory=list, description="stages to send (pending, included, final, retracted); empty = all")
     min_score: float = Field(0.0, ge=0.0, le=1.0)
     addresses: list[str] = Field(default_factory=list, description="only alerts naming one of these accounts, pools or tokens; empty = all")
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        from mevwatch.monitor.kinds import Kind
+
+        unknown = [k for k in v if k not in {x.value for x in Kind}]
+        if unknown:  # a typo would match nothing, silently
+            raise ValueError(f"unknown alert kind {unknown[0]!r}; kinds are {', '.join(x.value for x in Kind)}")
+        return v
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v: list[str]) -> list[str]:
+        from mevwatch.monitor.kinds import Stage
+
+        unknown = [s for s in v if s not in {x.value for x in Stage}]
+        if unknown:
+            raise ValueError(f"unknown stage {unknown[0]!r}; stages are {', '.join(x.value for x in Stage)}")
+        return v
 
     def secret_values(self) -> list[str]:
         out = [s.get_secret_value() for s in self.secrets]

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mevwatch.monitor import metrics, retry
 from mevwatch.monitor.config import Settings
@@ -153,12 +154,15 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
     ingestor: Ingestor | None = None
     attest_stop = threading.Event()
     attest_thread: threading.Thread | None = None
+    query_endpoint: tuple[Path, str] | None = None
     try:
         if role in ("all", "detect", "attest"):
             store = _open_store_retrying(settings, stop, health)
             if store is None:
                 result.interrupted = True
                 return result
+            if server is not None:
+                query_endpoint = _offer_queries(settings, store, health, server.server_address[1])
         if role == "attest" or (role == "all" and settings.attest.enabled):
             assert store is not None
             batcher = _make_batcher_retrying(settings, store, stop, attest_stop, health)
@@ -234,6 +238,11 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             deliverer.stop(drain_s)
         if outbox is not None:
             outbox.close()
+        if query_endpoint is not None:
+            from mevwatch.monitor.store import endpoint
+
+            health.query = None
+            endpoint.remove(*query_endpoint)
         if store is not None:
             store.close()
         try:
@@ -273,6 +282,28 @@ def _make_bus_retrying(settings: Settings, role: str, stop: threading.Event, hea
                           stop=stop, on_retry=on_retry)
     except retry.Stopped:
         return None
+
+
+def _offer_queries(settings: Settings, store: AlertStore, health: Health, port: int) -> tuple[Path, str] | None:
+    """While this process holds the embedded store, answer ``mevwatch db query`` through the health
+    server (monitor/store/endpoint.py). A ClickHouse server needs none of this: readers share it."""
+    from mevwatch.monitor.store import endpoint
+    from mevwatch.monitor.store.backend import ChdbBackend
+
+    backend = store.backend
+    url = endpoint.local_url(settings.health_host, port)
+    if not isinstance(backend, ChdbBackend) or url is None:
+        return None
+    token = endpoint.new_token()
+    path = endpoint.endpoint_file(settings.clickhouse.data_dir)
+    try:
+        endpoint.write(path, url, token)
+    except OSError as exc:
+        log.warning("cannot write the query endpoint file: `mevwatch db query` will not reach this daemon",
+                    path=str(path), error=str(exc))
+        return None
+    health.query_token, health.query = token, backend.read_only_shared
+    return path, token
 
 
 def _open_store_retrying(settings: Settings, stop: threading.Event, health: Health) -> AlertStore | None:

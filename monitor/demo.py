@@ -59,6 +59,7 @@ class DemoResult:
     registry: str | None = None
     example_attested: str | None = None
     model: tuple[str | None, str] | None = None  # (model hash, device) when the graph model scored
+    model_off: str | None = None  # why it did not (models/scorer.py: model_off_reason)
 
 
 class Monitor:
@@ -141,7 +142,7 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
         attest_thread.start()
     node = Anvil(out_dir / "anvil", chain_id=CHAIN_ID).start()
     bus = busmod.InProcessBus()
-    from mevwatch.models.scorer import load_scorer
+    from mevwatch.models.scorer import load_scorer, model_off_reason
 
     scorer = load_scorer(settings)
     mon = Monitor(bus, store, DEMO_CONFIRMATIONS, scorers=[scorer] if scorer else [], settings=settings)
@@ -191,6 +192,8 @@ def run_demo(*, blocks: int, seed: int, out_dir: Path, console: Console, block_t
     result.events = mon.events
     if mon.worker.scorer is not None:
         result.model = (mon.worker.scorer.model_hash, mon.worker.scorer.device)
+    else:
+        result.model_off = model_off_reason(settings)
     _write(result, out_dir)
     if result.lab is not None:
         labels = [a.to_json() for a in result.lab.attacks]

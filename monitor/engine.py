@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.decode.tokenflow import AnyDecoder, make_decoder
+from mevwatch.monitor.detect.common import LossOracle
 from mevwatch.monitor.detect.registry import REGISTRY, MempoolRule, Registry
 from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.lifecycle import PENDING_VERSION, Lifecycle, version_of
@@ -67,10 +68,11 @@ class Analysed:
         return self
 
 
-def analyse(decoder: AnyDecoder, block: Block, registry: Registry | None = None) -> Analysed:
-    """Decode ``block`` and run the block rules: the one place decode -> detect happens."""
+def analyse(decoder: AnyDecoder, block: Block, registry: Registry | None = None, oracle: LossOracle | None = None) -> Analysed:
+    """Decode ``block`` and run the block rules: the one place decode -> detect happens. ``oracle``:
+    a node that re-executes victims where no exact model of the pool exists."""
     decoded = decoder.decode(block)
-    return Analysed(decoded, (registry or REGISTRY).detect(decoded))
+    return Analysed(decoded, (registry or REGISTRY).detect(decoded, oracle=oracle))
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Engine:
     scorers: Sequence[Scorer] = ()
     pending_ttl_s: float = 3600.0
     decoders: str = "full"  # full | transfers (monitor/decode/tokenflow.py)
+    oracle: LossOracle | None = None  # re-executes victims on a node (streams/simulate.py); None: models only
 
     def __post_init__(self) -> None:
         self.decoder: AnyDecoder = make_decoder(self.decoders)
@@ -148,7 +151,7 @@ class Engine:
         self._before_blocks(batch)
         done = []
         for block, offset, analysed in items:
-            a = analysed or analyse(self.decoder, block, self.registry)
+            a = analysed or analyse(self.decoder, block, self.registry, self.oracle)
             for rule in self.mempool_rules:
                 rule.observe_block(a.decoded)
             self.last_block = block.number

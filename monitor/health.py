@@ -13,18 +13,30 @@
   ``attest`` the store and the attestation node (``chain``), ``all`` the node, the bus and the
   store (and the attestation node when it attests).
 - ``/metrics``: Prometheus text format from prometheus-client's default registry.
+- ``POST /query`` (only while the process holds the embedded store): the SQL in the body, one
+  SELECT, run read-only on the process's own chDB session (``ChdbBackend.read_only_shared``);
+  ``mevwatch db query`` uses it when ``mevwatch run`` holds the store. Answered to loopback
+  clients that send the token the daemon wrote to a file only its user can read
+  (:func:`mevwatch.monitor.store.endpoint.write`); 404 when not offered.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+from typing import Any
 
 import orjson
 
+from mevwatch.monitor.errors import MevwatchError
+
 STALL_S = 60.0  # /healthz: no heartbeat for this long is a stalled process
+QUERY_MAX_BYTES = 64 * 1024  # POST /query: the longest SQL accepted
 
 # role -> the dependencies its readiness waits for (flags ``<name>_ok`` of :class:`Health`)
 DEPENDENCIES: dict[str, tuple[str, ...]] = {
@@ -55,6 +67,9 @@ class Health:
     started: bool = True
     phase: str = "running"
     last_error: str | None = None
+    # POST /query: SQL -> (column names, rows), and the token a client must send; None: not offered
+    query: Callable[[str], tuple[list[str], list[list[Any]]]] | None = None
+    query_token: str | None = None
 
     @classmethod
     def for_role(cls, role: str, *, attest: bool = False, node: bool = True) -> Health:
@@ -138,6 +153,41 @@ def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
                 self.wfile.write(body)
             else:
                 self._send(404, {"error": "not found"})
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.split("?", 1)[0] != "/query" or health.query is None or health.query_token is None:
+                self._send(404, {"error": "not found"})
+                return
+            peer = ip_address(self.client_address[0])
+            mapped = getattr(peer, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+            if not (peer.is_loopback or (mapped is not None and mapped.is_loopback)):
+                self._send(403, {"error": "/query answers loopback clients only"})
+                return
+            auth = self.headers.get("Authorization", "")
+            if not hmac.compare_digest(auth.encode(), f"Bearer {health.query_token}".encode()):
+                self._send(401, {"error": "missing or wrong token (the daemon's query endpoint file has it)"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if not 0 < length <= QUERY_MAX_BYTES:
+                self._send(400, {"error": f"the body must be the SQL, 1 to {QUERY_MAX_BYTES} bytes"})
+                return
+            try:
+                sql = self.rfile.read(length).decode()
+                names, rows = health.query(sql)
+            except UnicodeDecodeError:
+                self._send(400, {"error": "the SQL is not UTF-8"})
+            except MevwatchError as exc:
+                self._send(400, {"error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - a bug answers 500 (and is logged), never a dropped connection
+                from mevwatch.monitor.log import get_logger
+
+                get_logger("mevwatch.health").error("POST /query failed", error=repr(exc)[:300])
+                self._send(500, {"error": "internal error (see the daemon's log)"})
+            else:
+                self._send(200, {"columns": names, "rows": rows})
 
         def _send(self, code: int, obj: dict) -> None:
             body = orjson.dumps(obj)

@@ -24,6 +24,7 @@ class Kind(StrEnum):
     ARBITRAGE = "arbitrage"
     SANDWICH_ATTEMPT = "sandwich_attempt"
     EXPOSED_SWAP = "exposed_swap"
+    LIQUIDATION = "liquidation"
 
 
 class Stage(StrEnum):
@@ -42,6 +43,7 @@ class TxRole(StrEnum):
     LIQUIDITY_REMOVE = "liquidity_remove"
     DISPLACED = "displaced"
     DISPLACER = "displacer"
+    LIQUIDATOR = "liquidator"
 
 
 class Detector(StrEnum):
@@ -58,8 +60,9 @@ class NodeRole(StrEnum):
 
 
 # alerts raised from included blocks (an attack that happened), and from the mempool (a warning)
-BLOCK_KINDS: tuple[Kind, ...] = (Kind.SANDWICH, Kind.JIT_SANDWICH, Kind.FRONTRUN_DISPLACEMENT, Kind.BACKRUN, Kind.ARBITRAGE)
+BLOCK_KINDS: tuple[Kind, ...] = (Kind.SANDWICH, Kind.JIT_SANDWICH, Kind.FRONTRUN_DISPLACEMENT, Kind.BACKRUN, Kind.ARBITRAGE,
+                                  Kind.LIQUIDATION)
 PENDING_KINDS: tuple[Kind, ...] = (Kind.SANDWICH_ATTEMPT, Kind.EXPOSED_SWAP)
 # the roles an attacker's own transactions play (every role but the victims')
 ATTACKER_ROLES: tuple[TxRole, ...] = (TxRole.FRONTRUN, TxRole.BACKRUN, TxRole.ARBITRAGE, TxRole.DISPLACER,
-                                      TxRole.LIQUIDITY_ADD, TxRole.LIQUIDITY_REMOVE)
+                                      TxRole.LIQUIDITY_ADD, TxRole.LIQUIDITY_REMOVE, TxRole.LIQUIDATOR)

@@ -5,21 +5,44 @@ All token amounts are exact ints; ``eth`` values are floats for display and sort
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from mevwatch.monitor.alerts import Amount
 from mevwatch.monitor.types import ETH_ADDRESS, WETH_ADDRESS, DecodedBlock, Swap
 
 ETH_LIKE = {WETH_ADDRESS, ETH_ADDRESS}
 WEI = 10**18
 
 
-class PriceBook:
-    """ETH per token unit, from swaps against WETH/ETH in the same block.
+# Stablecoins whose same-block price against WETH gives the USD value of ether (mainnet addresses,
+# decimals), in order of preference. A chain without them (the lab, other chains) values in ETH only.
+USD_STABLES: tuple[tuple[str, int], ...] = (
+    ("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", 6),   # USDC
+    ("0xdac17f958d2ee523a2206206994597c13d831ec7", 6),   # USDT
+    ("0x6b175474e89094c44da98b954eedeac495271d0f", 18),  # DAI
+)
+ETH_SOURCE = "swaps against WETH/ETH in the same block (pool reserves after the swap, else its execution rate)"
 
-    A pool's reserves after a swap give its mid price; without reserves the swap's
-    own execution rate is used. The last observation in the block wins.
+
+def _round(x: float) -> float:
+    """12 significant digits: the sum of float values carries no binary noise (0.3, not 0.30000000000000004)."""
+    return float(f"{x:.12g}")
+
+
+class PriceBook:
+    """ETH per token unit, from swaps against WETH/ETH in the same block; USD per ETH from a
+    stablecoin's WETH pool in the same block (:data:`USD_STABLES`), when the block has one.
+
+    A pool's reserves after a swap give its mid price, and the deepest such pool of a token (the
+    most WETH after its last swap in the block) sets the token's price: a tiny pool of one's own
+    cannot move it. Without reserves the swap's own execution rate is used (the last one in the
+    block), and only for tokens no pool with reserves prices.
     """
 
     def __init__(self, swaps: list[Swap]):
         self.eth_per_unit: dict[str, float] = {}
+        self.source_pool: dict[str, str] = {}
+        depth: dict[str, int] = {}  # token -> WETH reserve of the pool that set its price (0: execution rate)
         for s in swaps:
             if s.token_in in ETH_LIKE and s.token_out not in ETH_LIKE:
                 token, eth_amt, tok_amt = s.token_out, s.amount_in, s.amount_out
@@ -30,15 +53,69 @@ class PriceBook:
             else:
                 continue
             if res and res[0] > 0 and res[1] > 0:
-                self.eth_per_unit[token] = res[0] / res[1] / WEI
-            elif tok_amt > 0:
+                if res[0] >= depth.get(token, 0) or self.source_pool.get(token) == s.pool:
+                    self.eth_per_unit[token] = res[0] / res[1] / WEI
+                    self.source_pool[token] = s.pool
+                    depth[token] = res[0]
+            elif tok_amt > 0 and depth.get(token, 0) == 0:
                 self.eth_per_unit[token] = eth_amt / tok_amt / WEI
+                self.source_pool[token] = s.pool
+                depth[token] = 0
+        self.usd_per_eth: float | None = None
+        self.usd_source: dict[str, str] | None = None
+        for stable, decimals in USD_STABLES:
+            p = self.eth_per_unit.get(stable)
+            if p is not None and p > 0:
+                self.usd_per_eth = _round(1.0 / (p * 10**decimals))
+                self.usd_source = {"token": stable, "pool": self.source_pool[stable]}
+                break
 
     def eth(self, token: str, amount: int) -> float | None:
         if token in ETH_LIKE:
             return amount / WEI
         p = self.eth_per_unit.get(token)
         return amount * p if p is not None else None
+
+    def amount(self, by_token: dict[str, int], headline: str | None = None) -> Amount:
+        """One money rule for every alert (docs/alerts.md, "Amounts"): the per-token breakdown (every
+        token with a non-zero amount), the ETH value of their sum (null when any of them has no price
+        in this block: never a partial sum), its USD value (null without a same-block stablecoin
+        price), and a headline token: ``headline`` or the entry worth the most ETH."""
+        return valued(by_token, self.eth, self.usd_per_eth, headline)
+
+    def valuation(self) -> dict[str, Any]:
+        """The price sources, for an alert's evidence."""
+        return {"eth": ETH_SOURCE, "usd_per_eth": self.usd_per_eth, "usd_source": self.usd_source}
+
+
+def eth_only(token: str, amount: int) -> float | None:
+    """The ETH value of ether and WETH only: pricing without a block (pending alerts)."""
+    return amount / WEI if token in ETH_LIKE else None
+
+
+def valued(by_token: dict[str, int], eth_of: Callable[[str, int], float | None], usd_per_eth: float | None = None,
+           headline: str | None = None) -> Amount:
+    """:meth:`PriceBook.amount` with any pricing function (``eth_of(token, amount)``, None when unknown)."""
+    parts = {t: a for t, a in by_token.items() if a != 0}
+    total: float | None = 0.0
+    best: tuple[float, int] | None = None
+    if headline is not None and headline not in parts:
+        headline = None  # the headline is always an entry of the breakdown
+    best_token = headline
+    for t in sorted(parts):
+        e = eth_of(t, parts[t])
+        if e is None:
+            total = None
+        elif total is not None:
+            total += e
+        key = (e if e is not None else float("-inf"), parts[t])
+        if headline is None and (best is None or key > best):
+            best, best_token = key, t
+    if best_token is None:  # nothing moved: a zero amount in the first token given
+        best_token = next(iter(by_token), "")
+    eth = _round(total) if total is not None else None
+    usd = _round(eth * usd_per_eth) if eth is not None and usd_per_eth is not None else None
+    return Amount(best_token, parts.get(best_token, 0), eth, usd, parts or {best_token: 0})
 
 
 def pro_rata_profit(cost_in: int, bought: int, sold: int, received: int) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from mevwatch.monitor import metrics, retry
 from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
+from mevwatch.monitor.detect.common import LossOracle
 from mevwatch.monitor.detect.registry import Registry
 from mevwatch.monitor.engine import Engine
 from mevwatch.monitor.lifecycle import block_event_of, event_end
@@ -105,13 +106,13 @@ class DetectWorker:
 
     def __init__(self, bus: busmod.Bus, sinks: SinkChain, *, chain_id: int, confirmations: int, group: str = "mevwatch-detect",
                  pending_ttl_s: float = 3600.0, scorers: Sequence[Scorer] = (), registry: Registry | None = None,
-                 decoders: str = "full"):
+                 decoders: str = "full", oracle: LossOracle | None = None):
         self.bus, self.sinks = bus, sinks
         self.group = group
         self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
         kw = {"registry": registry} if registry is not None else {}
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
-                             decoders=decoders, **kw)
+                             decoders=decoders, oracle=oracle, **kw)
         self.last_poll = 0
         self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()
@@ -290,6 +291,12 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
 
         scorer = load_scorer(settings)
         scorers = [scorer] if scorer is not None else []
+    oracle = None
+    if settings.node.rpc and settings.node.reexecute != "off":  # victim losses by re-execution (streams/simulate.py)
+        from mevwatch.streams.simulate import NodeSimulator, node_request
+
+        oracle = NodeSimulator(node_request(settings.node.rpc), every_pool=settings.node.reexecute == "all")
     return DetectWorker(bus, sinks, chain_id=settings.chain_id,
                         confirmations=settings.node.confirmations if confirmations is None else confirmations,
-                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders)
+                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders,
+                        oracle=oracle)

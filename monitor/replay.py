@@ -114,9 +114,9 @@ class Replayer:
     def __init__(self, *, chain_id: int = 1, out: IO[bytes] | None = None, on_block: Callable[[int], None] | None = None,
                  on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
                  sinks: SinkChain | None = None, scorer: Any = None, confirmations: int = REPLAY_CONFIRMATIONS,
-                 engine: Engine | None = None, decoders: str = "full"):
+                 engine: Engine | None = None, decoders: str = "full", oracle: Any = None):
         self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [],
-                                       decoders=decoders)
+                                       decoders=decoders, oracle=oracle)
         self.out, self.on_block, self.on_alert, self.on_event = out, on_block, on_alert, on_event
         self.sinks = sinks
         self.summary = ReplaySummary()
@@ -165,7 +165,7 @@ class Replayer:
                     continue
             if a is None:
                 try:
-                    a = analyse(self.engine.decoder, b, self.engine.registry)
+                    a = analyse(self.engine.decoder, b, self.engine.registry, self.engine.oracle)
                 except Exception as exc:  # noqa: BLE001 - a bug must cost one block, not the whole replay
                     self.problem(*self._named(origin, b), f"internal error while processing this block: {exc!r} (please report it)")
                     continue

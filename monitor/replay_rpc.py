@@ -110,9 +110,16 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
                on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None,
-               traces: str = "auto", decoders: str = "full") -> ReplaySummary:
+               traces: str = "auto", decoders: str = "full", reexecute: str = "auto") -> ReplaySummary:
+    """``reexecute``: victim losses by re-execution on the node (streams/simulate.py) where no exact
+    model of the pool exists (auto), for every pool (all: the model's number kept beside), or off."""
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
-    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders)
+    oracle = None
+    if reexecute != "off":
+        from mevwatch.streams.simulate import NodeSimulator, node_request
+
+        oracle = NodeSimulator(node_request(url), every_pool=reexecute == "all")
+    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders, oracle=oracle)
     asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
     return rep.finish()

@@ -52,3 +52,27 @@ def test_unquoted_contract_address_in_yaml_is_read_exactly(tmp_path):
     f.write_text("attest:\n  contract: 0x1" + "0" * 40 + "\n")  # 21 bytes: not an address
     with pytest.raises(ConfigError, match="attest.contract"):
         load_settings(f)
+
+
+def test_a_webhook_filter_naming_an_unknown_kind_or_stage_is_refused(tmp_path):
+    """A typo in a filter would match nothing and drop every alert silently: refused by name."""
+    import json
+    from pathlib import Path
+
+    from mevwatch.monitor.kinds import Kind, Stage
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("webhooks:\n  - url: http://127.0.0.1:9/h\n    kinds: [liquidation, sandwhich]\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert "sandwhich" in str(e.value) and "liquidation" in str(e.value)
+    cfg.write_text("webhooks:\n  - url: http://127.0.0.1:9/h\n    stages: [finall]\n")
+    with pytest.raises(ConfigError, match="finall"):
+        load_settings(cfg)
+    cfg.write_text("webhooks:\n  - url: http://127.0.0.1:9/h\n    kinds: [liquidation]\n    stages: [final]\n")
+    assert load_settings(cfg).webhooks[0].kinds == ["liquidation"]
+    # the chart's schema offers the same kinds and stages
+    schema = json.loads((Path(__file__).parents[1] / "helm" / "mevwatch" / "values.schema.json").read_text())
+    item = schema["properties"]["webhooks"]["items"]["properties"]
+    assert set(item["kinds"]["items"]["enum"]) == {k.value for k in Kind}
+    assert set(item["stages"]["items"]["enum"]) == {s.value for s in Stage}

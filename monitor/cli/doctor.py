@@ -15,6 +15,8 @@ pending txs          ``eth_subscribe newPendingTransactions true`` (else without
 block receipts       ``eth_getBlockReceipts`` of the head block                      yes
 trace_block          ``trace_block`` of the head block                               no
 geth callTracer      ``debug_traceBlockByNumber`` with ``callTracer``                no
+re-execution         ``eth_simulateV1`` of an empty call on the head block's state   no
+                     (victim losses where no pool model exists, docs/node.md)
 ===================  ==============================================================  ========
 
 (and with ``node.traces`` set to ``parity`` or ``geth``, that tracer is needed too). It prints a
@@ -267,6 +269,7 @@ async def _probe_node(conn: _Ws | _Http, rep: Report, *, ws: bool, wait_s: float
         rep.add("block receipts", False, True, f"eth_blockNumber: {_why(exc)}")
         rep.add("trace_block", None, False, "no head block to trace")
         rep.add("geth callTracer", None, False, "no head block to trace")
+        rep.add("re-execution", None, False, "no head block to simulate on")
         return
     tag = hex(rep.head)
     try:
@@ -283,6 +286,14 @@ async def _probe_node(conn: _Ws | _Http, rep: Report, *, ws: bool, wait_s: float
         except Exception as exc:  # noqa: BLE001
             gone = _unsupported(exc, method)
             rep.add(name, False, False, ("not offered: " if gone else "failed (may pass on retry): ") + _why(exc))
+    zero = "0x" + "0" * 40
+    try:  # an empty call, validation off: does the node re-execute on a block's state
+        await conn.request("eth_simulateV1", [{"blockStateCalls": [{"calls": [{"from": zero, "to": zero}]}],
+                                               "validation": False}, tag])
+        rep.add("re-execution", True, False, "eth_simulateV1 answers: victim losses for every pool that pays out itself")
+    except Exception as exc:  # noqa: BLE001
+        gone = _unsupported(exc, "eth_simulateV1")
+        rep.add("re-execution", False, False, ("not offered: " if gone else "failed (may pass on retry): ") + _why(exc))
 
 
 def _conclude(rep: Report, traces_mode: str) -> Report:
@@ -320,6 +331,11 @@ def _conclude(rep: Report, traces_mode: str) -> Report:
     else:
         wont.append(f"call traces (the node offers neither trace_block nor Geth's callTracer): swaps are decoded from "
                     f"event logs; {WITHOUT_TRACES}")
+    if ok.get("re-execution"):
+        will.append("exact victim losses for Curve, Balancer and V3-across-ticks sandwiches (re-executed on the node)")
+    else:
+        wont.append("victim losses where no pool model exists (Curve, Balancer, V3 across ticks): `unavailable` "
+                    "(the node does not serve eth_simulateV1)")
     if rep.mempool == "full":
         will.append("the mempool (full pending transactions): pending-stage alerts, before attacks land")
     elif rep.mempool == "unknown":

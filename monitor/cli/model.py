@@ -20,6 +20,7 @@ def train(
     hidden: Annotated[int, typer.Option("--hidden", min=4)] = 48,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     weak_repeat: Annotated[int, typer.Option("--weak-repeat", min=1, help="Times each recorded (weakly labelled) block is seen per epoch.")] = 20,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training, pinned so that a re-run (same data, seed, threads, torch version) writes the same model bytes on any machine.")] = 1,
 ) -> None:
     """Train the graph model on labelled transaction graphs; resumes from the checkpoint if one is there."""
     from mevwatch.models.dataset import load
@@ -31,7 +32,7 @@ def train(
     samples = load(data, weak_repeat=weak_repeat)
     err.print(f"{len(samples)} graphs from {len(data)} sources; training on {dev}")
     with progress("train", "epochs {task.fields[loss]}", epochs, show=err.is_terminal, loss="") as update:
-        _model, meta = run_train(samples, out, epochs=epochs, seed=seed, hidden=hidden, device=dev,
+        _model, meta = run_train(samples, out, epochs=epochs, seed=seed, hidden=hidden, device=dev, threads=threads,
                                  data=[describe_source(d) for d in data],
                                  on_epoch=lambda e, loss: update(completed=e + 1, loss=f"loss {loss:.4f}"))
     err.print(f"wrote {esc(out)} (model hash {meta['model_hash']}); evaluate it with: mevwatch eval --model {esc(out)} --data ...")

@@ -52,7 +52,7 @@ def progress(label: str, unit: str, total: int | None, *, show: bool, transient:
 
 # --- replay ------------------------------------------------------------------------------------
 
-def print_summary(summary, out_path: str | None, dead_letter: Path | None = None) -> None:
+def print_summary(summary, out_path: str | None, dead_letter: Path | None = None, model: str | None = None) -> None:
     """The replay summary table and the first rejected inputs, on stderr."""
     s = summary
     rate = s.blocks / s.elapsed_s if s.elapsed_s else 0.0
@@ -63,6 +63,8 @@ def print_summary(summary, out_path: str | None, dead_letter: Path | None = None
         t.add_row("pending / reverts", f"{s.pending} / {s.reverts}")
     t.add_row("swaps by protocol", esc(", ".join(f"{k} {v}" for k, v in sorted(s.stats.swaps_by_protocol.items())) or "none"))
     t.add_row("alerts by kind", esc(", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none"))
+    if model is not None:
+        t.add_row("graph model", esc(model))
     decoded, undecoded, share = s.coverage()
     t.add_row("decode coverage", f"{share:.1%} of swap-like calls ({decoded} decoded, {undecoded} not)" if share is not None else "no swap-like calls")
     t.add_row("undecoded swap-like calls", esc(", ".join(f"{k} {v}" for k, v in s.stats.undecoded_by_selector.most_common(10)) or "none"))
@@ -126,7 +128,7 @@ def print_demo(console: Console, result, out: Path) -> None:
                       f"rules and model, {det.get('gnn', 0)} attempts only the model saw, {det.get('rules', 0)} rules only",
                       soft_wrap=True)
     else:
-        console.print("graph model off (install the gnn extra): exact rules only", soft_wrap=True)
+        console.print(f"graph model off ({esc(result.model_off or 'not loaded')}): exact rules only", soft_wrap=True)
     o = esc(out)
     console.print(f"written to {o}/: alerts.jsonl (every alert), recording.jsonl (the node's messages), labels.jsonl (ground truth)", soft_wrap=True)
     if result.store_path is not None:

@@ -19,15 +19,16 @@ def replay(
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="Replay from a node instead of files (http(s):// or ws(s)://).")] = None,
     from_block: Annotated[Optional[int], typer.Option("--from", help="First block to fetch with --rpc.")] = None,
     to_block: Annotated[Optional[int], typer.Option("--to", help="Last block to fetch with --rpc (inclusive).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8); rules-only replays (--no-gnn): the graph model scores in one process.")] = None,
     dead_letter: Annotated[Optional[Path], typer.Option("--dead-letter", help="Write every rejected input (file, position, reason) here as JSONL.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
     store: Annotated[bool, typer.Option("--store", help="Also write alerts (every stage; all final at the end of the input), swaps and blocks to the evidence store (embedded chDB unless --clickhouse).")] = False,
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db to write to (implies --store).")] = None,
-    gnn: Annotated[bool, typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass); needs the gnn extra.")] = False,
+    gnn: Annotated[Optional[bool], typer.Option("--gnn/--no-gnn", help="Score with the graph model (batches of blocks per forward pass), or not. Default: as `mevwatch run` does (gnn.enabled, on where the gnn extra is installed).", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
     decoders: Annotated[Optional[str], typer.Option("--decoders", help="full (every protocol decoder) or transfers (swaps inferred from token transfers only, as for protocols no decoder knows; docs/detection.md). Default: the decoders setting (full).")] = None,
-    explain: Annotated[Optional[Path], typer.Option("--explain", help="With --gnn: write every scored transaction's role probabilities here (JSONL), for audit.")] = None,
+    reexecute: Annotated[str, typer.Option("--reexecute", help="With --rpc: a sandwich victim's loss by re-executing it on the node without the front-run (eth_simulateV1): auto (where no exact pool model exists), all (every pool; the model's number kept beside) or off.")] = "auto",
+    explain: Annotated[Optional[Path], typer.Option("--explain", help="With the graph model on: write every scored transaction's role probabilities here (JSONL), for audit.")] = None,
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
 
@@ -41,7 +42,15 @@ def replay(
     """
     from mevwatch.monitor.cli.output import esc, print_summary, progress, write_dead_letters
 
+    if quiet and "log_level" not in state.settings.model_fields_set:  # -q: only warnings and errors (e.g. no "model loaded")
+        from mevwatch.monitor.log import configure_logging
+
+        configure_logging("WARNING", state.settings.log_format, quiet_warnings=True)
     decoders = decoders or state.settings.decoders
+    if reexecute not in ("auto", "all", "off"):
+        raise OptionError(f"--reexecute must be auto, all or off, got {esc(reexecute)}")
+    if reexecute == "all" and rpc is None:
+        raise OptionError("--reexecute all needs --rpc (a node to re-execute on)")
     if decoders not in ("full", "transfers"):
         raise OptionError(f"--decoders must be full or transfers, got {esc(decoders)}")
     to_store = bool(store or clickhouse)
@@ -54,14 +63,23 @@ def replay(
         # no --chain-id (nor config/env): a recording's own chain id, so alert ids match the live run's
         chain_id = recording_chain_id(discover(paths, fmt)) or chain_id
     scorer = None
+    off_reason = "--no-gnn" if gnn is False else None
+    if gnn is None:  # the setting every entry point follows (models/scorer.py: model_off_reason)
+        from mevwatch.models.scorer import model_off_reason
+
+        off_reason = model_off_reason(state.settings)
+        gnn = off_reason is None
     if gnn:
         from mevwatch.models.scorer import Scorer
 
         gnn_settings = state.settings.gnn
         scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id)
+    if scorer is not None and workers is not None and workers > 1 and not quiet:
+        err.print("[yellow]note: with the graph model on, a replay decodes and scores in this process: --workers is "
+                  "not used (--no-gnn for parallel rules-only decoding)[/yellow]")
     if explain is not None:  # per-transaction role probabilities for audit (models/scorer.py)
         if scorer is None:
-            raise OptionError("--explain needs --gnn")
+            raise OptionError(f"--explain needs the graph model, which is off ({off_reason})")
         from mevwatch.models.scorer import explain_file
 
         try:
@@ -79,7 +97,7 @@ def replay(
         alert_store = None
         traces = state.settings.node.traces  # node.traces, as the daemon reads it (docs/node.md)
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
-                                          scorer=scorer, traces=traces, decoders=decoders)
+                                          scorer=scorer, traces=traces, decoders=decoders, reexecute=reexecute)
     else:
         from mevwatch.monitor.replay import replay_files
         from mevwatch.streams.files import discover
@@ -120,7 +138,9 @@ def replay(
         except OSError as exc:  # checked writable before the run; a full disk now
             raise OptionError(f"--dead-letter {dead_letter}: cannot write: {exc.strerror or exc}") from None
     if not quiet:
-        print_summary(summary, None if out == "-" else out, dead_letter)
+        model = (f"{scorer.model_hash[:10]}… on {scorer.device}" if scorer is not None
+                 else f"off ({off_reason}): exact rules only")
+        print_summary(summary, None if out == "-" else out, dead_letter, model=model)
         if alert_store is not None:  # what really reached the store (blocks it refused are among the rejected)
             st = summary.stored
             err.print(f"stored {st['alerts']:,} alert stage events, {st['swaps']:,} swaps and {st['blocks']:,} blocks "

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mevwatch.monitor.cli.main import OptionError, err, handled, open_existing_store, open_store
+from mevwatch.monitor.cli.main import OptionError, err, handled, open_existing_store, open_store, state
+from mevwatch.monitor.errors import StoreError
 from mevwatch.monitor.cli.output import esc
 
 db_app = typer.Typer(help="The ClickHouse evidence store (embedded chDB, or a server with --clickhouse).", no_args_is_help=True)
@@ -49,13 +50,24 @@ def db_query(
 ) -> None:
     """Run SQL against the evidence store, read-only (ClickHouse's readonly setting: no writes, no settings changes).
 
-    The embedded store (chDB) admits one process: while `mevwatch run` holds it, query a ClickHouse
-    server instead (clickhouse.url; docs/store.md)."""
+    The embedded store (chDB) admits one process: while `mevwatch run` holds it, the query goes
+    through the daemon (its health server; one SELECT, no SETTINGS clause; docs/store.md)."""
     from mevwatch.monitor.cli.output import print_rows
-    from mevwatch.monitor.store import queries
+    from mevwatch.monitor.store import endpoint, queries
 
     if fmt not in ("table", "json", "tsv"):
         raise OptionError(f"--format must be table, json or tsv, not {fmt!r}")
-    with closing(open_existing_store(clickhouse)) as store:
-        names, rows = queries.user_query(store, sql)
+    names: list[str] | None = None
+    if not clickhouse and not state.settings.clickhouse.url:
+        held = endpoint.endpoint_file(state.settings.clickhouse.data_dir)
+        if held.exists():  # a daemon holds the embedded store: ask it
+            try:
+                names, rows = endpoint.query(held, sql)
+            except StoreError as exc:
+                if "does not answer" not in str(exc):
+                    raise
+                err.print(f"[yellow]{esc(str(exc))}: opening the store directly[/yellow]")
+    if names is None:
+        with closing(open_existing_store(clickhouse)) as store:
+            names, rows = queries.user_query(store, sql)
     print_rows(names, rows, fmt)

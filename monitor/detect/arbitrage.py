@@ -12,8 +12,8 @@ the others when a branch does not close; each swap is used in at most one cycle.
 Profit is the attacker's net flow over every leg, in every token: a flash-swap cycle repays
 its first token exactly and keeps the profit in a middle token, so measuring only the first
 swap's input token would report 0. The reported profit is the token worth most in ETH (the
-route's start token on a tie or without prices); ``evidence.profit_by_token`` holds every
-token's net. A cycle whose nets are worth nothing or less (or that loses an unpriced token)
+route's start token on a tie or without prices); ``profit.by_token`` holds every token's net and
+``profit.eth`` the ETH value of them all (docs/alerts.md, "Amounts"). A cycle whose nets are worth nothing or less (or that loses an unpriced token)
 is no arbitrage. The route is reported in trade order, starting at the profit token.
 
 Swaps a token contract makes for itself inside its own transfer (``Swap.actor``) are not the
@@ -23,7 +23,7 @@ transactions are skipped), and a wash (buying and selling back on the same pool)
 
 from __future__ import annotations
 
-from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.money import PriceBook, gas_cost
 from mevwatch.monitor.types import Swap
@@ -137,20 +137,15 @@ def arbitrage_alert(view: BlockView, tx_hash: str, route: list[Swap]) -> Alert |
     if token is None:
         return None
     route = rotate_to(route, token)
-    gross = net[token]
     tx = view.tx_by_hash[tx_hash]
     attackers = [a for a in dict.fromkeys([tx.from_address, tx.to_address or ""]) if a and not view.is_infrastructure(a)]
-    profit_by_token: dict[str, str] = {}
-    for tok in sorted(net):
-        if net[tok] != 0:
-            profit_by_token[tok] = f"{net[tok]}"
     return Alert(
         kind="arbitrage", stage="included", chain_id=view.block.chain_id, block_number=view.block.number,
         block_hash=view.block.hash, txs=[AlertTx(tx_hash, tx.position, "arbitrage")], attackers=attackers,
         victims=[], pools=[s.pool for s in route], tokens=list(dict.fromkeys(s.token_in for s in route)),
-        profit=Amount(token, gross, view.prices.eth(token, gross)), victim_loss=None,
+        profit=view.prices.amount(net, token), victim_loss=None,
         gas_cost_wei=gas_cost(view.db, [tx_hash]),
-        evidence={"route": [s.as_evidence() for s in route], "profit_by_token": profit_by_token,
+        evidence={"route": [s.as_evidence() for s in route], "valuation": view.prices.valuation(),
                   "miner_payments_wei": f"{view.db.miner_payments.get(tx_hash, 0)}"},
     )
 

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Protocol
 
 from mevwatch.monitor.money import PriceBook
-from mevwatch.monitor.types import ZERO_ADDRESS, DecodedBlock, Swap, Transaction, Transfer
+from mevwatch.monitor.types import ZERO_ADDRESS, Block, DecodedBlock, Swap, Transaction, Transfer
+
+
+class LossOracle(Protocol):
+    """Counterfactual re-execution of a victim (streams/simulate.py's ``NodeSimulator`` on a node):
+    what ``pool`` would have paid the victim in ``token_out`` without the transactions in ``drop``."""
+
+    method: str  # the evidence's victim_loss_method for numbers it gives
+    every_pool: bool  # re-execute where an exact model exists too (its number kept beside, to cross-check)
+
+    def victim_output(self, block: Block, drop: frozenset[str], victim_hash: str, pool: str,
+                      token_out: str) -> tuple[int | None, str]: ...
 
 # Routers and aggregators (mainnet): they move tokens for others and are never the
 # attacker, even when they sit between a pool and the user.
@@ -37,8 +49,9 @@ ROUTERS = frozenset({
 class BlockView:
     """Indexes of a decoded block that several detectors share."""
 
-    def __init__(self, db: DecodedBlock, extra_routers: frozenset[str] = frozenset()):
+    def __init__(self, db: DecodedBlock, extra_routers: frozenset[str] = frozenset(), oracle: LossOracle | None = None):
         self.db = db
+        self.oracle = oracle  # a node to re-execute victims on, where no exact model of the pool exists
         self.block = db.block
         self.swaps = sorted(db.swaps, key=lambda s: s.order)
         self.tx_by_hash: dict[str, Transaction] = {tx.hash: tx for tx in db.block.transactions}

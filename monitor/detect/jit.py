@@ -3,15 +3,15 @@ before victim swaps in the same pool and removed right after, by the same owner.
 
 Rule: an add in transaction i and a remove in transaction k > i, same pool, same
 tick range, same owner (for a shared position manager: same sender), with at least one swap in that pool from another sender in a
-transaction strictly between. The profit is reported per token in the evidence
-(fees collected minus liquidity put in); the headline profit is the WETH side when
-there is one. ``victim_loss`` is null: a JIT fill does not worsen the victim's price,
+transaction strictly between. The profit is per token (fees collected minus
+liquidity put in: ``profit.by_token``), valued in ETH over both tokens (null when one has no
+price); its headline token is the WETH side when there is one. ``victim_loss`` is null: a JIT fill does not worsen the victim's price,
 it takes the fees that passive liquidity providers would have earned.
 """
 
 from __future__ import annotations
 
-from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.money import ETH_LIKE, gas_cost
 from mevwatch.monitor.types import LiquidityChange
@@ -60,10 +60,7 @@ def _alert(view: BlockView, add: LiquidityChange, rem: LiquidityChange, victims,
     delta0, delta1 = out0 - (add.amount0 or 0), out1 - (add.amount1 or 0)
     # Uniswap orders a pool's tokens by address: token0 < token1.
     t0, t1 = sorted({victims[0].token_in, victims[0].token_out})
-    profit = None
-    for tok, d in ((t0, delta0), (t1, delta1)):
-        if tok in ETH_LIKE:
-            profit = Amount(tok, d, view.prices.eth(tok, d))
+    profit = view.prices.amount({t0: delta0, t1: delta1}, t0 if t0 in ETH_LIKE else t1 if t1 in ETH_LIKE else None)
     txs = [AlertTx(add.transaction_hash, add.transaction_position, "liquidity_add")]
     for h, p in dict.fromkeys((s.transaction_hash, s.transaction_position) for s in victims):
         txs.append(AlertTx(h, p, "victim"))
@@ -80,5 +77,6 @@ def _alert(view: BlockView, add: LiquidityChange, rem: LiquidityChange, victims,
             "token0": t0, "token1": t1,
             "added": [f"{add.amount0}", f"{add.amount1}"], "withdrawn": [f"{out0}", f"{out1}"],
             "delta_token0_token1": [f"{delta0}", f"{delta1}"], "victim_swaps": [s.as_evidence() for s in victims],
+            "valuation": view.prices.valuation(),
         },
     )

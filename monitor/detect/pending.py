@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
-from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.decode.pending import IntendedSwap, pending_intents
-from mevwatch.monitor.money import ETH_LIKE, argmax_unimodal, v2_amount_out
-from mevwatch.monitor.types import WETH_ADDRESS, DecodedBlock
+from mevwatch.monitor.money import ETH_LIKE, argmax_unimodal, eth_only, v2_amount_out, valued
+from mevwatch.monitor.types import DecodedBlock
 from mevwatch.monitor.types import PendingTx
 
 # router -> (factory, init code hash) of the constant-product pairs it trades on
@@ -324,14 +324,13 @@ class MempoolWatcher:
         exp = sandwich_exposure(s.amount_in, s.amount_out_min, r_in, r_out)
         if exp is None:
             return []
-        eth = exp.profit / 1e18 if s.token_in in ETH_LIKE or s.token_in == WETH_ADDRESS else None
-        if eth is not None and exp.profit < self.min_profit_wei:
+        if s.token_in in ETH_LIKE and exp.profit < self.min_profit_wei:
             return []
         alert = Alert(
             kind="exposed_swap", stage="pending", chain_id=self.chain_id, block_number=None, block_hash=None,
             txs=[AlertTx(it.tx.hash, None, "victim")], attackers=[], victims=[it.tx.from_address], pools=[it.pool],
-            tokens=list(s.path), profit=Amount(s.token_in, exp.profit, eth),
-            victim_loss=Amount(s.token_out, exp.victim_loss, None), gas_cost_wei=None,
+            tokens=list(s.path), profit=valued({s.token_in: exp.profit}, eth_only),
+            victim_loss=valued({s.token_out: exp.victim_loss}, eth_only), gas_cost_wei=None,
             evidence={
                 "router": s.router, "amount_in": str(s.amount_in), "amount_out_min": str(s.amount_out_min),
                 "reserves_in_out": [str(r_in), str(r_out)], "expected_out_without_attack": str(exp.victim_out_clean),

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mevwatch.monitor.alerts import Alert
-from mevwatch.monitor.detect import arbitrage, backrun, displacement, jit, sandwich
-from mevwatch.monitor.detect.common import BlockView
+from mevwatch.monitor.detect import arbitrage, backrun, displacement, jit, liquidation, sandwich
+from mevwatch.monitor.detect.common import BlockView, LossOracle
 from mevwatch.monitor.kinds import Kind, TxRole
 from mevwatch.monitor.types import DecodedBlock
 from mevwatch.monitor.types import PendingTx
@@ -96,9 +96,10 @@ class Registry:
     def kinds(self) -> tuple[Kind, ...]:
         return tuple(dict.fromkeys(k for r in self.block_rules for k in r.kinds))
 
-    def detect(self, db: DecodedBlock, extra_routers: frozenset[str] = frozenset()) -> list[Alert]:
-        """Every block rule over ``db``, composed: each attack once, in block order."""
-        view = BlockView(db, extra_routers)
+    def detect(self, db: DecodedBlock, extra_routers: frozenset[str] = frozenset(), oracle: LossOracle | None = None) -> list[Alert]:
+        """Every block rule over ``db``, composed: each attack once, in block order. ``oracle``: a
+        node to re-execute victims on (monitor/detect/common.py)."""
+        view = BlockView(db, extra_routers, oracle)
         claimed: set[str] = set()
         alerts: list[Alert] = []
         for rule in self.block_rules:
@@ -136,6 +137,10 @@ def _displacement(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
     return displacement.detect(view)
 
 
+def _liquidation(view: BlockView, claimed: frozenset[str]) -> list[Alert]:
+    return liquidation.detect(view)
+
+
 def _mempool_watcher(chain_id: int) -> MempoolRule:
     from mevwatch.monitor.detect.pending import MempoolWatcher
 
@@ -157,6 +162,8 @@ def default_registry() -> Registry:
     reg.register_block_rule(BlockRule("arbitrage", (Kind.ARBITRAGE, Kind.BACKRUN), _arbitrage, exclusive=True))
     # a displacement copies another account's transaction: a relation, not a leg of a trade
     reg.register_block_rule(BlockRule("displacement", (Kind.FRONTRUN_DISPLACEMENT,), _displacement, claims=False))
+    # a liquidation is the lending protocol's own call; swaps in the same transaction stay free for the other rules
+    reg.register_block_rule(BlockRule("liquidation", (Kind.LIQUIDATION,), _liquidation, claims=False))
     reg.register_mempool_rule("mempool", _mempool_watcher)
     reg.register_mempool_rule("opaque_calls", _opaque_watcher)  # attempts whose legs decode to no swap
     return reg
@@ -169,6 +176,7 @@ def register_block_rule(rule: BlockRule, *, before: str | None = None, after: st
     REGISTRY.register_block_rule(rule, before=before, after=after)
 
 
-def detect_block(db: DecodedBlock, extra_routers: frozenset[str] = frozenset(), registry: Registry | None = None) -> list[Alert]:
-    return (registry or REGISTRY).detect(db, extra_routers)
+def detect_block(db: DecodedBlock, extra_routers: frozenset[str] = frozenset(), registry: Registry | None = None,
+                 oracle: LossOracle | None = None) -> list[Alert]:
+    return (registry or REGISTRY).detect(db, extra_routers, oracle)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from mevwatch.monitor.alerts import Alert, AlertTx, Amount
+from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.money import V3_EXACT, gas_cost, pro_rata_profit, v2_victim_losses, v3_victim_losses
 from mevwatch.monitor.types import Swap
@@ -70,6 +70,68 @@ def detect(view: BlockView) -> list[Alert]:
     return [_alert(view, legs) for legs in groups.values()]
 
 
+def _reexecute(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]], loss_by_order: dict[int, int],
+               methods: dict[str, str], details: dict[str, dict], loss_token: dict[int, str]) -> None:
+    """Victim loss by re-executing each victim transaction on the node without the front-runs before
+    it (streams/simulate.py), where a pool it swapped on has no exact model (or everywhere when the
+    oracle says so; the models' numbers are then kept in the detail, to cross-check).
+
+    The whole route is re-executed, so the loss is measured once per victim transaction, at its
+    last swap (what it finally received, in that swap's output token): a victim routed through two
+    sandwiched pools loses once, not at each hop (its intermediate token is no loss of its own). The
+    number goes on its last sandwiched swap (its ``loss``; 0 on its earlier hops), in the final
+    token (``loss_token``)."""
+    oracle = view.oracle
+    assert oracle is not None
+    fronts = frozenset(f.transaction_hash for f, _, _, _ in legs)  # every front-run of the sandwich
+    wanted = {f.pool for f, _, _, _ in legs if oracle.every_pool or methods.get(f.pool) == "unavailable"}
+    by_tx: dict[str, dict[int, Swap]] = {}
+    for _, _, vs, _ in legs:
+        for v in vs:
+            by_tx.setdefault(v.transaction_hash, {})[v.order] = v
+    done_pools: dict[str, dict] = {}
+    for h, mine in by_tx.items():
+        if not {v.pool for v in mine.values()} & wanted:
+            continue
+        first = min(mine.values(), key=lambda v: v.order)
+        final = max(view.swaps_by_tx[h], key=lambda s: s.order)  # what the victim finally received
+        drop = frozenset(x for x in fronts if _before(view, x, first))
+        out, why = oracle.victim_output(view.block, drop, h, final.pool, final.token_out)
+        if out is None:
+            for v in mine.values():
+                if methods.get(v.pool) == "unavailable":
+                    details[v.pool] = {**details.get(v.pool, {}), "reexecution": why}
+            continue
+        last = max(mine.values(), key=lambda v: v.order)
+        # like with like: what the pool paid out in that token in the real transaction (every payment,
+        # as the re-execution counts them), else the final swap's own amount
+        real = sum(tr.amount for tr in view.transfers_by_tx.get(h, ())
+                   if tr.token == final.token_out and tr.from_address == final.pool) or final.amount_out
+        for v in mine.values():
+            d = done_pools.setdefault(v.pool, {"method": oracle.method, "node_method": "eth_simulateV1", "left_out": set(),
+                                               "measured_at": {}, "model_method": methods.get(v.pool, "unavailable"),
+                                               "model_losses": {}})
+            d["left_out"] |= drop
+            d["measured_at"][h] = final.pool
+            if v.order in loss_by_order:
+                d["model_losses"][h] = f"{loss_by_order[v.order]}"
+            loss_by_order[v.order] = out - real if v is last else 0
+            if v is last and final.token_out != v.token_out:
+                loss_token[v.order] = final.token_out
+    for pool, d in done_pools.items():
+        before = details.get(pool, {})
+        if "reason" in before:
+            d["model_reason"] = before["reason"]
+        d["left_out"] = sorted(d["left_out"])
+        details[pool] = d
+        methods[pool] = oracle.method
+
+
+def _before(view: BlockView, tx_hash: str, victim: Swap) -> bool:
+    tx = view.tx_by_hash.get(tx_hash)
+    return tx is not None and tx.position < victim.transaction_position
+
+
 def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]]) -> Alert:
     block = view.block
     fronts = {f.order: f for f, _, _, _ in legs}
@@ -89,8 +151,7 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
         cost, bought = sum(f.amount_in for f in pf), sum(f.amount_out for f in pf)
         sold, received = sum(b.amount_in for b in pb), sum(b.amount_out for b in pb)
         per_token[pf[0].token_in] += pro_rata_profit(cost, bought, sold, received)
-    profit_token = max(per_token, key=lambda t: view.prices.eth(t, per_token[t]) or 0)
-    profit = Amount(profit_token, per_token[profit_token], view.prices.eth(profit_token, per_token[profit_token]))
+    profit = view.prices.amount(dict(per_token))
 
     # victim loss: constant-product pools reconstructed from the block; V3 pools exactly inside one tick range
     loss_by_order: dict[int, int] = {}
@@ -118,21 +179,15 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
         else:
             details[f.pool] = {"method": "unavailable", "reason": f"no exact model for {f.protocol} pools"}
         methods[f.pool] = "unavailable"
+    loss_token: dict[int, str] = {}  # a victim's loss in another token than its swap's output (a route's last hop)
+    if view.oracle is not None:
+        _reexecute(view, legs, loss_by_order, methods, details, loss_token)
     victim_loss = None
     if loss_by_order:
         by_token: dict[str, int] = defaultdict(int)
         for o, loss in loss_by_order.items():
-            by_token[victims[o].token_out] += loss
-        tok = max(by_token, key=lambda t: view.prices.eth(t, by_token[t]) or by_token[t])
-        eth_total = 0.0
-        priced = True
-        for t, amt in by_token.items():
-            e = view.prices.eth(t, amt)
-            if e is None:
-                priced = False
-            else:
-                eth_total += e
-        victim_loss = Amount(tok, by_token[tok], eth_total if priced else view.prices.eth(tok, by_token[tok]))
+            by_token[loss_token.get(o, victims[o].token_out)] += loss
+        victim_loss = view.prices.amount(dict(by_token))
 
     front_txs = sorted({f.transaction_hash: f.transaction_position for f in fronts.values()}.items(), key=lambda x: x[1])
     back_txs = sorted({b.transaction_hash: b.transaction_position for b in backs.values()}.items(), key=lambda x: x[1])
@@ -166,10 +221,11 @@ def _alert(view: BlockView, legs: list[tuple[Swap, Swap, list[Swap], list[Swap]]
             "frontrun_swaps": [f.as_evidence() for f in sorted(fronts.values(), key=lambda s: s.order)],
             "backrun_swaps": [b.as_evidence() for b in sorted(backs.values(), key=lambda s: s.order)],
             "victim_swaps": [
-                {**v.as_evidence(), "loss": f"{loss_by_order[v.order]}" if v.order in loss_by_order else None}
+                {**v.as_evidence(), "loss": f"{loss_by_order[v.order]}" if v.order in loss_by_order else None,
+                 **({"loss_token": loss_token[v.order]} if v.order in loss_token else {})}
                 for v in sorted(victims.values(), key=lambda s: s.order)
             ],
-            "profit_by_token": {t: f"{a}" for t, a in sorted(per_token.items())},
+            "valuation": view.prices.valuation(),
             "victim_loss_method": methods,
             "victim_loss_detail": details,
             "miner_payments_wei": f"{miner_paid}",

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlparse
 
 import orjson
 
-from mevwatch.monitor.errors import ConfigError, StoreError
+from mevwatch.monitor.errors import ConfigError, InputError, StoreError
 
 _PARAM = re.compile(r"\{(\w+):[^}]+\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +53,18 @@ def _tsv_escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace("\0", "\\0")
 
 
+# POST /query through the daemon (ChdbBackend.read_only_shared): functions that reach outside the store
+# (files, the network, processes, other databases), refused by name wherever they appear in the query
+OUTSIDE_FUNCTIONS = frozenset({
+    "file", "url", "urlcluster", "s3", "s3cluster", "gcs", "azureblobstorage", "azureblobstoragecluster", "hdfs",
+    "hdfscluster", "remote", "remotesecure", "cluster", "clusterallreplicas", "executable", "mysql", "postgresql",
+    "jdbc", "odbc", "python", "input", "sqlite", "mongodb", "redis", "deltalake", "iceberg", "hudi", "filecluster",
+})
+# ... and the limits it runs under (readonly last: it forbids changing settings after it)
+SHARED_QUERY_SETTINGS = ("max_execution_time = 30, max_rows_to_read = 100000000, max_result_rows = 100000, "
+                         "max_result_bytes = 64000000, result_overflow_mode = 'throw', readonly = 1")
+
+
 class ChdbBackend:
     """Embedded ClickHouse (chDB). One per process: chDB allows a single session."""
 
@@ -74,7 +86,11 @@ class ChdbBackend:
             self._s.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             self._s.query(f"USE {self.database}")
         except Exception as exc:  # noqa: BLE001 - chDB raises its own error types
-            raise StoreError(f"cannot open chDB at {self.path}: {exc}") from None
+            hint = ""
+            if "EmbeddedServer" in str(exc):  # what chDB says when another process holds the folder
+                hint = (" (is another process, such as `mevwatch run`, using this store? chDB admits one; "
+                        "`mevwatch db query` reaches a running daemon through its health server)")
+            raise StoreError(f"cannot open chDB at {self.path}: {exc}{hint}") from None
 
     def execute(self, sql: str) -> None:
         self._run(sql, "CSV", None)
@@ -95,6 +111,50 @@ class ChdbBackend:
         doc = orjson.loads(out)
         return [c["name"] for c in doc.get("meta", [])], doc.get("data", [])
 
+    def read_only_shared(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """A user's SELECT on this process's session while the process keeps writing to it: the
+        daemon's ``/query`` endpoint (``mevwatch db query`` while ``mevwatch run`` holds the embedded
+        store). The session cannot be made read-only for one statement and writable again, so the
+        statement is checked and then run with the query-level ``readonly`` setting:
+
+        - one statement: no ``;`` but a trailing one (chDB runs every statement of a multi-statement
+          string; a ``;`` inside a string literal is refused too);
+        - ClickHouse's parser (``EXPLAIN AST``, which runs nothing) must read it as one SELECT
+          (``WITH``/``UNION`` included) without a ``SETTINGS`` clause of its own;
+        - no function that reaches outside the store (:data:`OUTSIDE_FUNCTIONS`: ``file`` as a
+          scalar function reads files even under ``readonly``; ``url``, ``remote``, ...);
+        - it runs as ``SELECT * FROM (<statement>) SETTINGS ..., readonly = 1`` with limits
+          (:data:`SHARED_QUERY_SETTINGS`: 30 s, 100 million rows read, 100,000 rows or 64 MB
+          returned) so that one query cannot hold the daemon's store for long: a complete
+          statement cannot close the parentheses early, and ``readonly`` refuses writes and
+          changing those limits.
+        """
+        stmt = sql.strip().rstrip(";").strip()
+        if not stmt:
+            raise InputError("empty query")
+        if ";" in stmt:
+            raise InputError("one statement only, without ';' (through the running daemon)")
+        try:
+            ast = self._run(f"EXPLAIN AST {stmt}", "TSVRaw", None).decode()
+        except StoreError as exc:
+            raise InputError(f"the query does not parse: {str(exc)[len('chDB query failed: '):]}") from None
+        lines = [ln.strip().split(" ") for ln in ast.splitlines() if ln.strip()]
+        nodes = [parts[0] for parts in lines]
+        outside = [parts[1] for parts in lines if parts[0] == "Function" and len(parts) > 1
+                   and parts[1].lower() in OUTSIDE_FUNCTIONS]
+        if outside:
+            raise InputError(f"function {outside[0]} reaches outside the store: not accepted through the daemon")
+        if not nodes or nodes[0] != "SelectWithUnionQuery":
+            raise InputError(f"only SELECT queries run through the daemon (this is {nodes[0] if nodes else 'empty'}); "
+                             "stop it, or use a ClickHouse server (docs/store.md), for others")
+        if "Set" in nodes:
+            raise InputError("SETTINGS clauses are not accepted through the daemon")
+        out = self._run(f"SELECT * FROM (\n{stmt}\n) SETTINGS {SHARED_QUERY_SETTINGS}", "JSONCompact", None)
+        if not out:
+            return [], []
+        doc = orjson.loads(out)
+        return [c["name"] for c in doc.get("meta", [])], doc.get("data", [])
+
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
             return
@@ -106,6 +166,12 @@ class ChdbBackend:
             try:
                 res = self._s.query(sql, fmt, params=params) if params else self._s.query(sql, fmt)
             except Exception as exc:  # noqa: BLE001
+                # chDB keeps the partial output of a query that fails while running (a JSON header) and
+                # prepends it to the next answer: drain it, or the next query (the daemon's own) reads garbage
+                try:
+                    self._s.query("SELECT 1", "CSV")
+                except Exception:  # noqa: BLE001 - the session itself is gone: the next query says so
+                    pass
                 raise StoreError(f"chDB query failed: {str(exc)[:500]}") from None
         return res.bytes() if res is not None else b""
 

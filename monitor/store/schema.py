@@ -88,6 +88,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE alert_txs ADD COLUMN mempool String DEFAULT ''",
         "ALTER TABLE alert_txs ADD COLUMN lead_ms Nullable(Int64)",
     )),
+    Migration(4, "USD values of profit and victim loss (docs/alerts.md, Amounts)", (
+        # null in rows written before: no USD value was computed then
+        "ALTER TABLE alerts ADD COLUMN profit_usd Nullable(Float64)",
+        "ALTER TABLE alerts ADD COLUMN victim_loss_usd Nullable(Float64)",
+    )),
 )
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

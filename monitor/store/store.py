@@ -27,7 +27,7 @@ log = get_logger("mevwatch.store")
 ALERT_COLS = ("alert_id", "version", "stage", "kind", "chain_id", "block_number", "block_hash", "detector", "score",
               "model_hash", "attackers", "victims", "pools", "tokens", "profit_token", "profit_amount", "profit_eth",
               "victim_loss_token", "victim_loss_amount", "victim_loss_eth", "gas_cost_wei", "first_seen_ns", "updated_at",
-              "order_flow")
+              "order_flow", "profit_usd", "victim_loss_usd")
 TX_COLS = ("alert_id", "tx_hash", "role", "position", "version", "mempool", "lead_ms")
 EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id")
 SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position", "ord", "protocol", "pool", "sender",
@@ -47,7 +47,8 @@ def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
            float(a.score), a.model_hash or "", a.attackers, a.victims, a.pools, a.tokens,
            p.token if p else "", f"{p.amount}" if p else "", p.eth if p else None,
            loss.token if loss else "", f"{loss.amount}" if loss else "", loss.eth if loss else None,
-           f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now, a.order_flow or "")
+           f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now, a.order_flow or "",
+           p.usd if p else None, loss.usd if loss else None)
     txs = [(a.alert_id, t.hash, t.role, t.position if t.position is not None else -1, ev.version, t.mempool or "", t.lead_ms)
            for t in a.txs]
     record = a.to_jsonl().decode().rstrip("\n")

@@ -54,7 +54,9 @@ def test_a_full_node_is_ready(anvil):
     assert rc == 0 and rep["reachable"] and rep["ready_for_run"] and rep["chain_id"] == 31337
     assert rep["traces"] == "trace_block" and rep["url"] == anvil.ws_url
     c = checks(rep)
-    assert all(c[n]["ok"] for n in ("websocket", "connect", "chain id", "new heads", "block receipts", "trace_block", "geth callTracer"))
+    assert all(c[n]["ok"] for n in ("websocket", "connect", "chain id", "new heads", "block receipts", "trace_block", "geth callTracer",
+                                    "re-execution"))
+    assert any("re-executed on the node" in line for line in rep["will_see"])
     assert c["pending txs"]["ok"] is None and rep["mempool"] == "unknown"  # subscribed; the idle anvil sent nothing
 
 
@@ -106,6 +108,10 @@ def test_a_geth_like_node_uses_the_call_tracer(proxy):
     assert rc == 0 and rep["traces"] == "debug_traceBlockByNumber callTracer"
     c = checks(rep)
     assert c["trace_block"]["ok"] is False and "not offered" in c["trace_block"]["detail"] and c["geth callTracer"]["ok"]
+    proxy.fail("eth_simulateV1")  # a node without re-execution: victim losses without a pool model stay unavailable
+    rc, rep = report("--rpc", proxy.url)
+    assert rc == 0 and checks(rep)["re-execution"]["ok"] is False and "not offered" in checks(rep)["re-execution"]["detail"]
+    assert any("eth_simulateV1" in line for line in rep["wont_see"])
     # node.traces: parity on a node without trace_block: run would stop, so doctor says so (exit 1)
     rc, rep = report("--rpc", proxy.url, env={"MEVWATCH_NODE__TRACES": "parity"})
     assert rc == 1 and not rep["ready_for_run"] and checks(rep)["trace_block"]["needed"]

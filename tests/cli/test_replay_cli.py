@@ -47,7 +47,10 @@ def test_replay_finds_the_sandwich_and_is_deterministic(blocks_only, tmp_path):
     sandwich = [a for a in alerts if a["kind"] == "sandwich" and a["block_number"] == 12775690]
     assert len(sandwich) == 1
     a = sandwich[0]
-    assert a["profit"] == {"token": "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", "amount": "49991481915322274", "eth": a["profit"]["eth"]}
+    weth = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+    assert a["profit"] == {"token": weth, "amount": "49991481915322274", "eth": 0.0499914819153, "usd": a["profit"]["usd"],
+                           "by_token": {weth: "49991481915322274"}}
+    assert a["profit"]["usd"] == pytest.approx(0.0499914819153 * a["evidence"]["valuation"]["usd_per_eth"], rel=1e-9)
     assert set(a) >= {"alert_id", "kind", "stage", "chain_id", "block_number", "block_hash", "txs", "attackers", "victims",
                       "pools", "tokens", "profit", "victim_loss", "gas_cost_wei", "detector", "score", "model_hash", "evidence"}
 

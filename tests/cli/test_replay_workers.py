@@ -57,7 +57,8 @@ def everything(blocks) -> bytes:
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mevwatch.monitor.cli", "--log-level", "WARNING", "replay", *args],
+    # --no-gnn: worker processes decode rules-only replays (with the model a replay scores in one process)
+    return subprocess.run([sys.executable, "-m", "mevwatch.monitor.cli", "--log-level", "WARNING", "replay", "--no-gnn", *args],
                           capture_output=True, text=True, cwd=REPO, timeout=180,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env})
 

@@ -4,17 +4,55 @@ from the next block: no gap, no duplicate."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 from harness import Daemon, start_on_lab, wait_until
 from services import Anvil
+from mevwatch.monitor.store.endpoint import endpoint_file
 from mevwatch.monitor.store.store import open_store
 from mevwatch.sim.runner import Lab
 from conftest import Rpc
 
 pytestmark = [pytest.mark.anvil]
+EXE = str(Path(sys.executable).with_name("mevwatch"))
+
+
+def db_query(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, "--config", str(daemon.config), "db", "query", *args], capture_output=True, text=True,
+                          timeout=120, cwd=daemon.tmp)
+
+
+def queried_while_running(daemon: Daemon, tmp_path) -> None:
+    """`mevwatch db query` while the daemon holds the embedded store: through the daemon, read-only."""
+    held = endpoint_file(tmp_path / "data" / "chdb")
+    assert held.exists() and (held.stat().st_mode & 0o777) == 0o600
+    r = db_query(daemon, "SELECT kind, count() AS n FROM alerts FINAL GROUP BY kind ORDER BY kind", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    kinds = {json.loads(x)["kind"]: int(json.loads(x)["n"]) for x in r.stdout.splitlines()}
+    assert kinds.get("sandwich", 0) >= 1, kinds
+    for sql, why in [("INSERT INTO alerts (alert_id) VALUES ('x')", "only SELECT"),
+                     ("SELECT 1; DROP TABLE alerts", "one statement"),
+                     ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "reaches outside the store"),
+                     ("SELECT file('/etc/passwd')", "reaches outside the store"),
+                     ("SELECT count() FROM system.numbers", "Limit for rows"),
+                     ("SELECT 1 SETTINGS readonly = 0", "SETTINGS")]:
+        r = db_query(daemon, sql)
+        assert r.returncode != 0 and why in r.stderr and "Traceback" not in r.stderr, (sql, r.stderr)
+    # the token is required: a request without it is refused
+    url = json.loads(held.read_text())["url"]
+    req = urllib.request.Request(url, data=b"SELECT 1", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401
+    assert daemon.get("/readyz")[0] == 200, daemon.tail()  # still writing
 
 
 def test_run_embedded_defaults_and_restart(tmp_path):
@@ -27,7 +65,9 @@ def test_run_embedded_defaults_and_restart(tmp_path):
         first = int(rpc("eth_blockNumber"), 16)
         lab.run(6)
         time.sleep(3)
+        queried_while_running(daemon, tmp_path)
         assert daemon.terminate() == 0, daemon.tail()  # SIGTERM: drain and exit cleanly
+        assert not endpoint_file(tmp_path / "data" / "chdb").exists()  # removed at a clean stop
         mid = int(rpc("eth_blockNumber"), 16)
         for _ in range(3):
             rpc("evm_mine")  # mined while the daemon is down

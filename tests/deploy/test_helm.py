@@ -460,15 +460,19 @@ def test_network_policy_topology_priority_digest_and_extras():
         return {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
 
     assert egress_ports(nps["rel-mevwatch-ingest"]) == {53, 8546, 9092}  # the node and Kafka
-    assert egress_ports(nps["rel-mevwatch-detect"]) == {53, 9092, 9000}  # no webhooks configured: no egress for them
+    # no webhooks configured: no egress for them; the node: victim losses re-executed (node.reexecute auto)
+    assert egress_ports(nps["rel-mevwatch-detect"]) == {53, 9092, 9000, 8546}
     (ing,) = nps["rel-mevwatch-detect"]["spec"]["ingress"]
     assert ing["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert ing["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     docs = render(CHART / "ci" / "strimzi-altinity-values.yaml", "networkPolicy.enabled=true", "replay.enabled=true")
     nps = by_kind(docs, "NetworkPolicy")
     assert egress_ports(nps["rel-mevwatch-attest"]) == {53, 9000, 443, 8545}  # ClickHouse and the attestation node
-    assert egress_ports(nps["rel-mevwatch-detect"]) == {53, 9092, 9000, 443}  # and now the webhook receivers
+    assert egress_ports(nps["rel-mevwatch-detect"]) == {53, 9092, 9000, 443, 8546}  # and now the webhook receivers
     assert nps["rel-mevwatch-replay"]["spec"]["ingress"] == []
+    off = by_kind(render(CHART / "ci" / "strimzi-altinity-values.yaml", "networkPolicy.enabled=true", "node.reexecute=off"),
+                  "NetworkPolicy")
+    assert egress_ports(off["rel-mevwatch-detect"]) == {53, 9092, 9000, 443}  # no re-execution: no node
 
 
 def test_dashboards_choose_their_datasource_by_variable():

@@ -25,7 +25,7 @@ def test_real_nested_three_swap_cycle_in_12914944(decode_block):
     assert [r["pool"][:10] for r in route] == ["0x99b42f2b", "0x7ec0b75a", "0x88e6a0c2"]  # trade order
     assert route[0]["token_in"] == route[-1]["token_out"] == WETH
     # the first swap's input token (USDC) is repaid exactly: its net is 0, not the profit
-    assert USDC not in arb.evidence["profit_by_token"]
+    assert USDC not in arb.profit.by_token
 
 
 def _nested(order: str):
@@ -58,7 +58,7 @@ def test_nested_callback_cycle_in_either_order(order):
     assert arb.kind == "arbitrage"
     assert (arb.profit.token, arb.profit.amount) == (WETH, 10**18)  # in the middle token, not USDC
     assert [r["pool"] for r in arb.evidence["route"]] == [POOL3, POOL2, POOL]
-    assert arb.evidence["profit_by_token"] == {WETH: f"{10**18}"}
+    assert arb.profit.by_token == {WETH: 10**18}
 
 
 def test_both_orders_give_the_same_alert():

@@ -5,6 +5,7 @@ rules on the recorded mainnet blocks, and fusion in the detect pipeline."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,10 +140,32 @@ def test_batched_scoring_equals_per_block_and_replay_scores_with_the_model(decod
         assert list(single) == list(probs)
         assert all(np.allclose(single[h], probs[h], atol=1e-5) for h in single)
     plain, scored = tmp_path / "plain.jsonl", tmp_path / "gnn.jsonl"
-    assert cli("replay", str(traces_dir), "--out", str(plain), "-q").returncode in (0, 1)
+    assert cli("replay", str(traces_dir), "--no-gnn", "--out", str(plain), "-q").returncode in (0, 1)
     assert cli("replay", str(traces_dir), "--gnn", "--device", "cpu", "--out", str(scored), "-q").returncode in (0, 1)
     a = [json.loads(x) for x in plain.read_text().splitlines()]
     b = [json.loads(x) for x in scored.read_text().splitlines()]
     assert [x["alert_id"] for x in a] == [x["alert_id"] for x in b]  # the same alerts, in the same order
     assert all(x["model_hash"] == sc.model_hash for x in b) and all(x["model_hash"] is None for x in a)
     assert {x["detector"] for x in b if x["kind"] == "sandwich"} == {"both"}
+
+
+def test_training_pins_its_threads_so_a_rerun_elsewhere_writes_the_same_model(traces_dir, tmp_path):
+    """Two `mevwatch train` processes that the machine would give different thread counts (as a
+    laptop and a server would) write the same model bytes: training pins its threads (--threads,
+    default 1) and records them with the torch version in the model's metadata."""
+    data = tmp_path / "blocks"
+    data.mkdir()
+    for n in (12775690, 12914944):
+        (data / f"{n}.json.gz").symlink_to(traces_dir / f"{n}.json.gz")
+    hashes = []
+    for i, threads_env in enumerate(("1", "2")):
+        out = tmp_path / f"m{i}.pt"
+        env = {**os.environ, "OMP_NUM_THREADS": threads_env, "MKL_NUM_THREADS": threads_env}
+        r = subprocess.run([str(Path(sys.executable).with_name("mevwatch")), "--log-level", "WARNING", "train",
+                            "--data", str(data), "--out", str(out), "--epochs", "2", "--hidden", "8", "--weak-repeat", "1",
+                            "--device", "cpu"], capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, r.stderr
+        _model, meta = artifact.load(out)
+        assert meta["threads"] == 1 and meta["torch"] == torch.__version__.split("+")[0]
+        hashes.append(meta["model_hash"])
+    assert hashes[0] == hashes[1]

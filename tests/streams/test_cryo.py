@@ -108,7 +108,9 @@ def test_lab_recording_parquet_replays_to_the_same_alerts(lab_messages, tmp_path
     assert got == [by_number[n] for n in sorted(by_number)]
     a1, a2 = tmp_path / "a1.jsonl", tmp_path / "a2.jsonl"
     for src, out in ((rec, a1), (ds, a2)):
-        r = mevwatch("replay", str(src), "--out", str(out), "-q")
+        # rules only: the model scores JSONL and parquet blocks in batches of other sizes, so its scores
+        # may differ in the last rounded digit; this test is about the reader
+        r = mevwatch("replay", str(src), "--no-gnn", "--out", str(out), "-q")
         assert r.returncode == 0, r.stderr
     assert alert_keys(a1), "the lab's sandwiches"
     if len(by_number) == len(blocks):  # no block given twice: the very same input

@@ -509,6 +509,7 @@ class DecodedBlock:
     miner_payments: dict[str, int]  # tx hash -> wei sent straight to the block's miner
     stats: DecodeStats
     source: str = "traces"  # traces | logs
+    lending_txs: list[str] = field(default_factory=list)  # transactions with a liquidation call or event (decode/lending.py)
 
 
 # --- the mempool and the chain's reorganisations (streams/ carries them as envelopes) ------------------

@@ -43,6 +43,6 @@ def liquidity(t: Transaction, kind: str, pool: str, owner: str, lo: int, hi: int
 
 
 def decoded(txs: list[Transaction], swaps: list[Swap], transfers: list[Transfer] = (), liq: list[LiquidityChange] = (),
-            number: int = 100, base_fee: int = 0) -> DecodedBlock:
+            number: int = 100, base_fee: int = 0, lending: list[str] = ()) -> DecodedBlock:
     block = Block(number, h(10**6 + number), None, 0, a(0xFEE), base_fee, txs, has_traces=True)
-    return DecodedBlock(block, list(swaps), list(transfers), list(liq), {}, DecodeStats())
+    return DecodedBlock(block, list(swaps), list(transfers), list(liq), {}, DecodeStats(), lending_txs=list(lending))

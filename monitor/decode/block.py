@@ -19,6 +19,7 @@ from mevwatch.monitor.decode import (
     balancer,
     bancor,
     curve,
+    lending,
     mooniswap,
     transfers,
     uniswap_v2,
@@ -38,11 +39,13 @@ for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, banc
     TRACE_HANDLERS.update(_module.TRACE_HANDLERS)
     LOG_HANDLERS.update(getattr(_module, "LOG_HANDLERS", {}))
 TRANSFER_TRACE_HANDLERS: dict[str, TraceHandler] = dict(transfers.TRANSFER_TRACE_HANDLERS)
+TRANSFER_TRACE_HANDLERS.update(lending.TRACE_HANDLERS)  # inline, like transfers: they only mark the transaction
 # a contract delegatecalling itself with other calldata runs another of its own functions (0x v2/v3
 # fill loops): those frames are decoded too; any other delegatecall repeats its caller's input
 SELF_DELEGATE_HANDLERS: dict[str, TraceHandler] = dict(zerox.SELF_DELEGATE_HANDLERS)
 ASSET_PROXY_SELECTORS = frozenset({zerox.ASSET_PROXY_TRANSFER_FROM})
 TRANSFER_LOG_HANDLERS: dict[str, LogHandler] = dict(transfers.TRANSFER_LOG_HANDLERS)
+TRANSFER_LOG_HANDLERS.update(lending.LOG_HANDLERS)
 
 _DECODE_ERRORS = (Short, ValueError, IndexError, KeyError, TypeError, OverflowError)
 _SEL_TRANSFER = transfers.SEL_TRANSFER
@@ -78,6 +81,7 @@ class BlockDecoder:
         stats = DecodeStats()
         swaps, xfers, liq = [], [], []
         payments: dict[str, int] = {}
+        lending_txs: list[str] = []
         use_traces = block.has_traces
         miner = block.miner
         for tx in block.transactions:
@@ -105,7 +109,9 @@ class BlockDecoder:
             swaps.extend(ctx.swaps)
             xfers.extend(ctx.transfers)
             liq.extend(ctx.liquidity)
-        return DecodedBlock(block, swaps, xfers, liq, payments, stats, "traces" if use_traces else "logs")
+            if ctx.lending:
+                lending_txs.append(tx.hash)
+        return DecodedBlock(block, swaps, xfers, liq, payments, stats, "traces" if use_traces else "logs", lending_txs)
 
     def _decode_traces(self, ctx: TxContext, tx: Transaction, stats: DecodeStats, payments: dict[str, int]) -> None:
         """One pass over the traces: drop reverted subtrees, index the tree, decode transfers,

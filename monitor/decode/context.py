@@ -41,7 +41,7 @@ class PoolRegistry:
 class TxContext:
     __slots__ = (
         "tx", "traces", "ends", "parents", "logs", "transfers", "_transfer_idx",
-        "swaps", "liquidity", "stats", "pools", "handled", "miner",
+        "swaps", "liquidity", "stats", "pools", "handled", "miner", "lending",
     )
 
     def __init__(self, tx: Transaction, stats: DecodeStats, pools: PoolRegistry, miner: str | None):
@@ -58,6 +58,7 @@ class TxContext:
         self.pools = pools
         self.handled: set[int] = set()
         self.miner = miner
+        self.lending = False  # a lending protocol's liquidation call or event (monitor/decode/lending.py)
 
     # --- trace tree -------------------------------------------------------------
     def children(self, i: int) -> list[int]:

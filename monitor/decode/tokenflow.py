@@ -80,7 +80,7 @@ class TransfersOnlyDecoder:
             swaps.extend(found)
             if found:
                 stats.swaps_by_protocol[PROTOCOL] += len(found)
-        return DecodedBlock(block, swaps, full.transfers, [], full.miner_payments, stats, full.source)
+        return DecodedBlock(block, swaps, full.transfers, [], full.miner_payments, stats, full.source, full.lending_txs)
 
 
 AnyDecoder = BlockDecoder | TransfersOnlyDecoder

@@ -30,29 +30,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from eth_hash.auto import keccak
-
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.decode.hexabi import arg, arg_addr, out, topic_addr
+from mevwatch.monitor.decode.lending import (
+    SEL_AAVE,
+    SEL_COMPOUND,
+    SEL_COMPOUND_ETH,
+    TOPIC_AAVE_V1,
+    TOPIC_AAVE_V2,
+    TOPIC_COMPOUND,
+)
 from mevwatch.monitor.detect.common import BlockView
 from mevwatch.monitor.money import gas_cost
 from mevwatch.monitor.types import ETH_ADDRESS, Trace, Transaction
 
-SEL_AAVE = "0x00a718a9"  # liquidationCall(address,address,address,uint256,bool)
-SEL_COMPOUND = "0xf5e3c462"  # liquidateBorrow(address,uint256,address)
-SEL_COMPOUND_ETH = "0xaae40a2a"  # liquidateBorrow(address,address), payable
 SEL_SEIZE = "0xb2a02ff1"  # seize(address liquidator, address borrower, uint256 seizeTokens)
 SEL_ATOKEN_ON_LIQUIDATION = "0xf866c319"  # Aave aToken transferOnLiquidation(address from, address to, uint256 value)
 SELECTORS = frozenset({SEL_AAVE, SEL_COMPOUND, SEL_COMPOUND_ETH})
-
-
-def _topic(signature: str) -> str:
-    return "0x" + keccak(signature.encode()).hex()
-
-
-TOPIC_AAVE_V1 = _topic("LiquidationCall(address,address,address,uint256,uint256,uint256,address,bool,uint256)")
-TOPIC_AAVE_V2 = _topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)")
-TOPIC_COMPOUND = _topic("LiquidateBorrow(address,address,uint256,address,uint256)")
 
 
 class Liquidation:
@@ -182,9 +176,12 @@ def from_logs(view: BlockView, tx: Transaction) -> list[Liquidation]:
 
 
 def detect(view: BlockView) -> list[Alert]:
+    """The transactions the decoder marked (``DecodedBlock.lending_txs``: a liquidation selector in a
+    call, or a liquidation event), in block order."""
     alerts: list[Alert] = []
-    for tx in view.block.transactions:
-        if not tx.success:
+    for h in view.db.lending_txs:
+        tx = view.tx_by_hash.get(h)
+        if tx is None or not tx.success:
             continue
         found = from_traces(view, tx) if tx.traces else []
         if not found and tx.logs:

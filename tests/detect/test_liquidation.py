@@ -99,20 +99,20 @@ def test_aave_liquidation_from_its_event(version):
         topic, data = TOPIC_AAVE_V1, _word(500) + _word(7) + _word(3) + _word(BOT) + _word(0) + _word(1600000000)
     t.logs = [Log(POOL_V2, (topic, _topic(WETH), _topic(USDC), _topic(USER)), "0x" + data, 0)]
     moved = [transfer(t, USDC, BOT, a(0xA70C), 500, 1), transfer(t, WETH, a(0xA7E7), BOT, 7, 2)]
-    (al,) = detect_block(decoded([t], [], moved, number=7))
+    (al,) = detect_block(decoded([t], [], moved, number=7, lending=[t.hash]))
     (liq,) = al.evidence["liquidations"]
     assert (liq["protocol"], liq["liquidator"], liq["borrower"], liq["source"]) == ("aave", BOT, USER, "logs")
     assert liq["repaid"] == {USDC: "500"} and liq["received"] == {WETH: "7"}
     assert al.attackers == [a(0xE0A), BOT] and al.pools == [POOL_V2]
     # the same event with nothing moving in the transaction (any contract can emit it): no liquidation
-    assert detect_block(decoded([t], [], number=7)) == []
+    assert detect_block(decoded([t], [], number=7, lending=[t.hash])) == []
     # malformed events of that name: skipped, never a crash
     for bad in (Log(POOL_V2, (topic, "0x1", _topic(USDC), _topic(USER)), "0x" + data, 0),
                 Log(POOL_V2, (topic, _topic(WETH), _topic(USDC), _topic(USER)), None, 0),  # type: ignore[arg-type]
                 Log(POOL_V2, (topic, _topic(WETH), _topic(USDC), _topic(USER)), "0x" + data[:70], 0),
                 Log(POOL_V2, (topic, _topic(WETH), _topic(USDC), _topic(USER)), "0x" + "zz" * 64 + data[128:], 0)):
         t.logs = [bad]
-        assert detect_block(decoded([t], [], moved, number=7)) == []
+        assert detect_block(decoded([t], [], moved, number=7, lending=[t.hash])) == []
 
 
 def test_compound_liquidation_from_its_event():
@@ -123,12 +123,12 @@ def test_compound_liquidation_from_its_event():
     # the liquidator's share of the seized cTokens is what the cToken moved to it (41 seized, 40 kept:
     # the protocol's cut since protocolSeizeShare), read from the Transfer rather than the event
     moved = [transfer(t, USDC, BOT, CTOKEN, 900, 0), transfer(t, CCOLL, USER, BOT, 40, 1)]
-    (al,) = detect_block(decoded([t], [], moved, number=8))
+    (al,) = detect_block(decoded([t], [], moved, number=8, lending=[t.hash]))
     (liq,) = al.evidence["liquidations"]
     assert liq["repaid"] == {USDC: "900"} and liq["received"] == {CCOLL: "40"} and liq["borrower"] == USER
     # a malformed event of that name (short data) is no liquidation, and no crash
     t.logs = [Log(CTOKEN, (TOPIC_COMPOUND,), "0x" + data[:100], 4)]
-    assert [x for x in detect_block(decoded([t], [], moved, number=8)) if x.kind == "liquidation"] == []
+    assert [x for x in detect_block(decoded([t], [], moved, number=8, lending=[t.hash])) if x.kind == "liquidation"] == []
 
 
 def test_malformed_calls_in_the_traces_cost_nothing_but_themselves():
@@ -154,3 +154,22 @@ def test_malformed_calls_in_the_traces_cost_nothing_but_themselves():
     block = Block(9, "0x" + "aa" * 32, None, 0, a(0xFEE), None, txs, 1, has_traces=True)
     (al,) = [x for x in detect_block(BlockDecoder().decode(block)) if x.kind == "liquidation"]
     assert al.txs[0].position == 2 and al.evidence["liquidations"][0]["received"] == {}  # the bad seize is not read
+
+
+def test_the_decoder_marks_a_logs_only_liquidation_and_the_rule_reads_it():
+    """Without traces (receipts and logs only): the decoder marks the transaction by its event and the
+    rule reads it, backed by the Transfer logs the decoder turned into transfers."""
+    from mevwatch.monitor.decode import BlockDecoder
+    from mevwatch.monitor.decode.transfers import TOPIC_TRANSFER
+    from mevwatch.monitor.types import Block, Transaction
+
+    data = "0x" + _word(500) + _word(7) + _word(BOT) + _word(0)
+    logs = [Log(USDC, (TOPIC_TRANSFER, _topic(BOT), _topic(a(0xA70C))), "0x" + _word(500), 0),
+            Log(WETH, (TOPIC_TRANSFER, _topic(a(0xA7E7)), _topic(BOT)), "0x" + _word(7), 1),
+            Log(POOL_V2, (TOPIC_AAVE_V2, _topic(WETH), _topic(USDC), _topic(USER)), data, 2)]
+    txs = [Transaction("0x" + "05" * 32, 0, a(0xE0A), BOT, "0x12345678", logs=logs),
+           Transaction("0x" + "06" * 32, 1, a(0xE0B), BOT, "0x12345678")]
+    db = BlockDecoder().decode(Block(9, "0x" + "aa" * 32, None, 0, a(0xFEE), None, txs, 1, has_traces=False, has_logs=True))
+    assert db.lending_txs == ["0x" + "05" * 32]
+    (al,) = [x for x in detect_block(db) if x.kind == "liquidation"]
+    assert al.evidence["liquidations"][0]["source"] == "logs" and al.profit.by_token == {USDC: -500, WETH: 7}

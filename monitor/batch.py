@@ -34,14 +34,14 @@ class Batch:
         now = int(time.time())
         decoded, undecoded = db.stats.swap_calls()
         self.blocks.append((b.number, b.hash or "", b.parent_hash or "", b.timestamp, len(b.transactions), 1, now, version,
-                            decoded, undecoded, db.stats.coverage()))
+                            decoded, undecoded, db.stats.coverage(), b.chain_id))
         for s in db.swaps:
             self.swaps.append((b.number, b.hash or "", b.timestamp, s.transaction_hash, s.transaction_position, s.order,
                                s.protocol, s.pool, s.sender, s.recipient, s.tx_from, s.token_in, s.token_out,
-                               f"{s.amount_in}", f"{s.amount_out}", version))
+                               f"{s.amount_in}", f"{s.amount_out}", version, b.chain_id))
 
-    def add_revert(self, block_number: int, block_hash: str, version: int) -> None:
-        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version, 0, 0, None))
+    def add_revert(self, block_number: int, block_hash: str, version: int, chain_id: int = 0) -> None:
+        self.blocks.append((block_number, block_hash, "", 0, 0, 0, int(time.time()), version, 0, 0, None, chain_id))
 
     def add_pending(self, p: PendingTx) -> None:
         self.pending.append((p.hash, p.chain_id, p.from_address, p.to_address or "", p.nonce, p.first_seen_ns,

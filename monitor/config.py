@@ -34,6 +34,9 @@ class KafkaSettings(_Section):
     client_id: str = "mevwatch"
     group_id: str = "mevwatch"
     partitions: int = Field(6, ge=1, description="partitions when mevwatch creates a topic")
+    topic_prefix: str = Field("mevwatch", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
+                              description="topics are <prefix>.mempool.v1, .blocks.v1, .alerts.v1, .deadletter.v1: one "
+                                          "prefix per chain keeps several chains apart on one cluster")
     replication_factor: int = Field(1, ge=1)
     flush_timeout_s: float = Field(30.0, gt=0, description="how long one write to the alerts topic waits for the broker's "
                                    "acknowledgements before it backs off and waits again (for the records already sent)")

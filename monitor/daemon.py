@@ -264,11 +264,12 @@ def _make_bus_retrying(settings: Settings, role: str, stop: threading.Event, hea
     503 with the reason) like ClickHouse; refused credentials or certificates end the run at once
     (KafkaAccessError: waiting cannot mend them). None: stopped while waiting."""
     bootstrap = None if role == "attest" else settings.kafka.bootstrap
-    kw = {"security": settings.kafka.client_kwargs()} if bootstrap else {}
+    kw = {"security": settings.kafka.client_kwargs(), "topic_prefix": settings.kafka.topic_prefix} if bootstrap else {}
 
     def make() -> busmod.Bus:
         return busmod.make_bus(bootstrap, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
-                               replication=settings.kafka.replication_factor, commit_timeout_s=settings.kafka.commit_timeout_s, **kw)
+                               replication=settings.kafka.replication_factor, commit_timeout_s=settings.kafka.commit_timeout_s,
+                               **kw)
 
     def on_retry(exc: BaseException, wait_s: float) -> None:
         health.bus_ok = False
@@ -367,7 +368,8 @@ def _resume_block(settings: Settings, store: AlertStore | None) -> int | None:
     """First block to ingest: after the last one processed (store) or published (Kafka); None = from head."""
     last = None
     if settings.kafka.bootstrap:
-        last = last_block_on_topic(settings.kafka.bootstrap, security=settings.kafka.client_kwargs())
+        last = last_block_on_topic(settings.kafka.bootstrap, security=settings.kafka.client_kwargs(),
+                                   prefix=settings.kafka.topic_prefix)
     elif store is not None:
         last = store.last_block()
     return last + 1 if last is not None else None

@@ -194,7 +194,7 @@ class Engine:
         self.counts.reverts += 1
         self.last_offset = offset
         self._emit(batch, self.lifecycle.on_revert(ev.block_number, ev.block_hash, offset))
-        batch.add_revert(ev.block_number, ev.block_hash, version_of(offset, Stage.RETRACTED))
+        batch.add_revert(ev.block_number, ev.block_hash, version_of(offset, Stage.RETRACTED), ev.chain_id)
 
     def expire(self, batch: Batch, now_ns: int | None = None) -> None:
         """Pending transactions past the TTL become ``dropped`` fates."""

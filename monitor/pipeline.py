@@ -106,9 +106,10 @@ class DetectWorker:
 
     def __init__(self, bus: busmod.Bus, sinks: SinkChain, *, chain_id: int, confirmations: int, group: str = "mevwatch-detect",
                  pending_ttl_s: float = 3600.0, scorers: Sequence[Scorer] = (), registry: Registry | None = None,
-                 decoders: str = "full", oracle: LossOracle | None = None):
+                 decoders: str = "full", oracle: LossOracle | None = None, only_chain: int | None = None):
         self.bus, self.sinks = bus, sinks
         self.group = group
+        self.only_chain = only_chain  # messages of another chain are dead letters (streams/consume.py)
         self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
         kw = {"registry": registry} if registry is not None else {}
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
@@ -169,7 +170,7 @@ class DetectWorker:
         those records' alerts were delivered before the offsets were committed."""
         window = window or {busmod.MEMPOOL: 5000, busmod.BLOCKS: 64}
         records = self.bus.history([busmod.MEMPOOL, busmod.BLOCKS], self.group, window)
-        for _rec, msg in production_order(decode_records(records, self.bus)):
+        for _rec, msg in production_order(decode_records(records, self.bus, self.only_chain)):
             self.engine.warm(msg)
         if records:
             log.info("warmed up from the bus", records=len(records))
@@ -180,7 +181,7 @@ class DetectWorker:
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=5000)
         self.last_poll = len(records)
         batch = Batch()
-        for rec, msg in production_order(decode_records(records, self.bus)):
+        for rec, msg in production_order(decode_records(records, self.bus, self.only_chain)):
             if isinstance(msg, PendingTx):
                 metrics.PENDING_SEEN.inc()
                 self.engine.pending(msg, batch)
@@ -299,4 +300,6 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
     return DetectWorker(bus, sinks, chain_id=settings.chain_id,
                         confirmations=settings.node.confirmations if confirmations is None else confirmations,
                         group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders,
-                        oracle=oracle)
+                        oracle=oracle,
+                        # a chain id set on purpose (several chains on one cluster) is enforced on every message
+                        only_chain=settings.chain_id if "chain_id" in settings.model_fields_set else None)

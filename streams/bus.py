@@ -38,6 +38,14 @@ ALERTS = "mevwatch.alerts.v1"
 DEADLETTER = "mevwatch.deadletter.v1"
 TOPICS = (MEMPOOL, BLOCKS, ALERTS, DEADLETTER)
 SINGLE_PARTITION = {BLOCKS}
+DEFAULT_PREFIX = "mevwatch"
+
+
+def topic_name(logical: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The Kafka topic of a logical topic under ``kafka.topic_prefix``: ``mevwatch.blocks.v1`` is
+    ``<prefix>.blocks.v1``. One prefix per chain keeps several chains' streams apart on one
+    cluster (docs/operations.md, "Several chains"); the code names topics by their logical names."""
+    return logical if prefix == DEFAULT_PREFIX else prefix + logical[len(DEFAULT_PREFIX):]
 
 
 @dataclass(slots=True)
@@ -216,16 +224,20 @@ class KafkaBus:
     durable = True
 
     def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
-                 create_topics: bool = True, commit_timeout_s: float = 30.0, security: Mapping[str, Any] | None = None):
+                 create_topics: bool = True, commit_timeout_s: float = 30.0, security: Mapping[str, Any] | None = None,
+                 topic_prefix: str = DEFAULT_PREFIX):
         from kafka import KafkaProducer
 
         self.bootstrap = bootstrap
+        self.topic_prefix = topic_prefix
+        self._physical = {t: topic_name(t, topic_prefix) for t in TOPICS}  # logical -> Kafka topic
+        self._logical = {v: k for k, v in self._physical.items()}
         self.client_id = client_id
         self.commit_timeout_s = commit_timeout_s
         self._security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs): holds the password
         with diagnosed(bootstrap):
             if create_topics:
-                ensure_topics(bootstrap, partitions, replication, security=self._security)
+                ensure_topics(bootstrap, partitions, replication, security=self._security, prefix=topic_prefix)
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, client_id=client_id, **self._security, acks="all", enable_idempotence=True,
                 max_in_flight_requests_per_connection=5, linger_ms=5, batch_size=256 * 1024, retries=2**31 - 1,
@@ -248,6 +260,7 @@ class KafkaBus:
     def produce(self, topic: str, key: bytes | None, value: bytes, errors: list[Exception] | None = None) -> None:
         """Send one record; a failure lands in ``errors`` (a caller's own list: threads that share
         this producer, as ingest and the alerts sink in ``--role all``, each see only theirs)."""
+        topic = self._physical.get(topic, topic)
         fut = self._producer.send(topic, key=key, value=value, partition=self._partition(topic, key))
         fut.add_errback((self._errors if errors is None else errors).append)
 
@@ -269,7 +282,8 @@ class KafkaBus:
             raise BusError(f"{len(errs)} Kafka produce error(s), first: {errs[0]!r}")
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
-        return _KafkaConsumer(self.bootstrap, topics, group, self.client_id, self.commit_timeout_s, self._security)
+        return _KafkaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
+                              self.commit_timeout_s, self._security, self._logical)
 
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
@@ -286,12 +300,14 @@ class KafkaBus:
                 probe.close()
                 raise
         try:
-            tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
+            phys = [self._physical.get(t, t) for t in topics]
+            tps = [TopicPartition(t, p) for t in phys for p in sorted(probe.partitions_for_topic(t) or ())]
             ranges: dict[TopicPartition, tuple[int, int]] = {}
             for tp in tps:
                 end = probe.committed(tp) or 0
-                if end > 0 and window.get(tp.topic, 0) > 0:
-                    ranges[tp] = (max(0, end - window[tp.topic]), end)
+                size = window.get(self._logical.get(tp.topic, tp.topic), 0)
+                if end > 0 and size > 0:
+                    ranges[tp] = (max(0, end - size), end)
             if not ranges:
                 return []
             reader.assign(list(ranges))
@@ -304,7 +320,8 @@ class KafkaBus:
                 for tp, msgs in reader.poll(timeout_ms=500, max_records=10_000).items():
                     for m in msgs:
                         if tp in todo and m.offset < todo[tp][1]:
-                            out.append(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+                            out.append(Record(self._logical.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value,
+                                              m.timestamp))
                     if tp in todo and reader.position(tp) >= todo[tp][1]:
                         del todo[tp]
                         reader.pause(tp)
@@ -318,10 +335,13 @@ class KafkaBus:
 
 
 class _KafkaConsumer:
+    """``topics`` are Kafka's names; records and lag name them by ``logical`` (the code's names)."""
+
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
-                 security: Mapping[str, Any] | None = None):
+                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None):
         from kafka import KafkaConsumer
 
+        self._name = dict(logical or {})
         self.commit_timeout_ms = int(commit_timeout_s * 1000)
         with diagnosed(bootstrap):  # a broker gone since the bus was made: a named error, not a traceback
             self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
@@ -334,7 +354,7 @@ class _KafkaConsumer:
         out = []
         for _tp, msgs in batches.items():
             for m in msgs:
-                out.append(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+                out.append(Record(self._name.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp))
         return out
 
     def commit(self) -> None:
@@ -351,15 +371,17 @@ class _KafkaConsumer:
         out: dict[str, int] = {}
         for tp in parts:
             pos = self._c.position(tp)
-            out[tp.topic] = out.get(tp.topic, 0) + max(0, int(ends.get(tp, pos)) - int(pos))
+            name = self._name.get(tp.topic, tp.topic)
+            out[name] = out.get(name, 0) + max(0, int(ends.get(tp, pos)) - int(pos))
         return out
 
     def close(self) -> None:
         self._c.close()
 
 
-def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1, *, security: Mapping[str, Any] | None = None) -> None:
-    """Create mevwatch's topics when missing (the blocks topic with one partition)."""
+def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1, *, security: Mapping[str, Any] | None = None,
+                  prefix: str = DEFAULT_PREFIX) -> None:
+    """Create mevwatch's topics (under ``prefix``) when missing (the blocks topic with one partition)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -367,7 +389,8 @@ def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1, *, 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000, **(security or {}))
     try:
         existing = set(admin.list_topics())
-        todo = [NewTopic(t, 1 if t in SINGLE_PARTITION else partitions, replication) for t in TOPICS if t not in existing]
+        todo = [NewTopic(topic_name(t, prefix), 1 if t in SINGLE_PARTITION else partitions, replication)
+                for t in TOPICS if topic_name(t, prefix) not in existing]
         if todo:
             try:
                 admin.create_topics(todo)

@@ -9,13 +9,22 @@ from mevwatch.streams.bus import Bus, Record
 from mevwatch.monitor.types import Message
 
 
-def decode_records(records: list[Record], bus: Bus) -> list[tuple[Record, Message]]:
+def decode_records(records: list[Record], bus: Bus, chain_id: int | None = None) -> list[tuple[Record, Message]]:
     """Envelopes of ``records`` in order; each undecodable record is sent to the dead-letter
-    topic with its topic/partition@offset and the reason, and skipped."""
+    topic with its topic/partition@offset and the reason, and skipped. With ``chain_id``, a message
+    of another chain is a dead letter too (two chains' ingests sharing one ``kafka.topic_prefix``
+    would otherwise mix their blocks and mempools)."""
     out = []
     for r in records:
         try:
-            out.append((r, envelope.decode(r.value, source=f"{r.topic}/{r.partition}", position=f"offset {r.offset}")))
+            msg = envelope.decode(r.value, source=f"{r.topic}/{r.partition}", position=f"offset {r.offset}")
         except EnvelopeError as exc:
             bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(f"{r.topic}/{r.partition}", r.offset, exc.reason, r.value))
+            continue
+        if chain_id is not None and msg.chain_id != chain_id:
+            why = (f"a message of chain {msg.chain_id} on a topic this detect member reads for chain {chain_id}: "
+                   "give each chain its own kafka.topic_prefix")
+            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(f"{r.topic}/{r.partition}", r.offset, why, r.value))
+            continue
+        out.append((r, msg))
     return out

@@ -47,7 +47,8 @@ def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True
     """Node -> Kafka until ``max_messages`` or Ctrl-C. Raises NodeError when the node was never reached."""
     check_ws_url(rpc, "mevwatch ingest")
     bus = busmod.KafkaBus(kafka, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
-                          replication=settings.kafka.replication_factor, security=settings.kafka.client_kwargs())
+                          replication=settings.kafka.replication_factor, security=settings.kafka.client_kwargs(),
+                          topic_prefix=settings.kafka.topic_prefix)
     source = _source(rpc, settings, pending, traces)
     count = 0
 
@@ -154,7 +155,7 @@ def tail_topic(kafka: str, topic: str, *, max_messages: int | None, idle_timeout
 
 def describe(topic: str, partition: int, offset: int, value: bytes, raw: bool = False) -> str:
     where = f"[dim]{topic}/{partition}@{offset}[/dim]"
-    if raw or topic in (busmod.ALERTS, busmod.DEADLETTER):
+    if raw or topic.endswith((busmod.ALERTS[len(busmod.DEFAULT_PREFIX):], busmod.DEADLETTER[len(busmod.DEFAULT_PREFIX):])):
         return f"{where} {value.decode('utf-8', 'replace')}"
     try:
         msg = envelope.decode(value, source=f"{topic}/{partition}", position=f"offset {offset}")
@@ -170,7 +171,8 @@ def describe(topic: str, partition: int, offset: int, value: bytes, raw: bool = 
     return f"{where} pending {msg.hash} from {msg.from_address} nonce {msg.nonce} to {msg.to_address} tip {tip} seen {msg.first_seen_ns}{rep}"
 
 
-def last_block_on_topic(bootstrap: str, scan: int = 200, *, security: Mapping[str, Any] | None = None) -> int | None:
+def last_block_on_topic(bootstrap: str, scan: int = 200, *, security: Mapping[str, Any] | None = None,
+                        prefix: str = busmod.DEFAULT_PREFIX) -> int | None:
     """Number of the newest block record on the blocks topic (None when it holds none).
 
     Reads at most the last ``scan`` records of its single partition. After a revert event
@@ -179,9 +181,9 @@ def last_block_on_topic(bootstrap: str, scan: int = 200, *, security: Mapping[st
     from kafka import KafkaConsumer, TopicPartition
 
     with busmod.diagnosed(bootstrap):  # a named error (KafkaAccessError for a refused login), not a traceback
-        busmod.ensure_topics(bootstrap, security=security)
+        busmod.ensure_topics(bootstrap, security=security, prefix=prefix)
         c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(security or {}))
-    tp = TopicPartition(busmod.BLOCKS, 0)
+    tp = TopicPartition(busmod.topic_name(busmod.BLOCKS, prefix), 0)
     try:
         c.assign([tp])
         end = c.end_offsets([tp])[tp]

@@ -76,3 +76,15 @@ def test_a_webhook_filter_naming_an_unknown_kind_or_stage_is_refused(tmp_path):
     item = schema["properties"]["webhooks"]["items"]["properties"]
     assert set(item["kinds"]["items"]["enum"]) == {k.value for k in Kind}
     assert set(item["stages"]["items"]["enum"]) == {s.value for s in Stage}
+
+
+def test_topic_prefix_names_every_topic_and_is_checked(tmp_path):
+    from mevwatch.streams.bus import TOPICS, topic_name
+
+    assert [topic_name(t) for t in TOPICS] == list(TOPICS)  # the default keeps the documented names
+    assert [topic_name(t, "mevwatch.base") for t in TOPICS] == [
+        "mevwatch.base.mempool.v1", "mevwatch.base.blocks.v1", "mevwatch.base.alerts.v1", "mevwatch.base.deadletter.v1"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("kafka:\n  topic_prefix: 'bad prefix!'\n")
+    with pytest.raises(ConfigError, match="topic_prefix"):
+        load_settings(cfg)

@@ -93,6 +93,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE alerts ADD COLUMN profit_usd Nullable(Float64)",
         "ALTER TABLE alerts ADD COLUMN victim_loss_usd Nullable(Float64)",
     )),
+    Migration(5, "chain id on block and swap rows (docs/operations.md, Several chains)", (
+        # 0 in rows written before: the chain was the deployment's (alerts and pending rows carried it already)
+        "ALTER TABLE blocks ADD COLUMN chain_id UInt64 DEFAULT 0",
+        "ALTER TABLE swaps ADD COLUMN chain_id UInt64 DEFAULT 0",
+    )),
 )
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -31,13 +31,13 @@ ALERT_COLS = ("alert_id", "version", "stage", "kind", "chain_id", "block_number"
 TX_COLS = ("alert_id", "tx_hash", "role", "position", "version", "mempool", "lead_ms")
 EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id")
 SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position", "ord", "protocol", "pool", "sender",
-             "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version")
+             "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version", "chain_id")
 PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "first_seen_ns", "source_node", "replaces", "version")
 FATE_COLS = ("hash", "fate", "block_number", "latency_ms", "replaced_by", "version")
 ATTEST_COLS = ("batch_id", "root", "contract", "attest_chain_id", "tx_hash", "attest_block", "gas_used", "attester",
                "from_block", "to_block", "alert_count", "model_hash", "uri", "attested_at", "version")
 BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_count", "canonical", "processed_at", "version",
-              "swap_calls_decoded", "swap_calls_undecoded", "decode_coverage")
+              "swap_calls_decoded", "swap_calls_undecoded", "decode_coverage", "chain_id")
 
 
 def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:

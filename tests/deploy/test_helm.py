@@ -415,14 +415,9 @@ def test_bad_values_are_refused():
 
 
 # --- 10. defaults and extras ------------------------------------------------------------------------------
-def test_monitoring_objects_only_with_their_crds_and_notes(tmp_path):
-    with_crds = render(None)
-    assert by_kind(with_crds, "ServiceMonitor") and by_kind(with_crds, "PrometheusRule")
-    without = render(None, crds=False)  # a cluster without the Prometheus operator: an install must not fail
-    assert not by_kind(without, "ServiceMonitor") and not by_kind(without, "PrometheusRule")
-    assert by_kind(without, "ConfigMap")  # the rest is there
-    # NOTES.txt as `helm install` prints it (`helm template` skips it, and an install needs a
-    # cluster): the same template, rendered into a ConfigMap of a copy of the chart
+def rendered_notes(values: Path, tmp_path: Path) -> str:
+    """NOTES.txt as `helm install` prints it (`helm template` skips it, and an install needs a
+    cluster): the same template, rendered into a ConfigMap of a copy of the chart."""
     chart = tmp_path / "mevwatch"
     shutil.copytree(CHART, chart)
     notes_tpl = (chart / "templates" / "NOTES.txt").read_text()
@@ -430,8 +425,17 @@ def test_monitoring_objects_only_with_their_crds_and_notes(tmp_path):
     (chart / "templates" / "notes.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n"
         + "".join(f"    {line}\n" for line in notes_tpl.splitlines()))
-    docs = render(CHART / "ci" / "strimzi-altinity-values.yaml", crds=False, chart=str(chart))
-    notes = by_kind(docs, "ConfigMap")["notes"]["data"]["notes"]
+    docs = render(values, crds=False, chart=str(chart))
+    return by_kind(docs, "ConfigMap")["notes"]["data"]["notes"]
+
+
+def test_monitoring_objects_only_with_their_crds_and_notes(tmp_path):
+    with_crds = render(None)
+    assert by_kind(with_crds, "ServiceMonitor") and by_kind(with_crds, "PrometheusRule")
+    without = render(None, crds=False)  # a cluster without the Prometheus operator: an install must not fail
+    assert not by_kind(without, "ServiceMonitor") and not by_kind(without, "PrometheusRule")
+    assert by_kind(without, "ConfigMap")  # the rest is there
+    notes = rendered_notes(CHART / "ci" / "strimzi-altinity-values.yaml", tmp_path)
     assert "rel-mevwatch-detect" in notes and "registry 0x5FbDB2315678afecb367f032d93F642f64180aa3" in notes
     assert "no ServiceMonitor CRD" in notes and "kept on `helm uninstall`" in notes
 
@@ -692,3 +696,45 @@ def test_kafka_over_sasl_ssl_and_clickhouse_over_tls(tmp_path, monkeypatch):
     assert "kafka.saslUsername is required" in refused("kafka.saslUsername=", values=CHART / "ci" / "tls-sasl-values.yaml")
     assert "needs the SASL password" in refused("kafka.securityProtocol=SASL_SSL", "kafka.saslUsername=u")
     assert "securityProtocol" in refused("kafka.securityProtocol=TLS")
+
+
+# --- several chains (docs/operations.md) ------------------------------------------------------------------
+def test_two_chains_render_a_set_per_chain_that_the_app_loads_as_that_chain(tmp_path, monkeypatch):
+    """ci/two-chain-values.yaml (GPU, KEDA, two chains): one ingest and one detect per chain, selectors
+    that never overlap, KEDA on each chain's own group and mempool topic, and each pod's environment
+    turning the shared config into its chain's settings in the app itself."""
+    docs = render(CHART / "ci" / "two-chain-values.yaml")
+    pods = workloads(docs)
+    assert set(pods) == {f"rel-mevwatch-{c}-{r}" for c in ("mainnet", "base") for r in ("ingest", "detect")}
+    selectors = [json.dumps(d["spec"]["selector"]["matchLabels"], sort_keys=True) for d in pods.values()]
+    assert len(set(selectors)) == 4  # no Deployment or StatefulSet adopts another's pods
+    for name, d in pods.items():
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert labels["mevwatch.io/chain"] == name.split("-")[2] and d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    cfg = tmp_path / "mevwatch.yaml"
+    cfg.write_text(by_kind(docs, "ConfigMap")["rel-mevwatch"]["data"]["mevwatch.yaml"])
+    want = {"mainnet": (1, "ws://reth-mainnet.ethereum.svc:8546", 12, "mevwatch.mainnet", "mevwatch-mainnet",
+                        "clickhouse://clickhouse.clickhouse.svc:9000/mevwatch_mainnet"),
+            "base": (8453, "ws://reth-base.base.svc:8546", 10, "mevwatch.base", "mevwatch-base",
+                     "clickhouse://clickhouse.clickhouse.svc:9000/mevwatch_base")}
+    for chain, (cid, rpc, conf, prefix, group, url) in want.items():
+        for role in ("ingest", "detect"):
+            env = {k: v["value"] for k, v in env_of(pods[f"rel-mevwatch-{chain}-{role}"]).items() if "value" in v}
+            with monkeypatch.context() as m:
+                for k, v in env.items():
+                    if k.startswith("MEVWATCH_"):
+                        m.setenv(k, v)
+                s = load_settings(cfg)  # the app reads the shared file and this pod's environment
+            assert (s.chain_id, s.node.rpc, s.node.confirmations, s.kafka.topic_prefix, s.kafka.group_id, s.clickhouse.url) == \
+                (cid, rpc, conf, prefix, group, url), (chain, role)
+            assert "chain_id" in s.model_fields_set  # enforced on every message (streams/consume.py)
+        (trigger,) = by_kind(docs, "ScaledObject")[f"rel-mevwatch-{chain}-detect"]["spec"]["triggers"]
+        assert trigger["metadata"]["consumerGroup"] == f"{group}-detect" and trigger["metadata"]["topic"] == f"{prefix}.mempool.v1"
+        detect = pods[f"rel-mevwatch-{chain}-detect"]
+        assert container(detect)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    notes = rendered_notes(CHART / "ci" / "two-chain-values.yaml", tmp_path)
+    assert "chain base (chain id 8453): rel-mevwatch-base-ingest and -detect" in notes and "mevwatch.base.*.v1" in notes
+    # attestation and the replay Job stay one chain per release; a chain named twice is refused
+    assert "attest.enabled" in refused("attest.enabled=true", values=CHART / "ci" / "two-chain-values.yaml")
+    assert "replay" in refused("replay.enabled=true", values=CHART / "ci" / "two-chain-values.yaml")
+    assert "given twice" in refused("chains[1].name=mainnet", values=CHART / "ci" / "two-chain-values.yaml")

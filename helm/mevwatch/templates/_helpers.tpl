@@ -27,6 +27,38 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/name: {{ include "mevwatch.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .role }}
+{{- with .chain }}
+mevwatch.io/chain: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* The ingest/detect sets to run, as a YAML list: one set for the chain of chainId/node when
+     `chains` is empty, else one per chain (docs/operations.md, "Several chains"): its name suffix,
+     chain label, Kafka group and topic prefix, and the environment that points the shared
+     configuration at the chain (chain id, node, topics, group, ClickHouse database). */}}
+{{- define "mevwatch.sets" -}}
+{{- $root := . -}}
+{{- $sets := list -}}
+{{- if not .Values.chains -}}
+{{- $sets = append $sets (dict "suffix" "" "chain" "" "groupId" .Values.kafka.groupId "topicPrefix" "mevwatch" "env" (list)) -}}
+{{- end -}}
+{{- range .Values.chains -}}
+{{- $prefix := .topicPrefix | default (printf "mevwatch.%s" .name) -}}
+{{- $group := printf "%s-%s" $root.Values.kafka.groupId .name -}}
+{{- $env := list (dict "name" "MEVWATCH_CHAIN_ID" "value" (printf "%d" (int .chainId)))
+                 (dict "name" "MEVWATCH_NODE__RPC" "value" .node.rpc)
+                 (dict "name" "MEVWATCH_KAFKA__TOPIC_PREFIX" "value" $prefix)
+                 (dict "name" "MEVWATCH_KAFKA__GROUP_ID" "value" $group) -}}
+{{- if hasKey .node "confirmations" -}}
+{{- $env = append $env (dict "name" "MEVWATCH_NODE__CONFIRMATIONS" "value" (printf "%d" (int .node.confirmations))) -}}
+{{- end -}}
+{{- if $root.Values.clickhouse.url -}}
+{{- $db := .clickhouseDatabase | default (printf "mevwatch_%s" (.name | replace "-" "_")) -}}
+{{- $env = append $env (dict "name" "MEVWATCH_CLICKHOUSE__URL" "value" (regexReplaceAll "/[^/]*$" $root.Values.clickhouse.url (printf "/%s" $db))) -}}
+{{- end -}}
+{{- $sets = append $sets (dict "suffix" (printf "-%s" .name) "chain" .name "groupId" $group "topicPrefix" $prefix "env" $env) -}}
+{{- end -}}
+{{- toYaml $sets -}}
 {{- end -}}
 
 {{/* repository@digest when image.digest is set, else repository:tag (default: the appVersion) */}}
@@ -136,7 +168,7 @@ httpGet: {path: {{ .path }}, port: http}
 {{- range .constraints -}}
 {{- $c := deepCopy . -}}
 {{- if not (hasKey $c "labelSelector") -}}
-{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "mevwatch.selector" (dict "root" $.root "role" $.role) | fromYaml)) -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "mevwatch.selector" (dict "root" $.root "role" $.role "chain" ($.chain | default "")) | fromYaml)) -}}
 {{- end -}}
 {{- $out = append $out $c -}}
 {{- end -}}
@@ -168,7 +200,7 @@ tolerations: {{- toYaml . | nindent 2 }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with $v.topologySpreadConstraints }}
-topologySpreadConstraints: {{- include "mevwatch.topologySpread" (dict "root" $root "role" $.role "constraints" .) | nindent 2 }}
+topologySpreadConstraints: {{- include "mevwatch.topologySpread" (dict "root" $root "role" $.role "chain" ($.chain | default "") "constraints" .) | nindent 2 }}
 {{- end }}
 containers:
   - name: mevwatch
@@ -253,6 +285,17 @@ volumes:
 {{/* Checks of values the schema cannot express; fails the render with a clear message. */}}
 {{- define "mevwatch.validate" -}}
 {{- $d := .Values.detect -}}
+{{- if and .Values.chains .Values.attest.enabled -}}
+{{- fail "chains and attest.enabled: the chart attests one chain per release (the attester reads one chain's database); install a release per attested chain, or set attest.enabled: false" -}}
+{{- end -}}
+{{- if and .Values.chains .Values.replay.enabled -}}
+{{- fail "chains and replay.enabled: a replay Job replays one chain; run it from a release of that chain" -}}
+{{- end -}}
+{{- $names := dict -}}
+{{- range .Values.chains -}}
+{{- if hasKey $names .name }}{{ fail (printf "chains: the name %q is given twice" .name) }}{{ end -}}
+{{- $_ := set $names .name true -}}
+{{- end -}}
 {{- if and $d.hpa.enabled $d.keda.enabled -}}
 {{- fail "detect.hpa.enabled and detect.keda.enabled: choose one autoscaler (KEDA makes its own HPA)" -}}
 {{- end -}}

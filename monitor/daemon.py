@@ -61,7 +61,8 @@ class Ingestor:
         self.bus, self.health = bus, health
         self.source = NodeSource(rpc, chain_id=None, traces=settings.node.traces,
                                  max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
-                                 pending=True, confirmations=settings.node.confirmations, start_block=start_block)
+                                 pending=True, confirmations=settings.node.confirmations, start_block=start_block,
+                                 expect_chain_id=settings.chain_id if "chain_id" in settings.model_fields_set else None)
         self.published = 0
         self.blocks = 0
         self.error: BaseException | None = None

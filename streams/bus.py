@@ -246,6 +246,10 @@ class KafkaBus:
         self._errors: list[Exception] = []
         self._partitions: dict[str, list[int]] = {}
 
+    def physical(self, topic: str) -> str:
+        """The Kafka topic of a logical topic name (what errors and dead letters name)."""
+        return self._physical.get(topic, topic)
+
     def _partition(self, topic: str, key: bytes | None) -> int | None:
         if key is None:
             return None

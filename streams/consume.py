@@ -15,16 +15,18 @@ def decode_records(records: list[Record], bus: Bus, chain_id: int | None = None)
     of another chain is a dead letter too (two chains' ingests sharing one ``kafka.topic_prefix``
     would otherwise mix their blocks and mempools)."""
     out = []
+    physical = getattr(bus, "physical", None)  # the Kafka topic a record came from (kafka.topic_prefix)
     for r in records:
+        where = f"{physical(r.topic) if physical is not None else r.topic}/{r.partition}"
         try:
-            msg = envelope.decode(r.value, source=f"{r.topic}/{r.partition}", position=f"offset {r.offset}")
+            msg = envelope.decode(r.value, source=where, position=f"offset {r.offset}")
         except EnvelopeError as exc:
-            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(f"{r.topic}/{r.partition}", r.offset, exc.reason, r.value))
+            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(where, r.offset, exc.reason, r.value))
             continue
         if chain_id is not None and msg.chain_id != chain_id:
             why = (f"a message of chain {msg.chain_id} on a topic this detect member reads for chain {chain_id}: "
                    "give each chain its own kafka.topic_prefix")
-            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(f"{r.topic}/{r.partition}", r.offset, why, r.value))
+            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(where, r.offset, why, r.value))
             continue
         out.append((r, msg))
     return out

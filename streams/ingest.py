@@ -39,7 +39,8 @@ def publish(bus: busmod.Bus, msg: Message) -> None:
 def _source(rpc: str, settings: Settings, pending: bool, traces: bool) -> NodeSource:
     return NodeSource(rpc, chain_id=None, traces=settings.node.traces if traces else "none",
                       max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
-                      pending=pending, confirmations=settings.node.confirmations)
+                      pending=pending, confirmations=settings.node.confirmations,
+                      expect_chain_id=settings.chain_id if "chain_id" in settings.model_fields_set else None)
 
 
 def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True, traces: bool = True,

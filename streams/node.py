@@ -419,10 +419,11 @@ class NodeSource:
     def __init__(self, url: str, *, chain_id: int | None = None, traces: bool | str = True, max_reorg_depth: int = 64,
                  reconnect_max_s: float = 30.0, pending: bool = True, start_block: int | None = None,
                  confirmations: int = 12, on_fate: Callable[[Any], Any] | None = None, pending_ttl_s: float = 3600.0,
-                 connect_timeout_s: float = 60.0):
+                 connect_timeout_s: float = 60.0, expect_chain_id: int | None = None):
         self.url = url
         self.name = redact_url(url)
         self.chain_id = chain_id
+        self.expect_chain_id = expect_chain_id  # a chain id set on purpose: a node of another chain is refused
         self.tracer = Tracer.of(traces)
         self.tracer.stop = lambda: self._stop.is_set()
         self.max_reorg_depth = max_reorg_depth
@@ -509,6 +510,10 @@ class NodeSource:
 
         if self.chain_id is None:
             self.chain_id = _int(await request("eth_chainId", []))
+        if self.expect_chain_id is not None and self.chain_id != self.expect_chain_id:
+            raise NodeUnsuitableError(f"the node at {self.name} serves chain {self.chain_id}, but chain_id is "
+                                      f"{self.expect_chain_id}: point node.rpc at that chain's node, or set chain_id "
+                                      f"to {self.chain_id} (its messages would be dead letters for detection)")
         if self.follower is None:
             self.follower = ChainFollower(request, chain_id=self.chain_id or 1, traces=self.tracer,
                                           max_reorg_depth=self.max_reorg_depth, start_block=self.start_block,

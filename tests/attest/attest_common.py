@@ -42,7 +42,7 @@ def alert(i: int, block: int, stage: str = "final", model: str | None = None, ch
 def put(store, alerts: list[Alert], head: int) -> None:
     """Final (or other-stage) alerts plus the processed-block checkpoint ``head``."""
     b = StoreBatch(alerts=[AlertEvent(a, version_of(1000 + i + head, a.stage)) for i, a in enumerate(alerts)])
-    b.blocks.append((head, f"0x{head:064x}", "", 0, 0, 1, 0, version_of(2000 + head, "included"), 0, 0, None))
+    b.blocks.append((head, f"0x{head:064x}", "", 0, 0, 1, 0, version_of(2000 + head, "included"), 0, 0, None, 1))
     store.write(b)
 
 

@@ -232,7 +232,7 @@ def test_targets_carry_the_role_and_the_stall_rule_is_written_over_detect(tmp_pa
     r = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
     stalled = next(x for g in rule["spec"]["groups"] for x in g["rules"] if x.get("alert") == "MevwatchPipelineStalled")
-    assert 'component!~"ingest|attest"' in stalled["expr"] and "by (namespace, job, component)" in stalled["expr"]
+    assert 'component!~"ingest|attest"' in stalled["expr"] and "by (namespace, job, component, chain)" in stalled["expr"]
 
 
 # --- 5. autoscaling and the outbox ------------------------------------------------------------------------
@@ -738,3 +738,9 @@ def test_two_chains_render_a_set_per_chain_that_the_app_loads_as_that_chain(tmp_
     assert "attest.enabled" in refused("attest.enabled=true", values=CHART / "ci" / "two-chain-values.yaml")
     assert "replay" in refused("replay.enabled=true", values=CHART / "ci" / "two-chain-values.yaml")
     assert "given twice" in refused("chains[1].name=mainnet", values=CHART / "ci" / "two-chain-values.yaml")
+    assert "topicPrefix" in refused("chains[1].topicPrefix=mevwatch.mainnet", values=CHART / "ci" / "two-chain-values.yaml")
+    assert "clickhouseDatabase" in refused("chains[0].clickhouseDatabase=mevwatch_base",
+                                          values=CHART / "ci" / "two-chain-values.yaml")
+    # a ClickHouse URL without a database path, or with a query: the server kept, the chain's database put in
+    docs = render(CHART / "ci" / "two-chain-values.yaml", "clickhouse.url=clickhouse://u@ch:9000")
+    assert env_of(workloads(docs)["rel-mevwatch-base-detect"])["MEVWATCH_CLICKHOUSE__URL"]["value"] == "clickhouse://u@ch:9000/mevwatch_base"

@@ -209,3 +209,12 @@ def test_traces_geth_in_the_settings_reaches_the_node_source(proxy, rpc, tmp_pat
     assert len(blocks) == 3 and all(b["has_traces"] for b in blocks)
     assert blocks[-1]["transactions"][0]["traces"]
     assert proxy.calls["trace_block"] == 0 and proxy.calls["debug_traceBlockByNumber"] == 3
+
+
+def test_a_node_of_another_chain_than_the_chain_id_set_is_refused_at_once(anvil):
+    """Several chains on one cluster: an ingest pointed at the wrong chain's node would fill that
+    chain's topics with foreign messages (which detection dead-letters); it stops at once instead."""
+    source = NodeSource(anvil.ws_url, pending=False, reconnect_max_s=0.2, expect_chain_id=8453)
+    exc = run_until_error(source)
+    assert isinstance(exc, NodeUnsuitableError) and "serves chain 31337, but chain_id is 8453" in str(exc)
+    assert source.reconnects == 0

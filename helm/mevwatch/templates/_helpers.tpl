@@ -54,7 +54,8 @@ mevwatch.io/chain: {{ . }}
 {{- end -}}
 {{- if $root.Values.clickhouse.url -}}
 {{- $db := .clickhouseDatabase | default (printf "mevwatch_%s" (.name | replace "-" "_")) -}}
-{{- $env = append $env (dict "name" "MEVWATCH_CLICKHOUSE__URL" "value" (regexReplaceAll "/[^/]*$" $root.Values.clickhouse.url (printf "/%s" $db))) -}}
+{{- /* the server of clickhouse.url (scheme, user, host, port and any query kept) with the chain's database */ -}}
+{{- $env = append $env (dict "name" "MEVWATCH_CLICKHOUSE__URL" "value" (regexReplaceAll "^([A-Za-z][A-Za-z0-9+.-]*://[^/?]+)(/[^?]*)?(\\?.*)?$" $root.Values.clickhouse.url (printf "${1}/%s${3}" $db))) -}}
 {{- end -}}
 {{- $sets = append $sets (dict "suffix" (printf "-%s" .name) "chain" .name "groupId" $group "topicPrefix" $prefix "env" $env) -}}
 {{- end -}}
@@ -291,10 +292,15 @@ volumes:
 {{- if and .Values.chains .Values.replay.enabled -}}
 {{- fail "chains and replay.enabled: a replay Job replays one chain; run it from a release of that chain" -}}
 {{- end -}}
-{{- $names := dict -}}
+{{- $seen := dict -}}
 {{- range .Values.chains -}}
-{{- if hasKey $names .name }}{{ fail (printf "chains: the name %q is given twice" .name) }}{{ end -}}
-{{- $_ := set $names .name true -}}
+{{- $prefix := .topicPrefix | default (printf "mevwatch.%s" .name) -}}
+{{- $db := .clickhouseDatabase | default (printf "mevwatch_%s" (.name | replace "-" "_")) -}}
+{{- range $what, $v := dict "name" .name "topicPrefix" $prefix "clickhouseDatabase" $db -}}
+{{- $k := printf "%s=%s" $what $v -}}
+{{- if hasKey $seen $k }}{{ fail (printf "chains: the %s %q is given twice (two chains would share it and mix)" $what $v) }}{{ end -}}
+{{- $_ := set $seen $k true -}}
+{{- end -}}
 {{- end -}}
 {{- if and $d.hpa.enabled $d.keda.enabled -}}
 {{- fail "detect.hpa.enabled and detect.keda.enabled: choose one autoscaler (KEDA makes its own HPA)" -}}

@@ -67,6 +67,26 @@ def _under(t: Trace, frame: tuple[int, ...]) -> bool:
     return t.trace_address[: len(frame)] == frame
 
 
+def _kept(traces: list[Trace]) -> list[int]:
+    """Indexes (in ``traces``) of the calls the decoder keeps, in its order: what a trace-decoded
+    ``Transfer.trace_index`` counts (reverted subtrees and traces other than calls and creates are
+    skipped, as monitor/decode/block.py does)."""
+    out: list[int] = []
+    skip: tuple[int, ...] | None = None
+    for k, t in enumerate(traces):
+        ta = t.trace_address
+        if skip is not None:
+            if ta[: len(skip)] == skip:
+                continue
+            skip = None
+        if t.error:
+            skip = ta
+            continue
+        if t.type == "call" or t.type == "create":
+            out.append(k)
+    return out
+
+
 def _hex(data: str) -> bool:
     """Calldata made of hex digits (a hostile node or a broken recording may send other text)."""
     try:
@@ -92,27 +112,33 @@ def from_traces(view: BlockView, tx: Transaction) -> list[Liquidation]:
         frames.append((i, t))
     if not frames:
         return found
-    transfers = view.transfers_by_tx.get(tx.hash, [])
+    traces = tx.traces
+    kept = _kept(traces)
+    # each trace-decoded transfer with the address of its call (Transfer.trace_index counts the calls
+    # the decoder kept, not every trace)
+    located = [(tr, traces[kept[tr.trace_index]].trace_address) for tr in view.transfers_by_tx.get(tx.hash, [])
+               if 0 <= tr.trace_index < len(kept)]
     for i, t in frames:
         who = t.from_address
+        frame = t.trace_address
         sent: dict[str, int] = defaultdict(int)
         received: dict[str, int] = defaultdict(int)
-        inside = [tr for tr in transfers if tr.trace_index >= 0 and _under(tx.traces[tr.trace_index], t.trace_address)]
-        for tr in inside:
-            at = tx.traces[tr.trace_index].trace_address
-            if any(o is not tr and (o.from_address, o.to_address, o.amount) == (tr.from_address, tr.to_address, tr.amount)
-                   and len(tx.traces[o.trace_index].trace_address) < len(at)
-                   and at[: len(tx.traces[o.trace_index].trace_address)] == tx.traces[o.trace_index].trace_address
-                   for o in inside):
+        seen: dict[tuple[str, str, int], list[tuple[int, ...]]] = {}
+        for tr, at in sorted(((tr, at) for tr, at in located if at[: len(frame)] == frame), key=lambda x: len(x[1])):
+            key = (tr.from_address, tr.to_address, tr.amount)
+            outer = seen.setdefault(key, [])
+            if any(at[: len(o)] == o for o in outer):
                 continue  # a token proxy forwarding the same transfer to its implementation (sUSD): counted once
+            outer.append(at)
             if tr.from_address == who and tr.to_address != who:
                 sent[tr.token] += tr.amount
             elif tr.to_address == who and tr.from_address != who:
                 received[tr.token] += tr.amount
         if t.value:
             sent[ETH_ADDRESS] += t.value  # ether sent with the call (cETH, Aave V1's ETH reserve)
-        for sub in tx.traces[i + 1:]:
-            if not _under(sub, t.trace_address):
+        for j in range(i + 1, len(traces)):
+            sub = traces[j]
+            if not _under(sub, frame):
                 break
             if sub.error is not None:
                 continue

@@ -173,3 +173,27 @@ def test_the_decoder_marks_a_logs_only_liquidation_and_the_rule_reads_it():
     assert db.lending_txs == ["0x" + "05" * 32]
     (al,) = [x for x in detect_block(db) if x.kind == "liquidation"]
     assert al.evidence["liquidations"][0]["source"] == "logs" and al.profit.by_token == {USDC: -500, WETH: 7}
+
+
+def test_a_reverted_call_before_the_liquidation_does_not_shift_its_transfers():
+    """Transfer.trace_index counts the calls the decoder kept (a reverted subtree is skipped): a
+    reverted call earlier in the transaction must not make the rule read another call's transfer."""
+    from mevwatch.monitor.decode import BlockDecoder
+    from mevwatch.monitor.detect.liquidation import SEL_COMPOUND, SEL_SEIZE
+    from mevwatch.monitor.types import Block, Trace, Transaction
+
+    def call(addr, frm, to, inp, subtraces=0, error=None):
+        return Trace(addr, "call", "call", frm, to, inp, "0x", 0, error, subtraces)
+
+    liq = SEL_COMPOUND + _word(USER) + _word(900) + _word(CCOLL)
+    pull = "0x23b872dd" + _word(BOT) + _word(CTOKEN) + _word(900)  # transferFrom(BOT, cToken, 900) on USDC
+    seize = SEL_SEIZE + _word(BOT) + _word(USER) + _word(41)
+    traces = [call((), a(0xE0A), BOT, "0x12345678", 2),
+              call((0,), BOT, a(0xBAD), "0xdeadbeef", 1, error="Reverted"),
+              call((0, 0), a(0xBAD), USDC, "0x23b872dd" + _word(BOT) + _word(a(0xBAD)) + _word(5)),
+              call((1,), BOT, CTOKEN, liq, 2), call((1, 0), CTOKEN, USDC, pull), call((1, 1), CTOKEN, CCOLL, seize)]
+    tx = Transaction("0x" + "07" * 32, 0, a(0xE0A), BOT, "0x12345678", traces=traces)
+    db = BlockDecoder().decode(Block(9, "0x" + "aa" * 32, None, 0, a(0xFEE), None, [tx], 1, has_traces=True))
+    (al,) = [x for x in detect_block(db) if x.kind == "liquidation"]
+    (liq_ev,) = al.evidence["liquidations"]
+    assert liq_ev["repaid"] == {USDC: "900"} and liq_ev["received"] == {CCOLL: "41"}

@@ -16,8 +16,8 @@ messages and the sinks differ.
   raise the same alerts with the same versions (tests/engine).
 
 Versions: a block event (a block or a revert) at ``offset`` (its offset on the blocks topic, or its
-position among the block events of a replayed input) versions every transition it causes
-(monitor/lifecycle.py).
+position among the block events of a replayed recording, or the block's number in a replay of
+settled history: ``final_by_block``) versions every transition it causes (monitor/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Engine:
     pending_ttl_s: float = 3600.0
     decoders: str = "full"  # full | transfers (monitor/decode/tokenflow.py)
     oracle: LossOracle | None = None  # re-executes victims on a node (streams/simulate.py); None: models only
+    final_by_block: bool = False  # block-numbered versions (monitor/lifecycle.py): replays of settled history
 
     def __post_init__(self) -> None:
         self.decoder: AnyDecoder = make_decoder(self.decoders)
@@ -102,7 +103,7 @@ class Engine:
         self.fates = FateTracker(self.pending_ttl_s)
         self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands
         self.order_flow = OrderFlow()  # seen in our mempool before inclusion, after, never (monitor/fates.py)
-        self.lifecycle = Lifecycle(self.confirmations)
+        self.lifecycle = Lifecycle(self.confirmations, self.final_by_block)
         self.counts = Counts()
         self.last_block: int | None = None
         self.last_offset: int | None = None

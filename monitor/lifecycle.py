@@ -17,6 +17,13 @@ monitor/store/schema.py), where ``block_event`` is 1 + the offset of the blocks-
 record that caused it. Offsets only grow, and a re-delivered record yields the same
 version, so every sink can keep the newest row per alert and replays collapse.
 
+Block-numbered versions (``final_by_block``; ``mevwatch replay`` of settled history: a node's block
+range, mev-inspect files, cryo datasets): the block event of a block is its number, and an alert's
+final transition gets the version of the block ``confirmations`` above its own, whatever was
+processed after it. So a version depends on the alert's own block only, never on which blocks a
+process saw before or after it, and K shards of a range write exactly the rows one run writes
+(docs/operations.md, "Sharded backfill").
+
 A block whose hash was already processed (a re-delivered record, or a block the
 ingest role published twice across a restart) raises nothing again.
 """
@@ -55,8 +62,9 @@ def proof_version(final_version: int) -> int:
 
 
 class Lifecycle:
-    def __init__(self, confirmations: int):
+    def __init__(self, confirmations: int, final_by_block: bool = False):
         self.confirmations = confirmations
+        self.final_by_block = final_by_block  # final version from the alert's own block (see the module doc)
         self.open: dict[str, Alert] = {}  # included, not yet final, by alert id
         self.heights: dict[int, str] = {}  # processed canonical blocks: number -> hash
         self.head: int | None = None
@@ -115,12 +123,11 @@ class Lifecycle:
         if self.head is not None:
             horizon = self.head - self.confirmations
             self.final_upto = horizon if self.final_upto is None else max(self.final_upto, horizon)
-            fin = version_of(offset, "final")
             for aid, a in list(self.open.items()):
                 if a.block_number is not None and a.block_number <= horizon:
                     del self.open[aid]
                     self.final_ids[aid] = a.block_number
-                    events.append(AlertEvent(with_stage(a, "final"), fin))
+                    events.append(AlertEvent(with_stage(a, "final"), self._final_version(a, offset)))
                     self.finalized += 1
         for n in [n for n in self.heights if n < block.number - KEEP_HEIGHTS]:
             del self.heights[n]
@@ -132,11 +139,15 @@ class Lifecycle:
     def settle(self, offset: int) -> list[AlertEvent]:
         """Every open alert final at block event ``offset``: recorded history is settled at its end
         (``mevwatch replay``; a live run never calls this)."""
-        fin = version_of(offset, "final")
-        events = [AlertEvent(with_stage(a, "final"), fin) for a in self.open.values()]
+        events = [AlertEvent(with_stage(a, "final"), self._final_version(a, offset)) for a in self.open.values()]
         self.finalized += len(events)
         self.open.clear()
         return events
+
+    def _final_version(self, alert: Alert, offset: int) -> int:
+        if self.final_by_block and alert.block_number is not None:
+            return version_of(alert.block_number + self.confirmations, "final")
+        return version_of(offset, "final")
 
     def on_revert(self, block_number: int, block_hash: str, offset: int) -> list[AlertEvent]:
         if self.heights.get(block_number) == block_hash:

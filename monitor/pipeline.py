@@ -20,7 +20,7 @@ from mevwatch.monitor import metrics, retry
 from mevwatch.monitor.alerts import AlertEvent
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.detect.common import LossOracle
-from mevwatch.monitor.detect.registry import Registry
+from mevwatch.monitor.detect.registry import REGISTRY, Registry
 from mevwatch.monitor.engine import Engine
 from mevwatch.monitor.lifecycle import block_event_of, event_end
 from mevwatch.monitor.log import get_logger
@@ -111,9 +111,8 @@ class DetectWorker:
         self.group = group
         self.only_chain = only_chain  # messages of another chain are dead letters (streams/consume.py)
         self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
-        kw = {"registry": registry} if registry is not None else {}
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
-                             decoders=decoders, oracle=oracle, **kw)
+                             decoders=decoders, oracle=oracle, registry=registry or REGISTRY)
         self.last_poll = 0
         self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()

@@ -45,6 +45,7 @@ from mevwatch.monitor.engine import Analysed, Engine, analyse
 from mevwatch.monitor.errors import InputError, MevwatchError
 from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.log import get_logger
+from mevwatch.monitor.shard import Shard
 from mevwatch.monitor.sinks.base import SinkChain, retriable
 from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx
 from mevwatch.streams.cryo import open_cryo
@@ -114,11 +115,17 @@ class Replayer:
     def __init__(self, *, chain_id: int = 1, out: IO[bytes] | None = None, on_block: Callable[[int], None] | None = None,
                  on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
                  sinks: SinkChain | None = None, scorer: Any = None, confirmations: int = REPLAY_CONFIRMATIONS,
-                 engine: Engine | None = None, decoders: str = "full", oracle: Any = None):
+                 engine: Engine | None = None, decoders: str = "full", oracle: Any = None, by_block: bool = False,
+                 on_written: Callable[[int], None] | None = None):
         self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [],
-                                       decoders=decoders, oracle=oracle)
+                                       decoders=decoders, oracle=oracle, final_by_block=by_block)
         self.out, self.on_block, self.on_alert, self.on_event = out, on_block, on_alert, on_event
         self.sinks = sinks
+        # block-numbered versions (settled history: node ranges, mev-inspect files, cryo datasets; never
+        # recordings): a block's event is its number (monitor/lifecycle.py), so shards write one run's rows
+        self.by_block = by_block
+        self.on_written = on_written  # after each write to the store: the first block not yet settled there
+        self._next_block: int | None = None  # the block after the highest one processed
         self.summary = ReplaySummary()
         self.batch = Batch()
         self.offset = 0  # the next block event's number
@@ -132,6 +139,10 @@ class Replayer:
         """One recorded message; ``origin`` (file, position) names it in a rejection."""
         if isinstance(msg, Block):
             self.blocks([(msg, None)], [origin] if origin is not None else None)
+            return
+        if self.by_block:  # recordings are replayed in input order (replay_files never sets by_block for them)
+            self.problem(*(origin or ("<message>", None)), "a pending transaction or revert in a replay of settled "
+                         "history (block-numbered versions): not processed")
             return
         marks = self._marks()
         try:
@@ -173,18 +184,20 @@ class Replayer:
         if not todo:
             return
         marks = self._marks()
-        done = [(b, self._next_offset(), a) for b, a, _o in todo]
+        done = [(b, b.number if self.by_block else self._next_offset(), a) for b, a, _o in todo]
         try:
             self.engine.blocks(done, self.batch)
         except Exception as exc:  # noqa: BLE001
             self._rollback(marks)
-            self.offset -= len(done)
+            if not self.by_block:
+                self.offset -= len(done)
             together = f" (one of {len(done)} blocks scored together)" if len(done) > 1 else ""
             for b, _a, origin in todo:
                 self.problem(*self._named(origin, b), f"internal error while processing this block{together}: {exc!r} (please report it)")
             return
         for block, an, origin in todo:
             self.summary.add_block(block.number, len(block.transactions), an.decoded.stats)
+            self._next_block = max(self._next_block or 0, block.number + 1)
             if self.sinks is not None:
                 self._remember(block.number, self._named(origin, block))
             if self.on_block is not None:
@@ -258,6 +271,7 @@ class Replayer:
         self._emitted = 0
         self._blocks_in_batch = 0
         if self.sinks is None or not len(batch):
+            self._written()
             return
         try:
             self.sinks.write(batch)
@@ -265,8 +279,18 @@ class Replayer:
             if retriable(exc):
                 raise  # the store is away: the run stops (nothing here is wrong with the input)
             self._write_each(batch, exc)
+            self._written()
             return
         self.summary.stored.update(_counts(batch))
+        self._written()
+
+    def _written(self) -> None:
+        """Tell ``on_written`` the first block not yet settled in the store: below it every block was
+        written and its alerts are final (an alert still open names its block)."""
+        if self.on_written is None or self._next_block is None:
+            return
+        opened = [a.block_number for a in self.engine.lifecycle.open.values() if a.block_number is not None]
+        self.on_written(min([self._next_block, *opened]))
 
     def _write_each(self, batch: Batch, first: BaseException) -> None:
         """The store refused ``batch``: write it block by block; reject the blocks it still refuses."""
@@ -697,30 +721,57 @@ def replay_files(
     confirmations: int = REPLAY_CONFIRMATIONS,
     settle: bool = True,
     decoders: str = "full",
+    shard: Shard | None = None,
 ) -> ReplaySummary:
     """Replay ``paths`` through the engine; write alert lines to ``out`` (and, given ``store``, every
     stage, swaps and blocks to the evidence store); call ``on_block`` after each block. With a
-    ``scorer``, mev-inspect blocks are scored ``batch`` blocks per forward pass in this process."""
+    ``scorer``, mev-inspect blocks are scored ``batch`` blocks per forward pass in this process.
+
+    Inputs of settled history only (mev-inspect files, cryo datasets) get block-numbered versions
+    (monitor/lifecycle.py); with a JSONL recording among them, versions follow the input's block
+    events, as the daemon that recorded it numbered them. ``shard``: only that shard's units
+    (monitor/shard.py); recordings cannot be sharded (InputError)."""
     files = discover(paths, fmt)
+    by_block = not any(f == "jsonl" for _p, f in files)
+    if shard is not None and not by_block:
+        raise InputError("a JSONL recording cannot be sharded: it is one ordered stream of events (pending "
+                         "transactions whose fates span blocks, reverts); replay it whole, or shard block files",
+                         source=next(str(p) for p, f in files if f == "jsonl"))
     thresholds = _batch_gc()
     try:
         return _replay(files, rep_kw={"chain_id": chain_id, "out": out, "on_block": on_block, "on_alert": on_alert,
                                       "on_event": on_event, "scorer": scorer, "confirmations": confirmations,
-                                      "decoders": decoders},
-                       store=store, workers=workers, batch=batch, settle=settle, chain_id=chain_id, scorer=scorer)
+                                      "decoders": decoders, "by_block": by_block},
+                       store=store, workers=workers, batch=batch, settle=settle, chain_id=chain_id, scorer=scorer,
+                       shard=shard)
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 
-def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int, settle: bool, chain_id: int,
-            scorer: Any) -> ReplaySummary:
-    rep = Replayer(**rep_kw, sinks=store_sinks(store) if store is not None else None)
-    mev = [str(p) for p, f in files if f == "mev-inspect"]
-    jsonl = [p for p, f in files if f == "jsonl"]
+def shard_units(files: list[tuple[Path, str]], shard: Shard, chain_id: int = 1) -> tuple[list[str], Any]:
+    """Shard ``shard``'s mev-inspect files and cryo dataset (its ranges only; None when it has none):
+    the units of the input (one mev-inspect file, one cryo range) in input order, cut as
+    monitor/shard.py says."""
     cryo_files = [p for p, f in files if f == "cryo"]
-    # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
     cryo = open_cryo(cryo_files, chain_id) if cryo_files else None
+    units: list[tuple[str, Any]] = [("mev", str(p)) for p, f in files if f == "mev-inspect"]
+    units += [("cryo", r) for r in (cryo.ranges if cryo is not None else [])]
+    mine = shard.units(units)
+    mev = [u for k, u in mine if k == "mev"]
+    if cryo is not None:
+        cryo.ranges = [u for k, u in mine if k == "cryo"]
+        if not cryo.ranges:
+            cryo = None
+    return mev, cryo
+
+
+def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int, settle: bool, chain_id: int,
+            scorer: Any, shard: Shard | None = None) -> ReplaySummary:
+    rep = Replayer(**rep_kw, sinks=store_sinks(store) if store is not None else None)
+    jsonl = [p for p, f in files if f == "jsonl"]
+    # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
+    mev, cryo = shard_units(files, shard or Shard(0, 1), chain_id)
     step = batch if scorer is not None else 1
     source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()), rep.engine.decoders)
     chunk: list[tuple[Block, Analysed | None]] = []

@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 from typing import IO, Any
 
 from mevwatch.monitor.errors import InputError, NodeError
-from mevwatch.monitor.replay import Replayer, ReplaySummary
+from mevwatch.monitor.replay import Replayer, ReplaySummary, store_sinks
+from mevwatch.monitor.shard import Shard
+from mevwatch.monitor.store.progress import ReplayProgress
 from mevwatch.monitor.types import Block
 from mevwatch.streams import envelope
 from mevwatch.streams.node import fetch_block
@@ -110,16 +112,43 @@ async def _fetch_range(url: str, start: int, end: int, chain_id: int, handle: Ha
 
 def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
                on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None,
-               traces: str = "auto", decoders: str = "full", reexecute: str = "auto") -> ReplaySummary:
+               traces: str = "auto", decoders: str = "full", reexecute: str = "auto", store: Any = None,
+               shard: Shard | None = None, checkpoint: str | None = None,
+               on_start: Callable[[int, int], None] | None = None) -> ReplaySummary:
     """``reexecute``: victim losses by re-execution on the node (streams/simulate.py) where no exact
-    model of the pool exists (auto), for every pool (all: the model's number kept beside), or off."""
+    model of the pool exists (auto), for every pool (all: the model's number kept beside), or off.
+
+    Versions are block-numbered (monitor/lifecycle.py), so ``shard`` (this process's slice of the
+    range, monitor/shard.py) writes exactly the rows a whole run writes. ``checkpoint`` (with
+    ``store``): progress recorded in the store after every write, and a run with the same name,
+    shard and range resumes where the last one stopped (monitor/store/progress.py). ``on_start``
+    is told the blocks this run will fetch (first, last) before it fetches them."""
     if end < start:
         raise NodeError(f"--to ({end}) is before --from ({start})")
+    label = (shard or Shard(0, 1)).label
+    mine = (shard or Shard(0, 1)).block_range(start, end)
+    if mine is None:  # more shards than blocks: this one has none
+        if on_start is not None:
+            on_start(start, start - 1)
+        return ReplaySummary()
+    first, last = mine
+    progress = None
+    if checkpoint is not None:
+        if store is None:
+            raise NodeError("--checkpoint needs the store (--store or --clickhouse): progress is kept there")
+        progress = ReplayProgress(store, checkpoint, label, chain_id, first, last)
+        first = progress.resume_from()
+    if on_start is not None:
+        on_start(first, last)
+    if first > last:  # this checkpoint's shard is done
+        return ReplaySummary()
     oracle = None
     if reexecute != "off":
         from mevwatch.streams.simulate import NodeSimulator, node_request
 
         oracle = NodeSimulator(node_request(url), every_pool=reexecute == "all")
-    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders, oracle=oracle)
-    asyncio.run(_fetch_range(url, start, end, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
+    rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders, oracle=oracle,
+                   by_block=True, sinks=store_sinks(store) if store is not None else None,
+                   on_written=progress.record if progress is not None else None)
+    asyncio.run(_fetch_range(url, first, last, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
     return rep.finish()

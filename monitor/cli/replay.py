@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -28,6 +28,8 @@ def replay(
     device: Annotated[str, typer.Option("--device", help="Graph model device: auto, cpu or cuda.")] = "auto",
     decoders: Annotated[Optional[str], typer.Option("--decoders", help="full (every protocol decoder) or transfers (swaps inferred from token transfers only, as for protocols no decoder knows; docs/detection.md). Default: the decoders setting (full).")] = None,
     reexecute: Annotated[str, typer.Option("--reexecute", help="With --rpc: a sandwich victim's loss by re-executing it on the node without the front-run (eth_simulateV1): auto (where no exact pool model exists), all (every pool; the model's number kept beside) or off.")] = "auto",
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/K: replay only shard i (0-based, as a Kubernetes completion index) of K: a contiguous slice of the --from/--to range, or of the input files in order (not JSONL recordings). K shards into one store write exactly one whole run's rows (docs/operations.md, Sharded backfill).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="With --rpc and the store: record this shard's progress in the store under NAME after every write, and resume where a run with the same NAME, shard and range stopped.", metavar="NAME")] = None,
     explain: Annotated[Optional[Path], typer.Option("--explain", help="With the graph model on: write every scored transaction's role probabilities here (JSONL), for audit.")] = None,
 ) -> None:
     """Replay recorded blocks (or a node's block range) through decode and detect; write alerts as JSONL.
@@ -54,8 +56,19 @@ def replay(
     if decoders not in ("full", "transfers"):
         raise OptionError(f"--decoders must be full or transfers, got {esc(decoders)}")
     to_store = bool(store or clickhouse)
-    if to_store and rpc is not None:
-        raise OptionError("--store is for file replays; for a node, use mevwatch run")
+    the_shard = None
+    if shard is not None:
+        from mevwatch.monitor.shard import ShardError, parse_shard
+
+        try:
+            the_shard = parse_shard(shard)
+        except ShardError as exc:
+            raise OptionError(str(exc)) from None
+    if checkpoint is not None and (rpc is None or not to_store):
+        raise OptionError("--checkpoint needs --rpc and the store (--store or --clickhouse): a node range's progress "
+                          "is kept in the store; a file shard is replayed whole again (its rows collapse)")
+    if checkpoint is not None and (not checkpoint or len(checkpoint) > 200 or not checkpoint.isprintable()):
+        raise OptionError("--checkpoint must be a printable name of 1 to 200 characters")
     chain_id = state.settings.chain_id
     if rpc is None and paths and "chain_id" not in state.settings.model_fields_set:
         from mevwatch.streams.files import discover, recording_chain_id
@@ -86,18 +99,34 @@ def replay(
             scorer.explain = explain_file(explain)
         except OSError as exc:
             raise OptionError(f"--explain {explain}: cannot write: {exc.strerror or exc}") from None
+    started: dict[str, Any] = {}  # the progress bar's update, for a resumed range's length
     if rpc is not None:
         from mevwatch.monitor.replay_rpc import replay_rpc
+        from mevwatch.monitor.shard import Shard
 
         if from_block is None or to_block is None:
             raise OptionError("--rpc needs --from and --to")
         if paths:
             raise OptionError("give either files to replay or --rpc, not both")
-        total: int | None = to_block - from_block + 1
-        alert_store = None
+        if to_block < from_block:
+            raise OptionError(f"--to ({to_block}) is before --from ({from_block})")
+        span = (the_shard or Shard(0, 1)).block_range(from_block, to_block)
+        total: int | None = span[1] - span[0] + 1 if span is not None else 0
+        alert_store = _open_shard_store(clickhouse, the_shard) if to_store else None
         traces = state.settings.node.traces  # node.traces, as the daemon reads it (docs/node.md)
+
+        def on_start(first: int, last: int) -> None:  # the blocks this run fetches (a checkpoint may have done some)
+            started["range"] = (first, last)
+            if not quiet and (first, last) != span and span is not None:
+                err.print(f"resuming checkpoint {esc(checkpoint or '')}: blocks {first:,}..{last:,} of this shard's "
+                          f"{span[0]:,}..{span[1]:,}" if first <= last else
+                          f"checkpoint {esc(checkpoint or '')}: this shard ({span[0]:,}..{span[1]:,}) is already done")
+            if "update" in started:
+                started["update"](total=max(last - first + 1, 0))
+
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
-                                          scorer=scorer, traces=traces, decoders=decoders, reexecute=reexecute)
+                                          scorer=scorer, traces=traces, decoders=decoders, reexecute=reexecute,
+                                          store=alert_store, shard=the_shard, checkpoint=checkpoint, on_start=on_start)
     else:
         from mevwatch.monitor.replay import replay_files
         from mevwatch.streams.files import discover
@@ -109,12 +138,22 @@ def replay(
         found = [(p, f) for p, f in discover(paths, fmt) if p.resolve() not in ours]
         if not found:
             raise OptionError("nothing to replay: the only input files are this run's own output")
-        total = sum(1 for _, f in found if f == "mev-inspect") or None
+        if the_shard is not None:
+            from mevwatch.monitor.replay import shard_units
+
+            if any(f == "jsonl" for _p, f in found):  # this shard's files (and cryo ranges), fixed now
+                raise OptionError(f"--shard: {esc(next(str(p) for p, f in found if f == 'jsonl'))} is a JSONL recording, "
+                                  "one ordered stream of events (pending transactions, reverts): replay it whole")
+            mev_mine, _cryo = shard_units(found, the_shard, chain_id)
+            total = len(mev_mine) or None
+        else:
+            total = sum(1 for _, f in found if f == "mev-inspect") or None
         inputs = [p for p, _f in found]
         _check_writable(out, dead_letter)
-        alert_store = open_store(clickhouse, migrate=True) if to_store else None
+        alert_store = _open_shard_store(clickhouse, the_shard) if to_store else None
         run = lambda sink, cb: replay_files(inputs, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
-                                            chain_id=chain_id, store=alert_store, scorer=scorer, decoders=decoders)
+                                            chain_id=chain_id, store=alert_store, scorer=scorer, decoders=decoders,
+                                            shard=the_shard)
 
     _check_writable(out, dead_letter)
     try:
@@ -123,6 +162,7 @@ def replay(
         raise OptionError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     try:
         with progress("replay", "blocks", total, show=not quiet and err.is_terminal, transient=True) as update:
+            started["update"] = update
             summary = run(sink, lambda _n: update(advance=1))
     finally:
         if sink is not sys.stdout.buffer:
@@ -165,3 +205,25 @@ def _check_writable(out: str, dead_letter: Path | None) -> None:
             raise OptionError(f"{opt} {target}: no such directory {parent}")
         if (target.exists() and not os.access(target, os.W_OK)) or (not target.exists() and not os.access(parent, os.W_OK)):
             raise OptionError(f"{opt} {target}: not writable")
+
+
+SCHEMA_WAIT_S = 600  # how long shards 1..K-1 wait for shard 0 to migrate the store
+
+
+def _open_shard_store(clickhouse: str | None, shard: Any) -> Any:
+    """The store a replay writes. K shards start together (an Indexed Job's pods) and migrations are
+    not safe to run twice at once (two ``ADD COLUMN``s of one column: the second fails), so only
+    shard 0 (or an unsharded run) migrates; the others wait for it, up to SCHEMA_WAIT_S."""
+    import time
+
+    if shard is None or shard.index == 0:
+        return open_store(clickhouse, migrate=True)
+    store = open_store(clickhouse, migrate=False)
+    deadline = time.monotonic() + SCHEMA_WAIT_S
+    while store.pending_migrations():
+        if time.monotonic() > deadline:
+            store.close()
+            raise OptionError(f"shard {shard.label}: the store's schema is still not migrated after {SCHEMA_WAIT_S} s; "
+                              "shard 0 migrates it when it starts (or run `mevwatch db migrate` first)")
+        time.sleep(1.0)
+    return store

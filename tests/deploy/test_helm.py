@@ -373,6 +373,32 @@ def test_replay_job_name_is_stable_and_it_is_scheduled_like_the_rest():
     assert container(job)["resources"]["limits"]["cpu"] == "4"
 
 
+def test_sharded_backfill_is_an_indexed_job_that_resumes_by_its_name():
+    rpc = 'replay.args={--rpc,http://node:8545,--from,"100",--to,"200"}'
+    (name, job), = by_kind(render(None, "replay.enabled=true", "replay.shards=3", "replay.parallelism=2", rpc), "Job").items()
+    kubernetes_validate.validate(job, KUBE, strict=True)
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 2)
+    args, env = container(job)["args"], env_of(job)
+    assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)/3"  # pod i replays shard i of 3
+    assert env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    # a retried pod resumes from its progress in the store, kept under the Job's own name
+    assert args[args.index("--checkpoint") + 1] == name
+    (again,) = by_kind(render(None, "replay.enabled=true", "replay.shards=3", "replay.parallelism=2", rpc), "Job")
+    assert again == name  # the name (and so the checkpoint) is stable across renders of the same replay
+    (other,) = by_kind(render(None, "replay.enabled=true", "replay.shards=4", rpc), "Job")
+    assert other != name  # another sharding is another replay, from the beginning
+    # one shard: a plain Job; files (no --rpc): no checkpoint (a file shard is replayed whole again)
+    (plain,) = by_kind(render(None, "replay.enabled=true", rpc), "Job").values()
+    assert "completionMode" not in plain["spec"] and "--shard" not in container(plain)["args"]
+    assert "--checkpoint" in container(plain)["args"]
+    (files,) = by_kind(render(None, "replay.enabled=true", "replay.shards=2"), "Job").values()
+    assert "--checkpoint" not in container(files)["args"] and files["spec"]["completions"] == 2
+    assert "leave --shard" in refused("replay.enabled=true", "replay.shards=2", "replay.args={/data,--shard,0/2}")
+    assert "minimum" in refused("replay.enabled=true", "replay.shards=0")
+
+
 # --- 9. the schema ------------------------------------------------------------------------------------------
 def test_schema_types_what_it_accepts(tmp_path):
     # cpu as a number (YAML 0.5, not "500m"), global (a parent chart's)

@@ -92,7 +92,8 @@ class TxGraph:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, native_wrapper: str = WETH_ADDRESS) -> None:
+        self.wrapper = native_wrapper  # the chain's wrapped native token: the token feature "is WETH"
         self.ids: dict[str, dict[str, int]] = {k: {} for k in NODE_TYPES}
         self.edges: dict[tuple[str, str, str], list[tuple[int, int]]] = {et: [] for et in EDGE_TYPES}
         self.eattr: dict[tuple[str, str, str], list[tuple[float, ...]]] = {et: [] for et in EDGE_TYPES if et[1] in EDGE_FEATURES}
@@ -117,7 +118,7 @@ class _Builder:
         self.edge(("tx", "buys", "token"), t, to, log_amount(amount_out))
         for tok, i in ((token_in, ti), (token_out, to)):
             f = self.acc["token"][i]
-            f[0] = 1.0 if tok == WETH_ADDRESS else 0.0
+            f[0] = 1.0 if tok == self.wrapper else 0.0
             f[1] += 1
         if pool is not None:
             p = self.node("pool", pool)
@@ -164,7 +165,7 @@ def _tip_gwei(effective: int | None, max_prio: int | None, base_fee: int | None)
 
 def block_graph(db: DecodedBlock, pools_and_routers: frozenset[str] = frozenset()) -> TxGraph:
     """The graph of one decoded block (transactions in block order)."""
-    b = _Builder()
+    b = _Builder(db.native_wrapper)
     block = db.block
     n = max(1, len(block.transactions))
     tx_index: dict[str, int] = {}
@@ -208,11 +209,11 @@ def block_graph(db: DecodedBlock, pools_and_routers: frozenset[str] = frozenset(
     return b.finish([tx.hash for tx in block.transactions], {"block_number": block.number, "kind": "block"})
 
 
-def pending_graph(window: list[tuple[Any, list[Any]]], pool_of=None) -> TxGraph:
+def pending_graph(window: list[tuple[Any, list[Any]]], pool_of=None, native_wrapper: str = WETH_ADDRESS) -> TxGraph:
     """The graph of a window of pending transactions, in first-seen order: ``window`` holds
     (PendingTx, its decoded swap intents from monitor.decode.pending); ``pool_of(intent)``
     names the pool a one-hop intent trades in, when the router's factory is known."""
-    b = _Builder()
+    b = _Builder(native_wrapper)
     senders = []
     window = sorted(window, key=lambda w: (w[0].first_seen_ns, w[0].hash))
     for p, intents in window:

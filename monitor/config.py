@@ -97,6 +97,10 @@ class NodeSettings(_Section):
     reexecute: str = Field("auto", pattern="^(auto|all|off)$",
                            description="sandwich victim loss by re-executing the victim on the node without the front-run "
                                        "(eth_simulateV1): auto (where no exact pool model exists), all (every pool) or off")
+    block_time_s: float | None = Field(None, gt=0, le=3600,
+                                       description="seconds between the chain's blocks; None: the chain's known one "
+                                                   "(monitor/chains.py). Without a new block for ten of them (at least 60 s) "
+                                                   "the node follower reconnects")
 
 
 class ClickHouseSettings(_Section):
@@ -225,6 +229,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEVWATCH_", env_nested_delimiter="__", extra="forbid")
 
     chain_id: int = 1
+    native_wrapper: str | None = Field(None, pattern="^0x[0-9a-fA-F]{40}$",
+                                       description="the chain's wrapped native token (WETH on Ethereum): valued 1:1 in the "
+                                                   "native coin, prices from its pools; None: the chain's known one "
+                                                   "(monitor/chains.py; mainnet's WETH address for a chain it does not know)")
     data_dir: Path = Path(".mevwatch")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field("auto", pattern="^(auto|json|console)$",

@@ -38,8 +38,7 @@ from mevwatch.monitor.sinks.webhooks import Deliverer
 from mevwatch.monitor.store.store import AlertStore, settings_store
 from mevwatch.streams import bus as busmod
 from mevwatch.monitor.types import Message, PendingTx
-from mevwatch.streams.ingest import last_block_on_topic, publish
-from mevwatch.streams.node import NodeSource
+from mevwatch.streams.ingest import last_block_on_topic, node_source, publish
 
 log = get_logger("mevwatch.daemon")
 ROLES = tuple(r.value for r in NodeRole)
@@ -59,10 +58,7 @@ class Ingestor:
 
     def __init__(self, rpc: str, bus: busmod.Bus, settings: Settings, health: Health, start_block: int | None):
         self.bus, self.health = bus, health
-        self.source = NodeSource(rpc, chain_id=None, traces=settings.node.traces,
-                                 max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
-                                 pending=True, confirmations=settings.node.confirmations, start_block=start_block,
-                                 expect_chain_id=settings.chain_id if "chain_id" in settings.model_fields_set else None)
+        self.source = node_source(rpc, settings, start_block=start_block)
         self.published = 0
         self.blocks = 0
         self.error: BaseException | None = None

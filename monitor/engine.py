@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from mevwatch.monitor import chains
 from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.decode.tokenflow import AnyDecoder, make_decoder
@@ -96,9 +97,11 @@ class Engine:
     decoders: str = "full"  # full | transfers (monitor/decode/tokenflow.py)
     oracle: LossOracle | None = None  # re-executes victims on a node (streams/simulate.py); None: models only
     final_by_block: bool = False  # block-numbered versions (monitor/lifecycle.py): replays of settled history
+    native_wrapper: str | None = None  # the native_wrapper setting; None: the chain's known one (monitor/chains.py)
 
     def __post_init__(self) -> None:
-        self.decoder: AnyDecoder = make_decoder(self.decoders)
+        self.wrapper = chains.native_wrapper(self.chain_id, self.native_wrapper)
+        self.decoder: AnyDecoder = make_decoder(self.decoders, native_wrapper=self.wrapper)
         self.mempool_rules: list[MempoolRule] = self.registry.mempool(self.chain_id)
         self.fates = FateTracker(self.pending_ttl_s)
         self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands

@@ -21,6 +21,8 @@ BLOCKS = Counter("mevwatch_blocks_processed", "Canonical blocks processed by det
 HEAD_LAG = Gauge("mevwatch_head_lag_seconds", "Wall clock minus the timestamp of the newest processed block")
 HEAD = Gauge("mevwatch_head_block", "Number of the newest processed block")
 RECONNECTS = Counter("mevwatch_node_reconnects", "Reconnections to the Ethereum node after a lost connection")
+HEAD_STALLS = Counter("mevwatch_node_head_stalls", "Node connections dropped because no new block came for ten block "
+                      "times (at least 60 s; node.block_time_s)")
 REORGS = Counter("mevwatch_reorgs", "Chain reorganisations seen (one per revert sequence)")
 REORG_DEPTH = Histogram("mevwatch_reorg_depth_blocks", "Blocks reverted per reorganisation", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
 TRACE_FALLBACKS = Counter("mevwatch_trace_fallbacks", "Blocks decoded from event logs although call traces were asked for: "

@@ -10,7 +10,6 @@ from typing import Any, Callable
 from mevwatch.monitor.alerts import Amount
 from mevwatch.monitor.types import ETH_ADDRESS, WETH_ADDRESS, DecodedBlock, Swap
 
-ETH_LIKE = {WETH_ADDRESS, ETH_ADDRESS}
 WEI = 10**18
 
 
@@ -39,15 +38,16 @@ class PriceBook:
     block), and only for tokens no pool with reserves prices.
     """
 
-    def __init__(self, swaps: list[Swap]):
+    def __init__(self, swaps: list[Swap], native_wrapper: str = WETH_ADDRESS):
+        eth_like = self.eth_like = {native_wrapper, ETH_ADDRESS}  # the chain's wrapped native token (monitor/chains.py)
         self.eth_per_unit: dict[str, float] = {}
         self.source_pool: dict[str, str] = {}
         depth: dict[str, int] = {}  # token -> WETH reserve of the pool that set its price (0: execution rate)
         for s in swaps:
-            if s.token_in in ETH_LIKE and s.token_out not in ETH_LIKE:
+            if s.token_in in eth_like and s.token_out not in eth_like:
                 token, eth_amt, tok_amt = s.token_out, s.amount_in, s.amount_out
                 res = (s.reserves_after[0], s.reserves_after[1]) if s.reserves_after else None
-            elif s.token_out in ETH_LIKE and s.token_in not in ETH_LIKE:
+            elif s.token_out in eth_like and s.token_in not in eth_like:
                 token, eth_amt, tok_amt = s.token_in, s.amount_out, s.amount_in
                 res = (s.reserves_after[1], s.reserves_after[0]) if s.reserves_after else None
             else:
@@ -71,7 +71,7 @@ class PriceBook:
                 break
 
     def eth(self, token: str, amount: int) -> float | None:
-        if token in ETH_LIKE:
+        if token in self.eth_like:
             return amount / WEI
         p = self.eth_per_unit.get(token)
         return amount * p if p is not None else None
@@ -88,9 +88,9 @@ class PriceBook:
         return {"eth": ETH_SOURCE, "usd_per_eth": self.usd_per_eth, "usd_source": self.usd_source}
 
 
-def eth_only(token: str, amount: int) -> float | None:
-    """The ETH value of ether and WETH only: pricing without a block (pending alerts)."""
-    return amount / WEI if token in ETH_LIKE else None
+def eth_only(token: str, amount: int, native_wrapper: str = WETH_ADDRESS) -> float | None:
+    """The ETH value of ether and the chain's wrapped native token only: pricing without a block (pending alerts)."""
+    return amount / WEI if token == native_wrapper or token == ETH_ADDRESS else None
 
 
 def valued(by_token: dict[str, int], eth_of: Callable[[str, int], float | None], usd_per_eth: float | None = None,

@@ -106,13 +106,14 @@ class DetectWorker:
 
     def __init__(self, bus: busmod.Bus, sinks: SinkChain, *, chain_id: int, confirmations: int, group: str = "mevwatch-detect",
                  pending_ttl_s: float = 3600.0, scorers: Sequence[Scorer] = (), registry: Registry | None = None,
-                 decoders: str = "full", oracle: LossOracle | None = None, only_chain: int | None = None):
+                 decoders: str = "full", oracle: LossOracle | None = None, only_chain: int | None = None,
+                 native_wrapper: str | None = None):
         self.bus, self.sinks = bus, sinks
         self.group = group
         self.only_chain = only_chain  # messages of another chain are dead letters (streams/consume.py)
         self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
-                             decoders=decoders, oracle=oracle, registry=registry or REGISTRY)
+                             decoders=decoders, oracle=oracle, registry=registry or REGISTRY, native_wrapper=native_wrapper)
         self.last_poll = 0
         self.offset_base = 0  # added to blocks-topic offsets (non-durable bus only, see restore)
         self._last_expire = time.monotonic()
@@ -291,6 +292,11 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
 
         scorer = load_scorer(settings)
         scorers = [scorer] if scorer is not None else []
+    from mevwatch.monitor import chains
+
+    if not chains.known(settings.chain_id) and not settings.native_wrapper:
+        log.warning("chain has no known wrapped native token: amounts are valued in its native coin only once "
+                    "native_wrapper is set (monitor/chains.py)", chain_id=settings.chain_id)
     oracle = None
     if settings.node.rpc and settings.node.reexecute != "off":  # victim losses by re-execution (streams/simulate.py)
         from mevwatch.streams.simulate import NodeSimulator, node_request
@@ -299,6 +305,6 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
     return DetectWorker(bus, sinks, chain_id=settings.chain_id,
                         confirmations=settings.node.confirmations if confirmations is None else confirmations,
                         group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders,
-                        oracle=oracle,
+                        oracle=oracle, native_wrapper=settings.native_wrapper,
                         # a chain id set on purpose (several chains on one cluster) is enforced on every message
                         only_chain=settings.chain_id if "chain_id" in settings.model_fields_set else None)

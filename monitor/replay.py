@@ -47,7 +47,7 @@ from mevwatch.monitor.kinds import Stage
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.shard import Shard
 from mevwatch.monitor.sinks.base import SinkChain, retriable
-from mevwatch.monitor.types import Block, DecodeStats, Message, PendingTx
+from mevwatch.monitor.types import WETH_ADDRESS, Block, DecodeStats, Message, PendingTx
 from mevwatch.streams.cryo import open_cryo
 from mevwatch.streams.files import discover, iter_jsonl, read_mev_inspect
 
@@ -116,9 +116,9 @@ class Replayer:
                  on_alert: Callable[[bytes], None] | None = None, on_event: Callable[[AlertEvent], None] | None = None,
                  sinks: SinkChain | None = None, scorer: Any = None, confirmations: int = REPLAY_CONFIRMATIONS,
                  engine: Engine | None = None, decoders: str = "full", oracle: Any = None, by_block: bool = False,
-                 on_written: Callable[[int], None] | None = None):
+                 on_written: Callable[[int], None] | None = None, native_wrapper: str | None = None):
         self.engine = engine or Engine(chain_id=chain_id, confirmations=confirmations, scorers=[scorer] if scorer else [],
-                                       decoders=decoders, oracle=oracle, final_by_block=by_block)
+                                       decoders=decoders, oracle=oracle, final_by_block=by_block, native_wrapper=native_wrapper)
         self.out, self.on_block, self.on_alert, self.on_event = out, on_block, on_alert, on_event
         self.sinks = sinks
         # block-numbered versions (settled history: node ranges, mev-inspect files, cryo datasets; never
@@ -369,11 +369,12 @@ def _by_block(batch: Batch) -> list[tuple[int | None, Batch]]:
 # --- worker side ------------------------------------------------------------------------
 _decoder: AnyDecoder | None = None
 _decoders = "full"  # the decoders mode of this process's decoder (monitor/decode/tokenflow.py)
+_wrapper = WETH_ADDRESS  # the chain's wrapped native token (monitor/chains.py)
 
 
-def _worker_init(decoders: str = "full") -> None:
-    global _decoder, _decoders
-    _decoder, _decoders = make_decoder(decoders), decoders
+def _worker_init(decoders: str = "full", wrapper: str = WETH_ADDRESS) -> None:
+    global _decoder, _decoders, _wrapper
+    _decoder, _decoders, _wrapper = make_decoder(decoders, native_wrapper=wrapper), decoders, wrapper
     _batch_gc()
 
 
@@ -392,7 +393,7 @@ def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
     path, chain_id, slim = item
     global _decoder
     if _decoder is None:
-        _decoder = make_decoder(_decoders)
+        _decoder = make_decoder(_decoders, native_wrapper=_wrapper)
     try:
         block = read_mev_inspect(Path(path), chain_id)
         done = analyse(_decoder, block)
@@ -433,10 +434,10 @@ def _fault_hook() -> Callable[[str], None] | None:
     return hook
 
 
-def _worker_main(conn: Any, chain_id: int, decoders: str = "full") -> None:
+def _worker_main(conn: Any, chain_id: int, decoders: str = "full", wrapper: str = WETH_ADDRESS) -> None:
     """A worker process: analyses the files the parent sends (lists of (index, path)), one message per file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
-    _worker_init(decoders)
+    _worker_init(decoders, wrapper)
     fault = _fault_hook()
     conn.send(("ready", os.getpid()))
     while True:
@@ -493,8 +494,9 @@ class WorkerPool:
     CHUNK = 4
     START_FAILURES = 3  # workers dying before they are ready, in a row: the replay stops
 
-    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None, decoders: str = "full"):
-        self.paths, self.chain_id, self.decoders = paths, chain_id, decoders
+    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None, decoders: str = "full",
+                 wrapper: str = WETH_ADDRESS):
+        self.paths, self.chain_id, self.decoders, self.wrapper = paths, chain_id, decoders, wrapper
         self.ctx = ctx or (mp.get_context("fork") if hasattr(os, "fork") else mp.get_context())
         self.window = max(64, workers * self.CHUNK * 8)
         self.deaths: Counter[int] = Counter()  # per file: workers that died on it
@@ -648,7 +650,7 @@ class WorkerPool:
 
     def _spawn(self) -> _Slot:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, self.chain_id, self.decoders), name="mevwatch-replay-worker", daemon=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.chain_id, self.decoders, self.wrapper), name="mevwatch-replay-worker", daemon=True)
         proc.start()
         child.close()
         return _Slot(proc, parent)
@@ -684,13 +686,14 @@ class WorkerPool:
         self._slots = []
 
 
-def _map_files(paths: list[str], chain_id: int, workers: int, decoders: str = "full") -> Generator[tuple[str, Any], None, None]:
+def _map_files(paths: list[str], chain_id: int, workers: int, decoders: str = "full",
+               wrapper: str = WETH_ADDRESS) -> Generator[tuple[str, Any], None, None]:
     if workers <= 1 or len(paths) < 4:
-        _worker_init(decoders)
+        _worker_init(decoders, wrapper)
         for p in paths:
             yield _analyse_file((p, chain_id, False))
         return
-    yield from WorkerPool(paths, chain_id, workers, decoders=decoders).results()
+    yield from WorkerPool(paths, chain_id, workers, decoders=decoders, wrapper=wrapper).results()
 
 
 def default_workers() -> int:
@@ -722,6 +725,7 @@ def replay_files(
     settle: bool = True,
     decoders: str = "full",
     shard: Shard | None = None,
+    native_wrapper: str | None = None,
 ) -> ReplaySummary:
     """Replay ``paths`` through the engine; write alert lines to ``out`` (and, given ``store``, every
     stage, swaps and blocks to the evidence store); call ``on_block`` after each block. With a
@@ -741,7 +745,7 @@ def replay_files(
     try:
         return _replay(files, rep_kw={"chain_id": chain_id, "out": out, "on_block": on_block, "on_alert": on_alert,
                                       "on_event": on_event, "scorer": scorer, "confirmations": confirmations,
-                                      "decoders": decoders, "by_block": by_block},
+                                      "decoders": decoders, "by_block": by_block, "native_wrapper": native_wrapper},
                        store=store, workers=workers, batch=batch, settle=settle, chain_id=chain_id, scorer=scorer,
                        shard=shard)
     finally:
@@ -773,7 +777,7 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
     mev, cryo = shard_units(files, shard or Shard(0, 1), chain_id)
     step = batch if scorer is not None else 1
-    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()), rep.engine.decoders)
+    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()), rep.engine.decoders, rep.engine.wrapper)
     chunk: list[tuple[Block, Analysed | None]] = []
     origins: list[Origin | None] = []
     try:

@@ -114,7 +114,7 @@ def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
                on_block: Callable[[int], None] | None = None, chain_id: int = 1, scorer: Any = None,
                traces: str = "auto", decoders: str = "full", reexecute: str = "auto", store: Any = None,
                shard: Shard | None = None, checkpoint: str | None = None,
-               on_start: Callable[[int, int], None] | None = None) -> ReplaySummary:
+               on_start: Callable[[int, int], None] | None = None, native_wrapper: str | None = None) -> ReplaySummary:
     """``reexecute``: victim losses by re-execution on the node (streams/simulate.py) where no exact
     model of the pool exists (auto), for every pool (all: the model's number kept beside), or off.
 
@@ -149,6 +149,6 @@ def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
         oracle = NodeSimulator(node_request(url), every_pool=reexecute == "all")
     rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders, oracle=oracle,
                    by_block=True, sinks=store_sinks(store) if store is not None else None,
-                   on_written=progress.record if progress is not None else None)
+                   on_written=progress.record if progress is not None else None, native_wrapper=native_wrapper)
     asyncio.run(_fetch_range(url, first, last, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
     return rep.finish()

@@ -510,6 +510,7 @@ class DecodedBlock:
     stats: DecodeStats
     source: str = "traces"  # traces | logs
     lending_txs: list[str] = field(default_factory=list)  # transactions with a liquidation call or event (decode/lending.py)
+    native_wrapper: str = WETH_ADDRESS  # the chain's wrapped native token (monitor/chains.py): ETH-like in prices
 
 
 # --- the mempool and the chain's reorganisations (streams/ carries them as envelopes) ------------------

@@ -36,10 +36,14 @@ def publish(bus: busmod.Bus, msg: Message) -> None:
     bus.produce(topic, key, envelope.encode(msg))
 
 
-def _source(rpc: str, settings: Settings, pending: bool, traces: bool) -> NodeSource:
+def node_source(rpc: str, settings: Settings, *, pending: bool = True, traces: bool = True,
+                start_block: int | None = None) -> NodeSource:
+    """The node follower of ``settings.node`` (every entry point that follows a node: ingest, the daemon)."""
     return NodeSource(rpc, chain_id=None, traces=settings.node.traces if traces else "none",
                       max_reorg_depth=settings.node.max_reorg_depth, reconnect_max_s=settings.node.reconnect_max_s,
-                      pending=pending, confirmations=settings.node.confirmations,
+                      pending=pending, confirmations=settings.node.confirmations, start_block=start_block,
+                      block_time_s=settings.node.block_time_s,
+                      # a chain id set on purpose (several chains on one cluster): a node of another chain is refused
                       expect_chain_id=settings.chain_id if "chain_id" in settings.model_fields_set else None)
 
 
@@ -50,7 +54,7 @@ def run_ingest(rpc: str, kafka: str, *, settings: Settings, pending: bool = True
     bus = busmod.KafkaBus(kafka, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
                           replication=settings.kafka.replication_factor, security=settings.kafka.client_kwargs(),
                           topic_prefix=settings.kafka.topic_prefix)
-    source = _source(rpc, settings, pending, traces)
+    source = node_source(rpc, settings, pending=pending, traces=traces)
     count = 0
 
     def emit(msg: Message) -> None:
@@ -94,7 +98,7 @@ async def _until_stopped(source: NodeSource, emit, dead) -> None:
 def run_record(rpc: str, out: Path, *, settings: Settings, max_blocks: int | None = None,
                duration_s: float | None = None, pending: bool = True) -> dict[str, int]:
     check_ws_url(rpc, "mevwatch record")
-    source = _source(rpc, settings, pending, True)
+    source = node_source(rpc, settings, pending=pending)
     counts = {"blocks": 0, "pending": 0, "reverts": 0}
     deadline = time.monotonic() + duration_s if duration_s else None
     with open(out, "ab") as fh:

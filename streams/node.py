@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mevwatch.monitor import metrics
+from mevwatch.monitor import chains, metrics
 from mevwatch.monitor.errors import ConfigError, NodeError, ReorgTooDeepError
 from mevwatch.monitor.log import get_logger, redact_text, redact_url
 from mevwatch.monitor.types import Block, Log, Trace, Transaction
@@ -129,7 +129,7 @@ def describe_error(exc: BaseException) -> str:
             return f"TLS failed: {redact_text(str(seen))[:120]}"
         if isinstance(seen, (TimeoutError, asyncio.TimeoutError)):
             return "timed out"
-        nxt = seen.__cause__ or seen.__context__
+        nxt = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)  # `raise ... from None` ends it
         if nxt is None:
             break
         seen = nxt
@@ -419,8 +419,10 @@ class NodeSource:
     def __init__(self, url: str, *, chain_id: int | None = None, traces: bool | str = True, max_reorg_depth: int = 64,
                  reconnect_max_s: float = 30.0, pending: bool = True, start_block: int | None = None,
                  confirmations: int = 12, on_fate: Callable[[Any], Any] | None = None, pending_ttl_s: float = 3600.0,
-                 connect_timeout_s: float = 60.0, expect_chain_id: int | None = None):
+                 connect_timeout_s: float = 60.0, expect_chain_id: int | None = None, block_time_s: float | None = None):
         self.url = url
+        self.block_time_s = block_time_s  # node.block_time_s; None: the chain's known one (monitor/chains.py)
+        self.head_timeout_s: float | None = None  # no new block for this long: reconnect (set once the chain is known)
         self.name = redact_url(url)
         self.chain_id = chain_id
         self.expect_chain_id = expect_chain_id  # a chain id set on purpose: a node of another chain is refused
@@ -514,6 +516,7 @@ class NodeSource:
             raise NodeUnsuitableError(f"the node at {self.name} serves chain {self.chain_id}, but chain_id is "
                                       f"{self.expect_chain_id}: point node.rpc at that chain's node, or set chain_id "
                                       f"to {self.chain_id} (its messages would be dead letters for detection)")
+        self.head_timeout_s = chains.head_timeout_s(chains.block_time_s(self.chain_id or 1, self.block_time_s))
         if self.follower is None:
             self.follower = ChainFollower(request, chain_id=self.chain_id or 1, traces=self.tracer,
                                           max_reorg_depth=self.max_reorg_depth, start_block=self.start_block,
@@ -531,12 +534,16 @@ class NodeSource:
         await self._on_head(_int(await request("eth_blockNumber", [])) or 0, emit)
         log.info("following node", url=self.name, chain_id=self.chain_id, from_block=self.follower.last)
         stop_wait = asyncio.ensure_future(self._stop.wait())
+        messages = w3.socket.process_subscriptions().__aiter__()
+        last_head = time.monotonic()
         try:
-            async for msg in w3.socket.process_subscriptions():
-                if self._stop.is_set():
+            while True:
+                msg = await self._next(messages, last_head)
+                if msg is None or self._stop.is_set():
                     return
                 sub, result = msg["subscription"], msg["result"]
                 if sub == heads_sub:
+                    last_head = time.monotonic()
                     await self._on_head(_int(result["number"]) or 0, emit)
                 elif sub == pending_sub:
                     seen = time.time_ns()
@@ -554,6 +561,27 @@ class NodeSource:
                     await _call(emit, p)
         finally:
             stop_wait.cancel()
+
+    async def _next(self, messages: Any, last_head: float) -> Any:
+        """The next subscription message (None when the stream ends). A node that sends no new block
+        for ``head_timeout_s`` (a stalled subscription: the socket stays open, pending transactions may
+        even flow) raises NodeError: :meth:`run` reconnects, and backfills what it missed."""
+        if self.head_timeout_s is None:
+            try:
+                return await messages.__anext__()
+            except StopAsyncIteration:
+                return None
+        left = self.head_timeout_s - (time.monotonic() - last_head)
+        try:
+            if left <= 0:
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(messages.__anext__(), left)
+        except StopAsyncIteration:
+            return None
+        except asyncio.TimeoutError:
+            metrics.HEAD_STALLS.inc()
+            raise NodeError(f"no new block from the node for {self.head_timeout_s:g} s (ten block times of chain "
+                            f"{self.chain_id}; node.block_time_s sets it)") from None
 
     async def _subscribe_pending(self, w3) -> Any:
         """Full pending transactions; else hashes (each fetched); else none, with one warning each."""

@@ -126,7 +126,8 @@ def replay(
 
         run = lambda sink, cb: replay_rpc(rpc, from_block, to_block, out=sink, on_block=cb, chain_id=chain_id,  # noqa: E731
                                           scorer=scorer, traces=traces, decoders=decoders, reexecute=reexecute,
-                                          store=alert_store, shard=the_shard, checkpoint=checkpoint, on_start=on_start)
+                                          store=alert_store, shard=the_shard, checkpoint=checkpoint, on_start=on_start,
+                                          native_wrapper=state.settings.native_wrapper)
     else:
         from mevwatch.monitor.replay import replay_files
         from mevwatch.streams.files import discover
@@ -153,7 +154,7 @@ def replay(
         alert_store = _open_shard_store(clickhouse, the_shard) if to_store else None
         run = lambda sink, cb: replay_files(inputs, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
                                             chain_id=chain_id, store=alert_store, scorer=scorer, decoders=decoders,
-                                            shard=the_shard)
+                                            shard=the_shard, native_wrapper=state.settings.native_wrapper)
 
     _check_writable(out, dead_letter)
     try:

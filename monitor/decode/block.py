@@ -29,7 +29,7 @@ from mevwatch.monitor.decode import (
 )
 from mevwatch.monitor.decode.context import PoolRegistry, TxContext
 from mevwatch.monitor.decode.hexabi import Short
-from mevwatch.monitor.types import ORDER_STRIDE, ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
+from mevwatch.monitor.types import ORDER_STRIDE, WETH_ADDRESS, ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Trace, Transaction, Transfer
 
 TraceHandler = Callable[[TxContext, int, Trace], None]
 LogHandler = Callable[[TxContext, int], None]
@@ -74,8 +74,9 @@ __all__ = ["BlockDecoder", "PoolRegistry"]
 class BlockDecoder:
     """Decodes blocks one after another; remembers pool tokens across blocks."""
 
-    def __init__(self, pools: PoolRegistry | None = None):
+    def __init__(self, pools: PoolRegistry | None = None, native_wrapper: str = WETH_ADDRESS):
         self.pools = pools or PoolRegistry()
+        self.native_wrapper = native_wrapper  # the chain's wrapped native token (monitor/chains.py)
 
     def decode(self, block: Block) -> DecodedBlock:
         stats = DecodeStats()
@@ -101,7 +102,7 @@ class BlockDecoder:
                     continue
                 if sel not in TRACE_HANDLERS and sel not in TRANSFER_TRACE_HANDLERS:
                     continue
-            ctx = TxContext(tx, stats, self.pools, miner)
+            ctx = TxContext(tx, stats, self.pools, miner, self.native_wrapper)
             if use_traces:
                 self._decode_traces(ctx, tx, stats, payments)
             else:
@@ -111,7 +112,8 @@ class BlockDecoder:
             liq.extend(ctx.liquidity)
             if ctx.lending:
                 lending_txs.append(tx.hash)
-        return DecodedBlock(block, swaps, xfers, liq, payments, stats, "traces" if use_traces else "logs", lending_txs)
+        return DecodedBlock(block, swaps, xfers, liq, payments, stats, "traces" if use_traces else "logs", lending_txs,
+                            self.native_wrapper)
 
     def _decode_traces(self, ctx: TxContext, tx: Transaction, stats: DecodeStats, payments: dict[str, int]) -> None:
         """One pass over the traces: drop reverted subtrees, index the tree, decode transfers,

@@ -12,6 +12,7 @@ from bisect import bisect_left
 
 from mevwatch.monitor.types import (
     ORDER_STRIDE,
+    WETH_ADDRESS,
     DecodeStats,
     LiquidityChange,
     Log,
@@ -41,10 +42,11 @@ class PoolRegistry:
 class TxContext:
     __slots__ = (
         "tx", "traces", "ends", "parents", "logs", "transfers", "_transfer_idx",
-        "swaps", "liquidity", "stats", "pools", "handled", "miner", "lending",
+        "swaps", "liquidity", "stats", "pools", "handled", "miner", "lending", "wrapped",
     )
 
-    def __init__(self, tx: Transaction, stats: DecodeStats, pools: PoolRegistry, miner: str | None):
+    def __init__(self, tx: Transaction, stats: DecodeStats, pools: PoolRegistry, miner: str | None,
+                 wrapped: str = WETH_ADDRESS):
         self.tx = tx
         self.traces: list[Trace] = []
         self.ends: list[int] = []
@@ -59,6 +61,7 @@ class TxContext:
         self.handled: set[int] = set()
         self.miner = miner
         self.lending = False  # a lending protocol's liquidation call or event (monitor/decode/lending.py)
+        self.wrapped = wrapped  # the chain's wrapped native token: its deposit/withdraw are transfers
 
     # --- trace tree -------------------------------------------------------------
     def children(self, i: int) -> list[int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from mevwatch.monitor.decode.block import BlockDecoder
 from mevwatch.monitor.decode.context import PoolRegistry
-from mevwatch.monitor.types import ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Swap, Transaction, Transfer
+from mevwatch.monitor.types import WETH_ADDRESS, ZERO_ADDRESS, Block, DecodedBlock, DecodeStats, Swap, Transaction, Transfer
 
 PROTOCOL = "transfers"
 DECODER_MODES = ("full", "transfers")
@@ -64,8 +64,8 @@ def infer_swaps(tx: Transaction, transfers: list[Transfer]) -> list[Swap]:
 class TransfersOnlyDecoder:
     """A :class:`BlockDecoder` that keeps only the transfers and infers the swaps from them."""
 
-    def __init__(self, pools: PoolRegistry | None = None):
-        self.inner = BlockDecoder(pools)
+    def __init__(self, pools: PoolRegistry | None = None, native_wrapper: str = WETH_ADDRESS):
+        self.inner = BlockDecoder(pools, native_wrapper)
         self.pools = self.inner.pools
 
     def decode(self, block: Block) -> DecodedBlock:
@@ -80,16 +80,18 @@ class TransfersOnlyDecoder:
             swaps.extend(found)
             if found:
                 stats.swaps_by_protocol[PROTOCOL] += len(found)
-        return DecodedBlock(block, swaps, full.transfers, [], full.miner_payments, stats, full.source, full.lending_txs)
+        return DecodedBlock(block, swaps, full.transfers, [], full.miner_payments, stats, full.source, full.lending_txs,
+                            full.native_wrapper)
 
 
 AnyDecoder = BlockDecoder | TransfersOnlyDecoder
 
 
-def make_decoder(mode: str = "full", pools: PoolRegistry | None = None) -> AnyDecoder:
-    """The block decoder of a ``decoders`` mode: ``full`` (every protocol decoder) or ``transfers``."""
+def make_decoder(mode: str = "full", pools: PoolRegistry | None = None, native_wrapper: str = WETH_ADDRESS) -> AnyDecoder:
+    """The block decoder of a ``decoders`` mode: ``full`` (every protocol decoder) or ``transfers``;
+    ``native_wrapper``: the chain's wrapped native token (monitor/chains.py)."""
     if mode == "full":
-        return BlockDecoder(pools)
+        return BlockDecoder(pools, native_wrapper)
     if mode == "transfers":
-        return TransfersOnlyDecoder(pools)
+        return TransfersOnlyDecoder(pools, native_wrapper)
     raise ValueError(f"decoders must be one of {', '.join(DECODER_MODES)}, got {mode!r}")

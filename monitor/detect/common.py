@@ -60,7 +60,7 @@ class BlockView:
             self.transfers_by_tx[tr.transaction_hash].append(tr)
         self.pools = {s.pool for s in self.swaps} | {lc.pool for lc in db.liquidity}
         self.routers = ROUTERS | extra_routers
-        self.prices = PriceBook(self.swaps)
+        self.prices = PriceBook(self.swaps, db.native_wrapper)
         self.swaps_by_pool: dict[str, list[Swap]] = defaultdict(list)
         for s in self.swaps:
             self.swaps_by_pool[s.pool].append(s)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.detect.common import BlockView
-from mevwatch.monitor.money import ETH_LIKE, gas_cost
+from mevwatch.monitor.money import gas_cost
 from mevwatch.monitor.types import LiquidityChange
 
 # Position managers own liquidity on behalf of many users: there the owner is the
@@ -60,7 +60,8 @@ def _alert(view: BlockView, add: LiquidityChange, rem: LiquidityChange, victims,
     delta0, delta1 = out0 - (add.amount0 or 0), out1 - (add.amount1 or 0)
     # Uniswap orders a pool's tokens by address: token0 < token1.
     t0, t1 = sorted({victims[0].token_in, victims[0].token_out})
-    profit = view.prices.amount({t0: delta0, t1: delta1}, t0 if t0 in ETH_LIKE else t1 if t1 in ETH_LIKE else None)
+    eth_like = view.prices.eth_like
+    profit = view.prices.amount({t0: delta0, t1: delta1}, t0 if t0 in eth_like else t1 if t1 in eth_like else None)
     txs = [AlertTx(add.transaction_hash, add.transaction_position, "liquidity_add")]
     for h, p in dict.fromkeys((s.transaction_hash, s.transaction_position) for s in victims):
         txs.append(AlertTx(h, p, "victim"))

@@ -29,8 +29,9 @@ from eth_hash.auto import keccak
 
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.decode.pending import IntendedSwap, pending_intents
-from mevwatch.monitor.money import ETH_LIKE, argmax_unimodal, eth_only, v2_amount_out, valued
-from mevwatch.monitor.types import DecodedBlock
+from mevwatch.monitor.chains import native_wrapper
+from mevwatch.monitor.money import argmax_unimodal, eth_only, v2_amount_out, valued
+from mevwatch.monitor.types import ETH_ADDRESS, DecodedBlock
 from mevwatch.monitor.types import PendingTx
 
 # router -> (factory, init code hash) of the constant-product pairs it trades on
@@ -220,6 +221,9 @@ class MempoolWatcher:
     def __init__(self, chain_id: int = 1, min_profit_wei: int = 0):
         self.chain_id = chain_id
         self.min_profit_wei = min_profit_wei
+        # the chain's wrapped native token: the known one, then the one the engine's decoder names on
+        # every block it observes (the native_wrapper setting; monitor/chains.py)
+        self.native_wrapper = native_wrapper(chain_id)
         self.reserves: dict[str, Reserves] = {}
         self.pools_by_pair: dict[tuple[str, str], set[str]] = {}
         self.intents: dict[str, _PoolIntents] = {}  # pool -> live intents
@@ -237,6 +241,7 @@ class MempoolWatcher:
     # --- state from included blocks -------------------------------------------------------
     def observe_block(self, db: DecodedBlock) -> None:
         self.base_fee = db.block.base_fee_per_gas
+        self.native_wrapper = db.native_wrapper
         v2 = [s for s in db.swaps if s.protocol == "uniswap_v2"]
         if not v2:
             self._forget_mined(db)
@@ -313,6 +318,9 @@ class MempoolWatcher:
             self.by_hash.setdefault(p.hash, []).append(it)
         return alerts
 
+    def _eth(self, token: str, amount: int) -> float | None:
+        return eth_only(token, amount, self.native_wrapper)
+
     def _exposed(self, it: _Intent) -> list[Alert]:
         s = it.swap
         res = self.reserves.get(it.pool)
@@ -324,13 +332,13 @@ class MempoolWatcher:
         exp = sandwich_exposure(s.amount_in, s.amount_out_min, r_in, r_out)
         if exp is None:
             return []
-        if s.token_in in ETH_LIKE and exp.profit < self.min_profit_wei:
+        if s.token_in in (self.native_wrapper, ETH_ADDRESS) and exp.profit < self.min_profit_wei:
             return []
         alert = Alert(
             kind="exposed_swap", stage="pending", chain_id=self.chain_id, block_number=None, block_hash=None,
             txs=[AlertTx(it.tx.hash, None, "victim")], attackers=[], victims=[it.tx.from_address], pools=[it.pool],
-            tokens=list(s.path), profit=valued({s.token_in: exp.profit}, eth_only),
-            victim_loss=valued({s.token_out: exp.victim_loss}, eth_only), gas_cost_wei=None,
+            tokens=list(s.path), profit=valued({s.token_in: exp.profit}, self._eth),
+            victim_loss=valued({s.token_out: exp.victim_loss}, self._eth), gas_cost_wei=None,
             evidence={
                 "router": s.router, "amount_in": str(s.amount_in), "amount_out_min": str(s.amount_out_min),
                 "reserves_in_out": [str(r_in), str(r_out)], "expected_out_without_attack": str(exp.victim_out_clean),

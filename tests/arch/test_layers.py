@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOPS = ("monitor", "streams", "models", "sim", "dashboards")
 LAYERS: list[tuple[int, tuple[str, ...]]] = [  # (layer, module-name prefixes); the longest prefix wins
     (0, ("monitor", "monitor.types", "monitor.errors", "monitor.kinds", "monitor.money", "monitor.alerts", "monitor.log",
-         "monitor.metrics", "monitor.config", "monitor.fates", "monitor.lifecycle", "monitor.batch", "monitor.shard")),
+         "monitor.metrics", "monitor.config", "monitor.fates", "monitor.lifecycle", "monitor.batch", "monitor.shard", "monitor.chains")),
     (1, ("monitor.decode", "monitor.detect", "streams", "monitor.retry", "monitor.scoring")),
     (2, ("monitor.engine", "monitor.store", "monitor.sinks", "monitor.attest", "monitor.health", "models", "sim.score")),
     # models.evaluate and models.alert_eval drive replays and the lab (the rules beside the model):

@@ -754,6 +754,9 @@ def test_two_chains_render_a_set_per_chain_that_the_app_loads_as_that_chain(tmp_
             assert (s.chain_id, s.node.rpc, s.node.confirmations, s.kafka.topic_prefix, s.kafka.group_id, s.clickhouse.url) == \
                 (cid, rpc, conf, prefix, group, url), (chain, role)
             assert "chain_id" in s.model_fields_set  # enforced on every message (streams/consume.py)
+            # the chain's wrapped native token and block time: set for Base, the chain's known ones for mainnet
+            assert (s.native_wrapper, s.node.block_time_s) == \
+                (("0x4200000000000000000000000000000000000006", 2.0) if chain == "base" else (None, None)), (chain, role)
         (trigger,) = by_kind(docs, "ScaledObject")[f"rel-mevwatch-{chain}-detect"]["spec"]["triggers"]
         assert trigger["metadata"]["consumerGroup"] == f"{group}-detect" and trigger["metadata"]["topic"] == f"{prefix}.mempool.v1"
         detect = pods[f"rel-mevwatch-{chain}-detect"]

@@ -99,3 +99,27 @@ def test_reorg_emits_reverts_then_new_canonical_blocks(anvil, rpc):
     assert [b.number for b in canonical] == [2, 3, 4, 5]
     assert all(b.hash != orphaned.get(b.number) for b in canonical)
     assert reverts[-1].replaced_by == canonical[0].hash
+
+
+def test_a_node_that_stops_sending_blocks_is_reconnected_and_backfilled(anvil, rpc, monkeypatch):
+    """node.block_time_s: no new block for ten block times (here 10 x 0.1 s, the floor lowered for the
+    test) and the follower takes the subscription for stalled, reconnects and backfills."""
+    from mevwatch.monitor import chains, metrics
+
+    monkeypatch.setattr(chains, "MIN_HEAD_TIMEOUT_S", 1.0)
+    stalls = metrics.HEAD_STALLS._value.get()
+    with Collector(anvil.ws_url, pending=False, block_time_s=0.1) as c:
+        c.wait_for(lambda m: c.source.follower is not None)
+        assert c.source.head_timeout_s == 1.0
+        c.wait_for(lambda m: c.source.reconnects >= 2, timeout=15)  # anvil mines nothing: stalled, twice
+        assert metrics.HEAD_STALLS._value.get() >= stalls + 2
+        rpc("evm_mine")
+        rpc("evm_mine")
+        c.wait_for(lambda m: c.blocks() and c.blocks()[-1].number == 2)
+    numbers = [b.number for b in c.blocks()]
+    assert numbers == sorted(set(numbers)) and numbers[-2:] == [1, 2]  # backfilled once each, in order
+    assert "no new block from the node for 1 s" in (c.source.last_error or "")
+    # without a block time (dev chains, the default for anvil's 31337) there is no watchdog
+    with Collector(anvil.ws_url, pending=False) as quiet:
+        quiet.wait_for(lambda m: quiet.source.follower is not None)
+        assert quiet.source.head_timeout_s is None

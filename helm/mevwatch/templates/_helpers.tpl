@@ -52,6 +52,12 @@ mevwatch.io/chain: {{ . }}
 {{- if hasKey .node "confirmations" -}}
 {{- $env = append $env (dict "name" "MEVWATCH_NODE__CONFIRMATIONS" "value" (printf "%d" (int .node.confirmations))) -}}
 {{- end -}}
+{{- if hasKey .node "blockTime" -}}
+{{- $env = append $env (dict "name" "MEVWATCH_NODE__BLOCK_TIME_S" "value" (printf "%v" .node.blockTime)) -}}
+{{- end -}}
+{{- if .nativeWrapper -}}
+{{- $env = append $env (dict "name" "MEVWATCH_NATIVE_WRAPPER" "value" .nativeWrapper) -}}
+{{- end -}}
 {{- if $root.Values.clickhouse.url -}}
 {{- $db := .clickhouseDatabase | default (printf "mevwatch_%s" (.name | replace "-" "_")) -}}
 {{- /* the server of clickhouse.url (scheme, user, host, port and any query kept) with the chain's database */ -}}
@@ -211,8 +217,14 @@ containers:
     env:
       - name: MEVWATCH_LOG_FORMAT
         value: json
-      {{- with .env }}
-      {{- toYaml . | nindent 6 }}
+      {{- /* values quoted: an address like 0x4200…0006 must reach the pod as a string, not a YAML number */}}
+      {{- range .env }}
+      - name: {{ .name }}
+        {{- if hasKey . "value" }}
+        value: {{ .value | toString | quote }}
+        {{- else }}
+        valueFrom: {{- toYaml .valueFrom | nindent 10 }}
+        {{- end }}
       {{- end }}
       {{- with $root.Values.extraEnv }}
       {{- toYaml . | nindent 6 }}

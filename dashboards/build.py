@@ -63,13 +63,12 @@ FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
 SCHEMA_VERSION: int = models.Dashboard().schema_version  # the dashboard schema of the SDK build in use
 GRAFANA_VERSION = version("grafana-foundation-sdk").partition("!")[2]  # e.g. "11.6.0"
 
-# sandwiches with the time of their block (alerts carry the block hash; blocks its time)
-_SANDWICH_BLOCKS = """SELECT alert_id, block_hash, victim_loss_eth, profit_eth, attackers, pools, stage, block_number
-  FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
-_BLOCK_TIMES = "SELECT block_hash, block_time FROM blocks FINAL WHERE canonical = 1"
-# sandwiches with their order flow (docs/alerts.md: public, private, partly_private, unknown)
-_SANDWICH_FLOW = """SELECT alert_id, block_hash, order_flow
-  FROM alerts FINAL WHERE kind = 'sandwich' AND stage IN ('included', 'final')"""
+# sandwiches of the dashboard's time range, by the alert's own time (its block's time: docs/store.md): the
+# filter on alert_time, the partition key, reads only the months of the range; stage filters after FINAL
+_SANDWICHES = """SELECT alert_id, alert_time, victim_loss_eth, profit_eth, attackers, pools, stage, block_number, order_flow
+  FROM alerts FINAL WHERE $__timeFilter(alert_time) AND kind = 'sandwich'"""
+_SANDWICHES_IN = f"""({_SANDWICHES}) AS s
+WHERE stage IN ('included', 'final')"""
 
 Query = cogbuilder.Builder[cogvariants.Dataquery]
 PanelBuilder = timeseries.Panel | stat.Panel | table.Panel | barchart.Panel | piechart.Panel  # the SDK's builders share no base class
@@ -150,12 +149,10 @@ def overview() -> dict[str, Any]:
     panels = [
         L.panel("Sandwiches (included or final)", _stat(), [_sql(f"""
 SELECT count() AS sandwiches
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)""")], w=6, h=5),
+FROM {_SANDWICHES_IN}""")], w=6, h=5),
         L.panel("Victim loss (ETH)", _stat(), [_sql(f"""
 SELECT sum(victim_loss_eth) AS victim_loss_eth
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)""")], w=6, h=5, unit="none"),
+FROM {_SANDWICHES_IN}""")], w=6, h=5, unit="none"),
         L.panel("Blocks processed / s", _stat(), [_prom("sum(rate(mevwatch_blocks_processed_total[$__rate_interval]))")],
                 w=6, h=5, unit="ops"),
         L.panel("Head lag", _stat(), [_prom("max(mevwatch_head_lag_seconds)")], w=6, h=5, unit="s"),
@@ -176,53 +173,49 @@ def mev_activity() -> dict[str, Any]:
     L = _Layout()
     panels = [
         L.panel("Sandwiches per hour", timeseries.Panel(), [_sql(f"""
-SELECT toStartOfHour(block_time) AS time, count() AS sandwiches
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+SELECT toStartOfHour(alert_time) AS time, count() AS sandwiches
+FROM {_SANDWICHES_IN}
 GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
         L.panel("Victim loss per hour (ETH)", timeseries.Panel(), [_sql(f"""
-SELECT toStartOfHour(block_time) AS time, sum(victim_loss_eth) AS victim_loss_eth
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+SELECT toStartOfHour(alert_time) AS time, sum(victim_loss_eth) AS victim_loss_eth
+FROM {_SANDWICHES_IN}
 GROUP BY time ORDER BY time""", FORMAT_TIMESERIES)]),
         L.panel("Top attackers", table.Panel(), [_sql(f"""
 SELECT arrayJoin(attackers) AS attacker, count() AS sandwiches, sum(profit_eth) AS profit_eth,
        sum(victim_loss_eth) AS victim_loss_eth
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+FROM {_SANDWICHES_IN}
 GROUP BY attacker ORDER BY sandwiches DESC, attacker LIMIT 20""")]),
         L.panel("Top pools", table.Panel(), [_sql(f"""
 SELECT arrayJoin(pools) AS pool, count() AS sandwiches, sum(victim_loss_eth) AS victim_loss_eth
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+FROM {_SANDWICHES_IN}
 GROUP BY pool ORDER BY sandwiches DESC, pool LIMIT 20""")]),
         L.panel("Pending vs included", barchart.Panel(), [_sql("""
 SELECT kind, stage, count() AS alerts
 FROM alerts FINAL
-WHERE kind IN ('sandwich', 'sandwich_attempt', 'exposed_swap') AND $__timeFilter(updated_at)
+WHERE $__timeFilter(alert_time) AND kind IN ('sandwich', 'sandwich_attempt', 'exposed_swap')
 GROUP BY kind, stage ORDER BY kind, stage""")],
-                description="Alerts by newest stage, by the time mevwatch wrote them: attempts seen in the mempool against sandwiches that landed"),
+                description="Alerts by newest stage, by the alert's time (block time; first sight for pending ones): attempts "
+                            "seen in the mempool against sandwiches that landed"),
         L.panel("Detector mix", piechart.Panel(), [_sql("""
 SELECT detector, count() AS alerts
-FROM alerts FINAL
-WHERE stage IN ('included', 'final') AND $__timeFilter(updated_at)
+FROM (SELECT detector, stage FROM alerts FINAL WHERE $__timeFilter(alert_time)) AS s
+WHERE stage IN ('included', 'final')
 GROUP BY detector ORDER BY detector""")], description="rules, gnn, or both"),
         L.panel("Swaps per hour by protocol", timeseries.Panel(), [_sql("""
 SELECT toStartOfHour(block_time) AS time, protocol, count() AS swaps
 FROM swaps FINAL
-WHERE $__timeFilter(block_time)
+WHERE block_number >= (SELECT min(block_number) FROM blocks WHERE $__timeFilter(block_time))
+  AND block_number <= (SELECT max(block_number) FROM blocks WHERE $__timeFilter(block_time)) AND $__timeFilter(block_time)
 GROUP BY time, protocol ORDER BY time, protocol""", FORMAT_TIMESERIES)]),
         L.panel("Public vs private sandwiches per hour", timeseries.Panel(), [_sql(f"""
-SELECT toStartOfHour(block_time) AS time, if(order_flow = '', 'unknown', order_flow) AS order_flow, count() AS sandwiches
-FROM ({_SANDWICH_FLOW}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+SELECT toStartOfHour(alert_time) AS time, if(order_flow = '', 'unknown', order_flow) AS order_flow, count() AS sandwiches
+FROM {_SANDWICHES_IN}
 GROUP BY time, order_flow ORDER BY time, order_flow""", FORMAT_TIMESERIES)],
                 description="By the attack legs' order flow: public (all seen in our mempool before the block), private "
                             "(none), partly_private, unknown (no mempool: replays of files, or before it was watched)"),
         L.panel("Recent sandwiches", table.Panel(), [_sql(f"""
-SELECT block_time, block_number, stage, alert_id, attackers, profit_eth, victim_loss_eth
-FROM ({_SANDWICH_BLOCKS}) AS s ALL INNER JOIN ({_BLOCK_TIMES}) AS b USING block_hash
-WHERE $__timeFilter(block_time)
+SELECT alert_time, block_number, stage, alert_id, attackers, profit_eth, victim_loss_eth
+FROM {_SANDWICHES_IN}
 ORDER BY block_number DESC, alert_id LIMIT 100""")], w=24, h=10),
         L.panel("Attested batches", table.Panel(), [_sql("""
 SELECT batch_id, from_block, to_block, alert_count, root, tx_hash, gas_used, attest_chain_id, contract

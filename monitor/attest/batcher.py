@@ -166,7 +166,7 @@ class Batcher:
             return None
         lo = frm
         if lo is None:
-            rng = self.store.unattested_final_range()
+            rng = self.store.unattested_final_range(since=0)  # this attester's first batch: from all of history
             if rng is None:
                 return None
             lo = rng[0]

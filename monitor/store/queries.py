@@ -10,15 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mevwatch.monitor.store.store import AlertStore
+from mevwatch.monitor.store.store import UNATTESTED_FINAL, AlertStore
 
 # the tables ``db status`` counts, in the order it lists them
 STATUS_TABLES = ("alerts", "alert_txs", "evidence", "swaps", "pending_txs", "pending_fates", "blocks", "attestations")
 
-UNATTESTED_FINAL_COUNT = (
-    "SELECT count() FROM alerts FINAL WHERE stage = {stage:String} "
-    "AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= {first_batch:Int64})"
-)
+UNATTESTED_FINAL_COUNT = UNATTESTED_FINAL.format(what="count()")
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ def migrate(store: AlertStore) -> MigrationResult:
 
 def unattested_final_count(store: AlertStore) -> int:
     """Final alerts that carry no inclusion proof yet."""
-    rows = store.backend.query(UNATTESTED_FINAL_COUNT, {"stage": "final", "first_batch": 0})
+    rows = store.backend.query(UNATTESTED_FINAL_COUNT, {"stage": "final", "first_batch": 0, "since": store.attest_since()})
     return int(rows[0][0]) if rows else 0
 
 

@@ -9,13 +9,16 @@ import time
 from mevwatch.monitor import metrics
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.errors import StoreError
-from mevwatch.monitor.store.store import AlertStore
+from mevwatch.monitor.store.store import PENDING_KEEP_S, AlertStore
 
 
-def _timed(store: AlertStore, batch: Batch) -> None:
+EXPIRE_EVERY_S = 3600.0  # how often StoreSink deletes pending rows older than PENDING_KEEP_S (docs/store.md)
+
+
+def _timed(store: AlertStore, batch: Batch, block_times: dict[str, int] | None = None) -> None:
     t = time.perf_counter()
     try:
-        store.write(batch)
+        store.write(batch, block_times)
     except StoreError:
         metrics.CH_FAILURES.inc()
         raise
@@ -26,13 +29,19 @@ class StoreSink:
     name = "clickhouse"
     health = "store"
 
-    def __init__(self, store: AlertStore):
+    def __init__(self, store: AlertStore, keep_pending_s: int = PENDING_KEEP_S):
         self.store = store
+        self.keep_pending_s = keep_pending_s
+        self._expired_at = 0.0
 
     def write(self, batch: Batch) -> None:
         rows = Batch(alerts=batch.alerts, swaps=batch.swaps, pending=batch.pending, fates=batch.fates)
         if len(rows):
-            _timed(self.store, rows)
+            # the alerts' block times (the block rows themselves go to the checkpoint sink, after every sink)
+            _timed(self.store, rows, {r[1]: int(r[3]) for r in batch.blocks if r[5]})
+        if batch.pending and time.monotonic() - self._expired_at > EXPIRE_EVERY_S:
+            self._expired_at = time.monotonic()
+            self.store.expire_pending(self.keep_pending_s)
 
     def flush(self) -> None:
         pass

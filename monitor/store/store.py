@@ -27,9 +27,9 @@ log = get_logger("mevwatch.store")
 ALERT_COLS = ("alert_id", "version", "stage", "kind", "chain_id", "block_number", "block_hash", "detector", "score",
               "model_hash", "attackers", "victims", "pools", "tokens", "profit_token", "profit_amount", "profit_eth",
               "victim_loss_token", "victim_loss_amount", "victim_loss_eth", "gas_cost_wei", "first_seen_ns", "updated_at",
-              "order_flow", "profit_usd", "victim_loss_usd")
+              "order_flow", "profit_usd", "victim_loss_usd", "alert_time")
 TX_COLS = ("alert_id", "tx_hash", "role", "position", "version", "mempool", "lead_ms")
-EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id")
+EVIDENCE_COLS = ("alert_id", "version", "stage", "evidence", "record", "proof", "batch_id", "alert_time")
 SWAP_COLS = ("block_number", "block_hash", "block_time", "tx_hash", "tx_position", "ord", "protocol", "pool", "sender",
              "recipient", "tx_from", "token_in", "token_out", "amount_in", "amount_out", "version", "chain_id")
 PENDING_COLS = ("hash", "chain_id", "from_address", "to_address", "nonce", "first_seen_ns", "source_node", "replaces", "version")
@@ -40,7 +40,37 @@ BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_cou
               "swap_calls_decoded", "swap_calls_undecoded", "decode_coverage", "chain_id")
 
 
-def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
+# restart and attestation read only alerts this much older than their window's block time (docs/store.md):
+# an alert's time is its first inclusion's block time, so it lags its final or re-included block by at most this
+TIME_MARGIN_S = 86_400
+PENDING_KEEP_S = 7 * 86_400  # pending transactions and their fates are deleted after this (expire_pending)
+
+
+def _ids_param(ids: list[str] | set[str]) -> dict[str, str]:
+    return {"ids": ",".join(sorted(set(ids)))}
+
+
+# final alerts without a proof, among those from time {since} on (AlertStore.attest_since: after the highest
+# block a batch covers): both sides read only the partitions from there (``{what}``: what to compute of them)
+UNATTESTED_FINAL = (
+    "SELECT {what} FROM alerts FINAL WHERE alert_time >= toDateTime({{since:UInt32}}) AND stage = {{stage:String}} "
+    "AND alert_id NOT IN (SELECT alert_id FROM evidence WHERE alert_time >= toDateTime({{since:UInt32}}) "
+    "AND batch_id >= {{first_batch:Int64}})"
+)
+
+
+# the lowest of the newest ``n`` heights (by the blocks' sort key: the range is read, not the history)
+_NEWEST = "(SELECT greatest(max(block_number), {n}) - {n} FROM blocks)"
+
+
+# ``alert_id`` in a set: today's ClickHouse uses ``has(constant array, key)`` with each partition's primary
+# index (a few ms at millions of alerts; ``IN (SELECT arrayJoin(...))`` took 10x longer); 18.16 scans
+_IN_IDS = "has(splitByChar(',', {ids:String}), alert_id)"
+
+
+def alert_rows(ev: AlertEvent, now: int, alert_time: int = 0) -> tuple[tuple, list[tuple], tuple]:
+    """The alert, transaction and evidence rows of ``ev``; ``alert_time`` (seconds): the alert's time,
+    the same in every row of its id (AlertStore.write)."""
     a = ev.alert
     p, loss = a.profit, a.victim_loss
     row = (a.alert_id, ev.version, a.stage, a.kind, a.chain_id, a.block_number, a.block_hash or "", a.detector,
@@ -48,11 +78,11 @@ def alert_rows(ev: AlertEvent, now: int) -> tuple[tuple, list[tuple], tuple]:
            p.token if p else "", f"{p.amount}" if p else "", p.eth if p else None,
            loss.token if loss else "", f"{loss.amount}" if loss else "", loss.eth if loss else None,
            f"{a.gas_cost_wei}" if a.gas_cost_wei is not None else "", ev.first_seen_ns, now, a.order_flow or "",
-           p.usd if p else None, loss.usd if loss else None)
+           p.usd if p else None, loss.usd if loss else None, alert_time)
     txs = [(a.alert_id, t.hash, t.role, t.position if t.position is not None else -1, ev.version, t.mempool or "", t.lead_ms)
            for t in a.txs]
     record = a.to_jsonl().decode().rstrip("\n")
-    evidence = (a.alert_id, ev.version, a.stage, orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS).decode(), record, "", -1)
+    evidence = (a.alert_id, ev.version, a.stage, orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS).decode(), record, "", -1, alert_time)
     return row, txs, evidence
 
 
@@ -89,17 +119,22 @@ class AlertStore:
         return [m.version for m in MIGRATIONS if m.version not in done]
 
     # --- writes -----------------------------------------------------------------------------------
-    def write(self, batch: StoreBatch) -> None:
-        """Insert a batch, table by table. Raises StoreError (``retriable`` when the server is away)."""
+    def write(self, batch: StoreBatch, block_times: dict[str, int] | None = None) -> None:
+        """Insert a batch, table by table. Raises StoreError (``retriable`` when the server is away).
+        ``block_times``: block hash -> timestamp of the blocks of this batch's alerts when ``batch``
+        does not carry the block rows itself (StoreSink: the checkpoint sink writes them later)."""
         now = int(time.time())
         rows, txs, evidence = [], [], []
-        proven = self._proven([ev.alert.alert_id for ev in batch.alerts if ev.alert.stage != "pending"])
+        ref = self._reference_times(batch, now, block_times)
+        stored = self._stored(list(ref), min(ref.values(), default=now) - TIME_MARGIN_S)
         for ev in batch.alerts:
-            if ev.alert.alert_id in proven:  # attested: final for good, and its proof row must stay the newest
+            if ev.alert.stage != "pending" and stored.get(ev.alert.alert_id, (0, False))[1]:
+                # attested: final for good, and its proof row must stay the newest
                 log.warning("alert already attested; new stage row ignored", alert_id=ev.alert.alert_id,
                             stage=ev.alert.stage, version=ev.version)
                 continue
-            r, t, e = alert_rows(ev, now)
+            aid = ev.alert.alert_id
+            r, t, e = alert_rows(ev, now, stored[aid][0] if aid in stored else ref[aid])
             rows.append(r)
             txs += t
             evidence.append(e)
@@ -113,13 +148,51 @@ class AlertStore:
         b.insert("pending_fates", FATE_COLS, batch.fates)
         b.insert("blocks", BLOCK_COLS, batch.blocks)  # last: the checkpoint follows the data
 
-    def _proven(self, alert_ids: list[str]) -> set[str]:
-        """Those of ``alert_ids`` with a stored inclusion proof (an evidence row of a batch)."""
+    def _stored(self, alert_ids: list[str], since: int) -> dict[str, tuple[int, bool]]:
+        """Of ``alert_ids``, those with rows from time ``since`` on: their ``alert_time`` and whether
+        they carry an inclusion proof (an evidence row of a batch). Reads the days from ``since`` on."""
         if not alert_ids:
-            return set()
-        rows = self.backend.query("SELECT DISTINCT alert_id FROM evidence WHERE batch_id >= 0 AND has(splitByChar(',', {ids:String}), alert_id)",
-                                  {"ids": ",".join(sorted(set(alert_ids)))})
-        return {r[0] for r in rows}
+            return {}
+        rows = self.backend.query(
+            "SELECT alert_id, toUInt32(min(alert_time)), max(batch_id) FROM evidence WHERE alert_time >= toDateTime({since:UInt32}) "
+            f"AND {_IN_IDS} GROUP BY alert_id", {**_ids_param(alert_ids), "since": max(0, since)})
+        return {r[0]: (int(r[1]), int(r[2]) >= 0) for r in rows}
+
+    def _reference_times(self, batch: StoreBatch, now: int, block_times: dict[str, int] | None) -> dict[str, int]:
+        """Each alert's time from its own row (docs/store.md, "The alert's time"): its block's time
+        (block-stage alerts: every stage row names the block of its inclusion), else its first sight
+        in the mempool, else now. An alert with rows stored keeps their time instead (a re-inclusion
+        in another block after a reorg), found among the rows from the earliest of these less
+        TIME_MARGIN_S."""
+        bt = dict(block_times or {})
+        bt.update({r[1]: int(r[3]) for r in batch.blocks if r[5]})  # canonical block rows of this batch
+        missing = {ev.alert.block_number for ev in batch.alerts
+                   if ev.alert.block_hash and ev.alert.block_number is not None and ev.alert.block_hash not in bt}
+        if missing:  # blocks of earlier batches (final and retracted stages): their checkpoint rows, by the key
+            rows = self.backend.query(
+                "SELECT block_hash, toUInt32(max(block_time)) FROM blocks WHERE block_number IN "
+                "(SELECT toUInt64(arrayJoin(splitByChar(',', {ns:String})))) AND canonical = 1 GROUP BY block_hash",
+                {"ns": ",".join(f"{n}" for n in sorted(n for n in missing if n is not None))})
+            bt.update({r[0]: int(r[1]) for r in rows})
+        out: dict[str, int] = {}
+        for ev in batch.alerts:
+            a = ev.alert
+            if a.alert_id not in out:
+                if a.block_hash and a.block_hash in bt:
+                    out[a.alert_id] = bt[a.block_hash]
+                else:
+                    out[a.alert_id] = ev.first_seen_ns // 1_000_000_000 if ev.first_seen_ns > 0 else now
+        return out
+
+    def expire_pending(self, keep_s: int = PENDING_KEEP_S, now_ns: int | None = None) -> None:
+        """Delete pending transactions first seen more than ``keep_s`` ago, and their fates: an
+        ``ALTER TABLE ... DELETE`` (a mutation, run by the server in the background), since 18.16 has
+        no ``TTL``. StoreSink calls it every EXPIRE_EVERY_S."""
+        cutoff = (now_ns if now_ns is not None else time.time_ns()) - keep_s * 1_000_000_000
+        old = f"SELECT hash FROM pending_txs WHERE first_seen_ns < {int(cutoff)}"
+        # ALTER takes no query parameters on 18.16: the cutoff is an integer formatted here
+        self.backend.execute(f"ALTER TABLE pending_fates DELETE WHERE hash IN ({old})")
+        self.backend.execute(f"ALTER TABLE pending_txs DELETE WHERE first_seen_ns < {int(cutoff)}")
 
     def write_alerts(self, events: list[AlertEvent]) -> None:
         self.write(StoreBatch(alerts=events))
@@ -138,8 +211,11 @@ class AlertStore:
         return [alert_from_json(orjson.loads(r[0])) for r in rows]
 
     def alert_versions(self, alert_ids: list[str] | None = None) -> dict[str, tuple[int, str]]:
-        rows = self.backend.query("SELECT alert_id, version, stage FROM alerts FINAL")
-        return {r[0]: (int(r[1]), r[2]) for r in rows if alert_ids is None or r[0] in alert_ids}
+        if alert_ids is None:
+            rows = self.backend.query("SELECT alert_id, version, stage FROM alerts FINAL")
+        else:
+            rows = self.backend.query(f"SELECT alert_id, version, stage FROM alerts FINAL WHERE {_IN_IDS}", _ids_param(alert_ids))
+        return {r[0]: (int(r[1]), r[2]) for r in rows}
 
     def count(self, table: str, *, final: bool = True, where: str = "") -> int:
         from mevwatch.monitor.store.backend import _ident
@@ -148,9 +224,11 @@ class AlertStore:
         return int(self.backend.query(sql)[0][0])
 
     def recent_blocks(self, n: int = 128) -> list[tuple[int, str, bool]]:
-        """The newest ``n`` processed block heights: (number, hash, canonical), oldest first."""
+        """The newest ``n`` processed block heights: (number, hash, canonical), oldest first. Reads the
+        newest heights by the sort key (block_number), never the history."""
         rows = self.backend.query(
-            f"SELECT block_number, block_hash, canonical FROM blocks FINAL ORDER BY block_number DESC, version DESC LIMIT {int(n)}")
+            "SELECT block_number, block_hash, canonical FROM blocks FINAL WHERE block_number >= "
+            f"{_NEWEST.format(n='{n:UInt64}')} ORDER BY block_number DESC, version DESC LIMIT {int(n)}", {"n": 4 * int(n)})
         return sorted(((int(r[0]), r[1], bool(int(r[2]))) for r in rows), key=lambda x: x[0])
 
     def checkpoint_version(self) -> int:
@@ -166,26 +244,55 @@ class AlertStore:
         """Alerts still awaiting finality, and those finalised or retracted after ``since_version``
         (their block's checkpoint was not written yet: the block will be processed again). Selected
         in ClickHouse: a restart loads only the alerts it has to follow, never the history (which
-        would not fit in memory at millions of alerts)."""
+        would not fit in memory at millions of alerts), and reads only the partitions of the
+        finality window: alerts no older than the newest processed block's time less TIME_MARGIN_S."""
+        p = {"v": since_version, "since": self.recent_time()}
         rows = self.backend.query(
-            "SELECT record FROM evidence FINAL WHERE alert_id IN (SELECT alert_id FROM alerts FINAL WHERE stage = 'included' "
-            "OR (version > {v:UInt64} AND stage IN ('final', 'retracted')))", {"v": since_version})
+            # argMax, not FINAL: the filter on the key's alert_id then comes before reading the records
+            "SELECT argMax(record, version) FROM evidence WHERE alert_time >= toDateTime({since:UInt32}) AND alert_id IN "
+            "(SELECT alert_id FROM alerts FINAL WHERE alert_time >= toDateTime({since:UInt32}) AND (stage = 'included' "
+            "OR (version > {v:UInt64} AND stage IN ('final', 'retracted')))) GROUP BY alert_id", p)
         return [alert_from_json(orjson.loads(r[0])) for r in rows]
 
+    def recent_time(self) -> int:
+        """The newest processed block's time less TIME_MARGIN_S (0: no block yet, or blocks without time)."""
+        rows = self.backend.query(f"SELECT toUInt32(max(block_time)) FROM blocks WHERE block_number >= {_NEWEST.format(n=64)}")
+        newest = int(rows[0][0] or 0) if rows else 0
+        return max(0, newest - TIME_MARGIN_S)
+
+    def time_of_block(self, number: int) -> int:
+        """The time of the processed blocks at ``number`` (the smallest up to 64 heights above) less
+        TIME_MARGIN_S: no alert of a block at or above ``number`` is older. 0 when none is stored."""
+        rows = self.backend.query(
+            "SELECT toUInt32(min(block_time)), count() FROM blocks WHERE block_number >= {n:UInt64} "
+            "AND block_number <= {n:UInt64} + 64 AND canonical = 1", {"n": number})
+        if not rows or not int(rows[0][1]):
+            return 0
+        return max(0, int(rows[0][0]) - TIME_MARGIN_S)
+
     def last_block(self) -> int | None:
-        rows = self.backend.query("SELECT max(block_number), count() FROM blocks FINAL WHERE canonical = 1")
-        return int(rows[0][0]) if rows and int(rows[0][1]) else None
+        """The newest canonical processed block: looked for among the newest heights first (by the sort key)."""
+        for window in (f"WHERE block_number >= {_NEWEST.format(n=1024)} AND canonical = 1",
+                       "WHERE canonical = 1"):
+            rows = self.backend.query(f"SELECT max(block_number), count() FROM blocks FINAL {window}")
+            if rows and int(rows[0][1]):
+                return int(rows[0][0])
+        return None
 
     # --- attestation ------------------------------------------------------------------------------
     def final_alerts(self, from_block: int, to_block: int) -> list[tuple[Alert, int]]:
         """Final alerts of blocks ``from_block..to_block`` with their final versions, by alert id."""
-        where = ("stage = 'final' AND block_number >= {f:UInt64} AND block_number <= {t:UInt64}")
-        p = {"f": from_block, "t": to_block}
+        # alerts of blocks from ``from_block`` on are no older than that block's time (less a margin)
+        where = ("alert_time >= toDateTime({since:UInt32}) AND stage = 'final' AND block_number >= {f:UInt64} "
+                 "AND block_number <= {t:UInt64}")
+        p = {"f": from_block, "t": to_block, "since": self.time_of_block(from_block)}
         versions = {r[0]: int(r[1]) for r in self.backend.query(f"SELECT alert_id, version FROM alerts FINAL WHERE {where}", p)}
         if not versions:
             return []
+        # the records of those ids (argMax: the ids filter the key before the records are read)
         rows = self.backend.query(
-            f"SELECT alert_id, record FROM evidence FINAL WHERE alert_id IN (SELECT alert_id FROM alerts FINAL WHERE {where})", p)
+            f"SELECT alert_id, argMax(record, version) FROM evidence WHERE alert_time >= toDateTime({{since:UInt32}}) AND {_IN_IDS} "
+            "GROUP BY alert_id", {"since": p["since"], **_ids_param(list(versions))})
         out = []
         for aid, rec in rows:
             a = alert_from_json(orjson.loads(rec))
@@ -193,11 +300,20 @@ class AlertStore:
                 out.append((a, versions[aid]))
         return sorted(out, key=lambda x: x[0].alert_id)
 
-    def unattested_final_range(self) -> tuple[int, int] | None:
-        """Lowest and highest block of final alerts that carry no proof yet."""
-        rows = self.backend.query(
-            "SELECT min(block_number), max(block_number), count() FROM alerts FINAL WHERE stage = 'final' "
-            "AND alert_id NOT IN (SELECT alert_id FROM evidence FINAL WHERE batch_id >= 0)")
+    def attest_since(self) -> int:
+        """Where final alerts without a proof can be: no older than the block after the highest block
+        any stored batch covers (less TIME_MARGIN_S); 0 (all time) before the first batch. Batches are
+        cut by block range in order, so the history below it is attested."""
+        rows = self.backend.query("SELECT max(to_block), count() FROM attestations FINAL")
+        if not rows or not int(rows[0][1]):
+            return 0
+        return self.time_of_block(int(rows[0][0]) + 1)
+
+    def unattested_final_range(self, since: int | None = None) -> tuple[int, int] | None:
+        """Lowest and highest block of final alerts that carry no proof yet (among alerts from time
+        ``since`` on; None: from :meth:`attest_since`)."""
+        p = {"stage": "final", "first_batch": 0, "since": self.attest_since() if since is None else since}
+        rows = self.backend.query(UNATTESTED_FINAL.format(what="min(block_number), max(block_number), count()"), p)
         if not rows or not int(rows[0][2]):
             return None
         return int(rows[0][0]), int(rows[0][1])
@@ -205,10 +321,13 @@ class AlertStore:
     def write_proofs(self, items: list[tuple[Alert, int, str, int]], batch_row: tuple) -> None:
         """Store each alert's inclusion proof (alert, final version, proof JSON, batch id) and the batch."""
         now = int(time.time())
+        ref = self._reference_times(StoreBatch(alerts=[AlertEvent(a, v) for a, v, _p, _b in items]), now, None)
+        stored = self._stored([a.alert_id for a, _v, _p, _b in items], min(ref.values(), default=now) - TIME_MARGIN_S)
         ev = []
         for a, version, proof, batch_id in items:
-            _row, _txs, e = alert_rows(AlertEvent(a, version), now)
-            ev.append((*e[:1], proof_version(version), *e[2:5], proof, batch_id))
+            t = stored[a.alert_id][0] if a.alert_id in stored else ref[a.alert_id]
+            _row, _txs, e = alert_rows(AlertEvent(a, version), now, t)
+            ev.append((*e[:1], proof_version(version), *e[2:5], proof, batch_id, e[7]))
         self.backend.insert("evidence", EVIDENCE_COLS, ev)
         self.backend.insert("attestations", ATTEST_COLS, [batch_row])
 

@@ -101,12 +101,12 @@ class RefusingStore:
     def __init__(self, store, refuse: int):
         self.store, self.refuse, self.refused = store, refuse, 0
 
-    def write(self, batch) -> None:
+    def write(self, batch, block_times=None) -> None:
         numbers = {r[0] for r in batch.blocks} | {r[0] for r in batch.swaps} | {e.alert.block_number for e in batch.alerts}
         if self.refuse in numbers:
             self.refused += 1
             raise StoreError(f"Code: 53. DB::Exception: Type mismatch in a row of block {self.refuse}")
-        self.store.write(batch)
+        self.store.write(batch, block_times)
 
     def __getattr__(self, name):
         return getattr(self.store, name)

@@ -29,6 +29,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.alerts) + len(self.swaps) + len(self.pending) + len(self.fates) + len(self.blocks)
 
+    def extend(self, other: Batch) -> None:
+        """Append ``other``'s rows after this batch's (its events stay in their order)."""
+        self.alerts += other.alerts
+        self.swaps += other.swaps
+        self.pending += other.pending
+        self.fates += other.fates
+        self.blocks += other.blocks
+
     def add_block(self, db: DecodedBlock, version: int) -> None:
         b = db.block
         now = int(time.time())

@@ -14,6 +14,7 @@ ones and collapse. The alerts topic is at-least-once: a consumer de-duplicates o
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from mevwatch.monitor import metrics, retry
@@ -93,6 +94,17 @@ class FaultHook:
         os.kill(os.getpid(), sig)
 
 
+TRIM_EVERY_S = 2.0  # how often held output of other members' partitions is checked against the group's commits
+REORDER_MS = 20  # a record waits this long for earlier records of other partitions (the ingest's clock)
+
+
+def _order(rec: busmod.Record, msg: Message | None) -> tuple:
+    """A record's place in production order: its time, a mempool record before a block record of the same
+    millisecond, pending transactions by first sight; then topic, partition and offset (a total order)."""
+    return (rec.timestamp_ms, rec.topic != busmod.MEMPOOL, msg.first_seen_ns if isinstance(msg, PendingTx) else 0,
+            rec.topic, rec.partition, rec.offset)
+
+
 def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message]]:
     """The order the messages were seen in, across partitions: by record timestamp; within one
     millisecond a mempool record before a block record (it was seen before the block that includes
@@ -111,7 +123,22 @@ class DetectWorker:
         self.bus, self.sinks = bus, sinks
         self.group = group
         self.only_chain = only_chain  # messages of another chain are dead letters (streams/consume.py)
-        self.consumer = bus.consumer([busmod.MEMPOOL, busmod.BLOCKS], group)
+        # with Kafka, every member reads every partition (the whole state) and writes only what it owns
+        # (streams/bus.py ReplicaConsumer; docs/operations.md "Several detect members")
+        replica = getattr(bus, "replica_consumer", None)
+        self.consumer = (replica if replica is not None else bus.consumer)([busmod.MEMPOOL, busmod.BLOCKS], group)
+        self._owned: set[tuple[str, int]] = set()  # what this member owned at its last step
+        # the output of records this member read but does not own, by partition, until the group's
+        # committed offset passes them: if the partition comes to this member, it writes what the
+        # last owner may not have
+        self._held: dict[tuple[str, int], deque[tuple[int, Batch]]] = {}
+        self._last_trim = time.monotonic()
+        # records polled but not yet processed: processed in production order once no earlier record
+        # can still arrive from another partition (REORDER_MS), so every member, and a restarted one,
+        # runs the same sequence whatever its polls returned
+        self._queue: list[tuple[tuple, busmod.Record, Message | None, float]] = []
+        self._max_ts = 0  # the newest record time seen (ms)
+        self._done: dict[tuple[str, int], int] = {}  # per partition: the offset after the last processed record
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
                              decoders=decoders, oracle=oracle, registry=registry or REGISTRY, native_wrapper=native_wrapper)
         self.last_poll = 0
@@ -178,26 +205,51 @@ class DetectWorker:
 
     def step(self, timeout_ms: int = 500) -> list[AlertEvent] | None:
         """One batch through the pipeline; None when stopped before the sinks took it (offsets not committed)."""
+        if self._queue:  # wake up when the oldest queued record is due
+            due = REORDER_MS - (time.monotonic() - min(q[3] for q in self._queue)) * 1000
+            timeout_ms = max(0, min(timeout_ms, int(due) + 1))
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=5000)
         self.last_poll = len(records)
         batch = Batch()
-        for rec, msg in production_order(decode_records(records, self.bus, self.only_chain)):
+        owned = self.consumer.owned()  # None: every record polled is this member's
+        if owned is not None:
+            for tp in sorted(owned - self._owned):  # partitions that just came to this member
+                self._release(tp, batch)
+            self._owned = owned
+
+        def mine(rec: busmod.Record) -> bool:
+            return owned is None or (rec.topic, rec.partition) in owned
+
+        for rec, msg in self._due(records, decode_records(records, self.bus, self.only_chain, mine)):
+            self._done[(rec.topic, rec.partition)] = max(self._done.get((rec.topic, rec.partition), 0), rec.offset + 1)
+            if msg is None:  # a dead letter (written by its owner): nothing to process
+                continue
+            own = mine(rec)
+            out = batch if own else Batch()
             if isinstance(msg, PendingTx):
-                metrics.PENDING_SEEN.inc()
-                self.engine.pending(msg, batch)
+                if own:
+                    metrics.PENDING_SEEN.inc()
+                self.engine.pending(msg, out)
             elif isinstance(msg, RevertEvent):
-                metrics.REVERTED_BLOCKS.inc()
-                self.engine.revert(msg, rec.offset + self.offset_base, batch)
+                if own:
+                    metrics.REVERTED_BLOCKS.inc()
+                self.engine.revert(msg, rec.offset + self.offset_base, out)
             elif isinstance(msg, Block):
                 if msg.hash:
                     self._block_arrival[msg.hash] = rec.timestamp_ms / 1000
                 before = self.engine.counts.blocks
-                self.engine.block(msg, rec.offset + self.offset_base, batch)
-                if self.engine.counts.blocks > before:
+                self.engine.block(msg, rec.offset + self.offset_base, out)
+                if own and self.engine.counts.blocks > before:
                     metrics.observe_block(msg.number, msg.timestamp)
+            if not own:
+                self._held.setdefault((rec.topic, rec.partition), deque()).append((rec.offset, out))
         if time.monotonic() - self._last_expire > EXPIRE_EVERY_S:
             self._last_expire = time.monotonic()
-            self.engine.expire(batch)
+            # dropped fates (by the clock, not by a record): written by the member that owns the blocks
+            self.engine.expire(batch if owned is None or (busmod.BLOCKS, 0) in owned else Batch())
+        if self._held and time.monotonic() - self._last_trim > TRIM_EVERY_S:
+            self._last_trim = time.monotonic()
+            self._trim()
         if not records and not len(batch):
             self._beat()
             return []
@@ -218,6 +270,67 @@ class DetectWorker:
         if self.on_events is not None and batch.alerts:
             self.on_events(batch.alerts)
         return batch.alerts
+
+    def _due(self, records: list[busmod.Record], good: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message | None]]:
+        """The queued records now due, in production order (:func:`production_order`; bad records with
+        no message, so that their offsets are passed). A record is due once a record REORDER_MS newer
+        has been seen, or it has waited REORDER_MS, or a poll came back empty."""
+        now = time.monotonic()
+        decoded = {id(r): m for r, m in good}
+        for r in records:
+            m = decoded.get(id(r))
+            self._queue.append((_order(r, m), r, m, now))
+            self._max_ts = max(self._max_ts, r.timestamp_ms)
+        if not self._queue:
+            return []
+        self._queue.sort(key=lambda q: q[0])
+        last = -1
+        for i, (key, _r, _m, arrived) in enumerate(self._queue):
+            if not records or key[0] <= self._max_ts - REORDER_MS or (now - arrived) * 1000 >= REORDER_MS:
+                last = i
+        due, self._queue = self._queue[:last + 1], self._queue[last + 1:]
+        return [(r, m) for _k, r, m, _a in due]
+
+    def _positions(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset to commit: the first record not yet processed (one still queued),
+        else the one after the last processed."""
+        out = dict(self._done)
+        for _k, r, _m, _a in self._queue:
+            tp = (r.topic, r.partition)
+            out[tp] = min(out.get(tp, r.offset), r.offset)
+        return out
+
+    def _release(self, tp: tuple[str, int], batch: Batch) -> None:
+        """``tp`` came to this member: the held output of its records from the group's committed
+        offset on (what the last owner may not have written) goes into ``batch``."""
+        held = self._held.pop(tp, None)
+        if not held:
+            return
+        try:
+            start = self.consumer.committed(*tp) or 0
+        except Exception as exc:  # noqa: BLE001 - the broker away: write all of it (rows written twice collapse)
+            log.warning("committed offset unavailable; writing every held record's output", error=repr(exc)[:200])
+            start = 0
+        for offset, out in held:
+            if offset >= start:
+                batch.extend(out)
+        log.info("partition came to this member; writing the output its last owner had not committed",
+                 topic=tp[0], partition=tp[1], from_offset=start)
+
+    def _trim(self) -> None:
+        """Forget held output the group has committed (its owner wrote it)."""
+        for tp, held in list(self._held.items()):
+            if tp in self._owned:
+                continue
+            try:
+                start = self.consumer.committed(*tp) or 0
+            except Exception as exc:  # noqa: BLE001 - trimming waits for the next round
+                log.debug("committed offset unavailable", error=repr(exc)[:200])
+                return
+            while held and held[0][0] < start:
+                held.popleft()
+            if not held:
+                del self._held[tp]
 
     def drain(self, timeout_ms: int = 0) -> list[AlertEvent]:
         """Steps until a poll comes back empty (waiting up to ``timeout_ms`` each: a Kafka consumer
@@ -264,7 +377,8 @@ class DetectWorker:
             log.warning("offset commit failed; retrying", error=repr(exc)[:200], retry_in_s=round(wait_s, 2))
 
         try:  # broker away: retry; group rebalancing: the records come again elsewhere, their rows collapse
-            retry.call(self.consumer.commit, policy="commit", retry_if=lambda e: isinstance(e, Exception) and not rebalancing(e),
+            positions = self._positions()
+            retry.call(lambda: self.consumer.commit(positions), policy="commit", retry_if=lambda e: isinstance(e, Exception) and not rebalancing(e),
                        stop=self.sinks.stop, on_retry=on_retry)
         except retry.Stopped:
             return

@@ -38,6 +38,7 @@ ALERTS = "mevwatch.alerts.v1"
 DEADLETTER = "mevwatch.deadletter.v1"
 TOPICS = (MEMPOOL, BLOCKS, ALERTS, DEADLETTER)
 SINGLE_PARTITION = {BLOCKS}
+MEMBER_POLL_MS = 50  # a ReplicaConsumer's group poll: long enough for kafka-python to make progress joining
 DEFAULT_PREFIX = "mevwatch"
 
 
@@ -58,11 +59,28 @@ class Record:
     timestamp_ms: int
 
 
+Positions = Mapping[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+
+
 class Consumer(Protocol):
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]: ...
-    def commit(self) -> None: ...
+
+    def commit(self, positions: Positions | None = None) -> None:
+        """Commit ``positions`` (partitions not named: what was polled); only partitions this
+        consumer owns are committed."""
+        ...
+
     def lag(self) -> dict[str, int]: ...
     def close(self) -> None: ...
+
+    def owned(self) -> set[tuple[str, int]] | None:
+        """The (topic, partition)s whose output this member writes; None: every record it polls
+        (a consumer that only receives its own partitions)."""
+        ...
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of a partition (None: none yet)."""
+        ...
 
 
 class Bus(Protocol):
@@ -160,10 +178,17 @@ class _InProcessConsumer:
                 out[t] = out.get(t, 0) + len(self.bus._logs[t][p]) - pos
         return out
 
-    def commit(self) -> None:
+    def commit(self, positions: Positions | None = None) -> None:
         with self.bus._cond:
             for (t, p), pos in self._position.items():
-                self.bus._committed[(self.group, t, p)] = pos
+                self.bus._committed[(self.group, t, p)] = (positions or {}).get((t, p), pos)
+
+    def owned(self) -> set[tuple[str, int]] | None:
+        return None  # it receives only what it owns
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        with self.bus._cond:
+            return self.bus._committed.get((self.group, topic, partition))
 
     def close(self) -> None:
         return None
@@ -289,6 +314,12 @@ class KafkaBus:
         return _KafkaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
                               self.commit_timeout_s, self._security, self._logical)
 
+    def replica_consumer(self, topics: list[str], group: str) -> ReplicaConsumer:
+        """Every partition of ``topics`` read by this member, and the group's assignment as what it
+        owns (:class:`ReplicaConsumer`: the detect role, docs/operations.md "Several detect members")."""
+        return ReplicaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
+                               self.commit_timeout_s, self._security, self._logical)
+
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
         (read without joining the group, so nothing is committed or rebalanced)."""
@@ -338,6 +369,19 @@ class KafkaBus:
         self._producer.close(10)
 
 
+def _lag(reader: Any, parts: list[Any], names: Mapping[str, str]) -> dict[str, int]:
+    """Per logical topic: records between ``reader``'s positions and the ends of ``parts``."""
+    if not parts:
+        return {}
+    ends = reader.end_offsets(parts)
+    out: dict[str, int] = {}
+    for tp in parts:
+        pos = reader.position(tp)
+        name = names.get(tp.topic, tp.topic)
+        out[name] = out.get(name, 0) + max(0, int(ends.get(tp, pos)) - int(pos))
+    return out
+
+
 class _KafkaConsumer:
     """``topics`` are Kafka's names; records and lag name them by ``logical`` (the code's names)."""
 
@@ -361,26 +405,126 @@ class _KafkaConsumer:
                 out.append(Record(self._name.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp))
         return out
 
-    def commit(self) -> None:
-        """Commit the consumed offsets; raises (kafka-python's timeout error) when the broker does not
-        answer within the commit timeout, so the caller's retry policy backs off, logs and counts."""
-        self._c.commit(timeout_ms=self.commit_timeout_ms)
+    def commit(self, positions: Positions | None = None) -> None:
+        """Commit the consumed offsets (or ``positions`` where given); raises (kafka-python's timeout
+        error) when the broker does not answer within the commit timeout, so the caller's retry policy
+        backs off, logs and counts."""
+        if not positions:
+            self._c.commit(timeout_ms=self.commit_timeout_ms)
+            return
+        from kafka.structs import OffsetAndMetadata
+
+        offsets = {tp: OffsetAndMetadata(positions.get((self._name.get(tp.topic, tp.topic), tp.partition), self._c.position(tp)), "", -1)
+                   for tp in self._c.assignment()}
+        if offsets:
+            self._c.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
+
+    def owned(self) -> set[tuple[str, int]] | None:
+        return None  # it receives only the partitions the group assigned it
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        from kafka import TopicPartition
+
+        return self._c.committed(TopicPartition(self._physical(topic), partition))
+
+    def _physical(self, topic: str) -> str:
+        return next((k for k, v in self._name.items() if v == topic), topic)
 
     def lag(self) -> dict[str, int]:
         """Records between this consumer's positions and the ends of its assigned partitions."""
-        parts = list(self._c.assignment())
-        if not parts:
-            return {}
-        ends = self._c.end_offsets(parts)
-        out: dict[str, int] = {}
-        for tp in parts:
-            pos = self._c.position(tp)
-            name = self._name.get(tp.topic, tp.topic)
-            out[name] = out.get(name, 0) + max(0, int(ends.get(tp, pos)) - int(pos))
-        return out
+        return _lag(self._c, list(self._c.assignment()), self._name)
 
     def close(self) -> None:
         self._c.close()
+
+
+class ReplicaConsumer:
+    """A detect member's view of the bus (docs/operations.md, "Several detect members"): it reads
+    every partition of its topics, so every member holds the whole state (every pending transaction,
+    every block: pool reserves, fates, sightings); and it joins the consumer group only to learn which
+    partitions it *owns*: it writes the output of those records and commits their offsets. N members
+    then write exactly what one member writes, each a share of it.
+
+    - reader: a group-less consumer assigned every partition, starting at the group's committed offsets
+      (records before them are state only: ``Bus.history``).
+    - member: subscribed in the group, its partitions paused as soon as they are assigned (it fetches
+      nothing); its assignment is :meth:`owned`; it commits the reader's positions for those.
+    """
+
+    def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
+                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None):
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        self._name = dict(logical or {})
+        self.commit_timeout_ms = int(commit_timeout_s * 1000)
+        common: dict[str, Any] = dict(bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", reconnect_backoff_max_ms=2000, **(security or {}))
+        with diagnosed(bootstrap):
+            member = self._member = KafkaConsumer(group_id=group, **common)
+
+            class _Paused(ConsumerRebalanceListener):
+                def on_partitions_revoked(self, revoked: Any) -> None:
+                    return None
+
+                def on_partitions_assigned(self, assigned: Any) -> None:
+                    if assigned:
+                        member.pause(*assigned)  # ownership only: the reader fetches the records
+
+            member.subscribe(topics, listener=_Paused())
+            try:
+                self._reader = KafkaConsumer(group_id=None, max_poll_records=10_000, fetch_max_wait_ms=10,
+                                             max_partition_fetch_bytes=8 * 1024 * 1024, **common)
+            except BaseException:
+                member.close()
+                raise
+        self._tps = [TopicPartition(t, p) for t in topics for p in sorted(self._reader.partitions_for_topic(t) or ())]
+        self._reader.assign(self._tps)
+        for tp in self._tps:
+            done = member.committed(tp)
+            if done is not None:
+                self._reader.seek(tp, done)
+
+    def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
+        # heartbeats and rebalances (its own partitions stay paused): joining takes a few round trips,
+        # which kafka-python makes only while poll waits; once the group is stable, no wait
+        coordinator = getattr(self._member, "_coordinator", None)
+        settled = coordinator is not None and not coordinator.need_rejoin() and bool(self._member.assignment())
+        self._member.poll(timeout_ms=0 if settled else MEMBER_POLL_MS)
+        out = []
+        for _tp, msgs in self._reader.poll(timeout_ms=timeout_ms, max_records=max_records).items():
+            for m in msgs:
+                out.append(Record(self._name.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp))
+        return out
+
+    def owned(self) -> set[tuple[str, int]] | None:
+        return {(self._name.get(tp.topic, tp.topic), tp.partition) for tp in self._member.assignment()}
+
+    def commit(self, positions: Positions | None = None) -> None:
+        """Commit ``positions`` (else the reader's: everything polled) for the owned partitions."""
+        from kafka.structs import OffsetAndMetadata
+
+        given = positions or {}
+        offsets = {tp: OffsetAndMetadata(given.get((self._name.get(tp.topic, tp.topic), tp.partition), self._reader.position(tp)), "", -1)
+                   for tp in self._member.assignment()}
+        if offsets:
+            self._member.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        from kafka import TopicPartition
+
+        phys = next((k for k, v in self._name.items() if v == topic), topic)
+        return self._member.committed(TopicPartition(phys, partition), timeout_ms=self.commit_timeout_ms)
+
+    def lag(self) -> dict[str, int]:
+        """Records between the reader's positions and the ends of the owned partitions."""
+        return _lag(self._reader, list(self._member.assignment()), self._name)
+
+    def close(self) -> None:
+        try:
+            self._member.close()  # leaves the group: the others take its partitions at once
+        finally:
+            self._reader.close()
 
 
 def ensure_topics(bootstrap: str, partitions: int = 6, replication: int = 1, *, security: Mapping[str, Any] | None = None,

@@ -1,0 +1,170 @@
+"""Several detect members on a real Kafka broker equal one (docs/operations.md, "Several detect
+members"): every member reads every partition (the whole state: every pending transaction, every
+block) and writes the output of the partitions the group gives it. The lab's recording through one
+member and through three members (six mempool partitions) gives the same alert stage events,
+pending stage included, each written by exactly one member; a member that stops after writing a
+batch but before committing it, and leaves, has its partitions taken over with nothing lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from mevwatch.monitor.pipeline import DetectWorker
+from mevwatch.monitor.sinks.base import SinkChain
+from mevwatch.monitor.types import Block, PendingTx
+from mevwatch.streams import bus as busmod
+from mevwatch.streams.ingest import publish
+
+pytestmark = [pytest.mark.kafka]
+CONF = 12
+
+
+class Collect:
+    """A sink that keeps what it was given: (alert id, stage, version) of every event, pending rows, block rows."""
+
+    name = "collect"
+    health = None
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+        self.pending: list[str] = []
+        self.blocks: list[int] = []
+
+    def write(self, batch) -> None:
+        self.events += [(e.alert.alert_id, e.alert.stage, e.version) for e in batch.alerts]
+        self.pending += [r[0] for r in batch.pending]
+        self.blocks += [r[0] for r in batch.blocks]
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def feed(bootstrap: str, prefix: str, messages: list, start: int = 0, stop: int | None = None) -> None:
+    """Publish ``messages[start:stop]`` one at a time (each acknowledged before the next), so their
+    record times follow the recording's order across partitions."""
+    bus = busmod.KafkaBus(bootstrap, partitions=6, topic_prefix=prefix)
+    try:
+        for m in messages[start:stop]:
+            publish(bus, m)
+            bus.flush(60)
+            time.sleep(0.003 if not isinstance(m, PendingTx) else 0.001)
+    finally:
+        bus.close()
+
+
+class Member:
+    def __init__(self, bootstrap: str, prefix: str, group: str):
+        self.bus = busmod.KafkaBus(bootstrap, partitions=6, topic_prefix=prefix)
+        self.sink = Collect()
+        self.worker = DetectWorker(self.bus, SinkChain([self.sink]), chain_id=31337, confirmations=CONF, group=group)
+        self.worker.warm_up()  # as the daemon starts a member: state from the records before the group's offsets
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.worker.step(timeout_ms=200)
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+
+    def start(self) -> Member:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.worker.close()
+        self.bus.close()
+        assert self.error is None, self.error
+
+
+def run_until(members: list[Member], last_block: int, settle_s: float = 4.0, timeout: float = 120) -> None:
+    """Until every member has processed ``last_block`` and the group has settled (commits made)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(m.worker.last_block == last_block for m in members):
+        time.sleep(0.2)
+    assert all(m.worker.last_block == last_block for m in members), [m.worker.last_block for m in members]
+    time.sleep(settle_s)
+
+
+@pytest.fixture(scope="module")
+def one_member(kafka, lab_messages):
+    """The recording through a single detect member: the reference."""
+    prefix = f"m1{uuid.uuid4().hex[:6]}"
+    feed(kafka.bootstrap, prefix, lab_messages)
+    m = Member(kafka.bootstrap, prefix, "one").start()
+    last = max(x.number for x in lab_messages if isinstance(x, Block))
+    run_until([m], last)
+    m.close()
+    return m.sink
+
+
+def test_three_members_write_what_one_writes(kafka, lab_messages, one_member):
+    want = one_member.events
+    assert len(want) == len(set(want))
+    assert sum(1 for e in want if e[1] == "pending") >= 5 and sum(1 for e in want if e[1] == "final") >= 5, Counter(e[1] for e in want)
+    prefix = f"m3{uuid.uuid4().hex[:6]}"
+    feed(kafka.bootstrap, prefix, lab_messages)
+    members = [Member(kafka.bootstrap, prefix, "three") for _ in range(3)]
+    for m in members:
+        m.start()
+    last = max(x.number for x in lab_messages if isinstance(x, Block))
+    try:
+        run_until(members, last)
+    finally:
+        for m in members:
+            m.close()
+    got = Counter(e for m in members for e in m.sink.events)
+    assert set(got) == set(want)
+    assert max(got.values()) == 1, [e for e, n in got.items() if n > 1][:5]  # each event written by one member
+    writers = [m for m in members if m.sink.events]
+    assert len(writers) >= 2, "the work was not shared"
+    assert sorted(p for m in members for p in m.sink.pending) == sorted(one_member.pending)
+    assert sorted(b for m in members for b in m.sink.blocks) == sorted(one_member.blocks)
+
+
+def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages, one_member):
+    prefix = f"mk{uuid.uuid4().hex[:6]}"
+    half = len(lab_messages) // 2
+    feed(kafka.bootstrap, prefix, lab_messages, 0, half)
+    members = [Member(kafka.bootstrap, prefix, "kill") for _ in range(3)]
+    for m in members:
+        m.start()
+    first_half_last = max(x.number for x in lab_messages[:half] if isinstance(x, Block))
+    last = max(x.number for x in lab_messages if isinstance(x, Block))
+    try:
+        run_until(members, first_half_last, settle_s=2.0)
+        # the member that owns the blocks partition: every block's events are its to write
+        victim = next(m for m in members if (busmod.BLOCKS, 0) in (m.worker.consumer.owned() or ()))
+        victim.worker._commit = lambda: None  # type: ignore[method-assign]  # it writes, then never commits
+        written = len(victim.sink.events)
+        feed(kafka.bootstrap, prefix, lab_messages, half, half + (len(lab_messages) - half) // 3)
+        time.sleep(2.0)  # it processed (and wrote) part of the second half without committing
+        victim.close()  # it leaves: the others take its partitions
+        uncommitted = set(victim.sink.events[written:])
+        assert uncommitted, "the stopped member wrote nothing uncommitted: nothing tested"
+        feed(kafka.bootstrap, prefix, lab_messages, half + (len(lab_messages) - half) // 3)
+        survivors = [m for m in members if m is not victim]
+        run_until(survivors, last)
+    finally:
+        for m in members:
+            if m is not victim:
+                m.close()
+    got = Counter(e for m in members for e in m.sink.events)
+    assert set(got) == set(one_member.events)  # nothing lost
+    # written twice only where the stopped member wrote without committing: the survivors wrote it again
+    again = {e for e, n in got.items() if n > 1}
+    assert again <= set(victim.sink.events)
+    assert uncommitted <= again  # what it wrote but never committed, its successor wrote again
+    assert sorted(set(b for m in members for b in m.sink.blocks)) == sorted(set(one_member.blocks))

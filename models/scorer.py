@@ -39,6 +39,7 @@ import numpy as np
 
 from mevwatch.models.dataset import ROLES
 from mevwatch.models.graph import block_graph, merge, pending_graph
+from mevwatch.monitor import chains
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.log import get_logger
 
@@ -138,7 +139,7 @@ class Scorer:
 
     def score_window(self, window: list[tuple[Any, list]]) -> tuple[list, dict[str, np.ndarray]]:
         t = time.perf_counter()
-        g = pending_graph(window[-self.window:])
+        g = pending_graph(window[-self.window:], native_wrapper=chains.native_wrapper(self.chain_id))
         p = self._probs(g) if g.tx_hashes else np.zeros((0, len(ROLES)))
         self._latency.observe(time.perf_counter() - t)
         return g.tx_hashes, dict(zip(g.tx_hashes, p))

@@ -100,7 +100,10 @@ class Lifecycle:
         """Events for a newly processed canonical block (call only when not :meth:`seen`)."""
         events: list[AlertEvent] = []
         # a different block at a height we processed: everything from there up was orphaned
-        stale = [n for n, h in self.heights.items() if n >= block.number and h != block.hash]
+        # (settled history, final_by_block: blocks may come in any order, as files or shards hold them; only a
+        # different block at the same height replaces one)
+        stale = [n for n, h in self.heights.items() if (n == block.number if self.final_by_block else n >= block.number)
+                 and h != block.hash]
         self._orphaned_final(stale)
         for n in sorted(stale, reverse=True):
             events += self._retract(n, self.heights.pop(n), offset)

@@ -245,8 +245,13 @@ class DetectWorker:
                 self._held.setdefault((rec.topic, rec.partition), deque()).append((rec.offset, out))
         if time.monotonic() - self._last_expire > EXPIRE_EVERY_S:
             self._last_expire = time.monotonic()
-            # dropped fates (by the clock, not by a record): written by the member that owns the blocks
-            self.engine.expire(batch if owned is None or (busmod.BLOCKS, 0) in owned else Batch())
+            # dropped fates (by the clock, not by a record): written by the member that owns the blocks; the
+            # others hold theirs with the blocks partition's output (written if the blocks come to them)
+            blocks_tp = (busmod.BLOCKS, 0)
+            out = batch if owned is None or blocks_tp in owned else Batch()
+            self.engine.expire(out)
+            if out is not batch and len(out):
+                self._held.setdefault(blocks_tp, deque()).append((self._done.get(blocks_tp, 0), out))
         if self._held and time.monotonic() - self._last_trim > TRIM_EVERY_S:
             self._last_trim = time.monotonic()
             self._trim()

@@ -126,6 +126,7 @@ class Replayer:
         self.by_block = by_block
         self.on_written = on_written  # after each write to the store: the first block not yet settled there
         self._next_block: int | None = None  # the block after the highest one processed
+        self.lowest_rejected: int | None = None  # a checkpoint never passes a rejected block (a resumed run retries it)
         self.summary = ReplaySummary()
         self.batch = Batch()
         self.offset = 0  # the next block event's number
@@ -173,12 +174,14 @@ class Replayer:
                 unfit = store_problem(b)
                 if unfit is not None:
                     self.problem(*self._named(origin, b), f"field {unfit[0]!r}: {unfit[1]}")
+                    self.rejected_block(b.number)
                     continue
             if a is None:
                 try:
                     a = analyse(self.engine.decoder, b, self.engine.registry, self.engine.oracle)
                 except Exception as exc:  # noqa: BLE001 - a bug must cost one block, not the whole replay
                     self.problem(*self._named(origin, b), f"internal error while processing this block: {exc!r} (please report it)")
+                    self.rejected_block(b.number)
                     continue
             todo.append((b, a, origin))
         if not todo:
@@ -194,6 +197,7 @@ class Replayer:
             together = f" (one of {len(done)} blocks scored together)" if len(done) > 1 else ""
             for b, _a, origin in todo:
                 self.problem(*self._named(origin, b), f"internal error while processing this block{together}: {exc!r} (please report it)")
+                self.rejected_block(b.number)
             return
         for block, an, origin in todo:
             self.summary.add_block(block.number, len(block.transactions), an.decoded.stats)
@@ -284,13 +288,19 @@ class Replayer:
         self.summary.stored.update(_counts(batch))
         self._written()
 
+    def rejected_block(self, number: Any) -> None:
+        """Block ``number`` was rejected: progress recorded for a checkpoint stops below it."""
+        if isinstance(number, int) and not isinstance(number, bool):
+            self.lowest_rejected = number if self.lowest_rejected is None else min(self.lowest_rejected, number)
+
     def _written(self) -> None:
         """Tell ``on_written`` the first block not yet settled in the store: below it every block was
         written and its alerts are final (an alert still open names its block)."""
         if self.on_written is None or self._next_block is None:
             return
         opened = [a.block_number for a in self.engine.lifecycle.open.values() if a.block_number is not None]
-        self.on_written(min([self._next_block, *opened]))
+        rejected = [self.lowest_rejected] if self.lowest_rejected is not None else []
+        self.on_written(min([self._next_block, *opened, *rejected]))
 
     def _write_each(self, batch: Batch, first: BaseException) -> None:
         """The store refused ``batch``: write it block by block; reject the blocks it still refuses."""
@@ -305,6 +315,7 @@ class Replayer:
                 if number is None:
                     self.problem("<store>", None, f"{len(part)} rows of pending transactions and their fates: " + why)
                     continue
+                self.rejected_block(number)
                 if self.out is not None or self.on_alert is not None:
                     why += " (its alerts are in the output)"
                 for source, position in self._origins.get(number) or [(f"block {number}", None)]:

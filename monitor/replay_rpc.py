@@ -150,5 +150,11 @@ def replay_rpc(url: str, start: int, end: int, *, out: IO[bytes] | None = None,
     rep = Replayer(chain_id=chain_id, out=out, on_block=on_block, scorer=scorer, decoders=decoders, oracle=oracle,
                    by_block=True, sinks=store_sinks(store) if store is not None else None,
                    on_written=progress.record if progress is not None else None, native_wrapper=native_wrapper)
-    asyncio.run(_fetch_range(url, first, last, chain_id, lambda b, origin: rep.message(b, origin), rep.problem, traces))
+    def reject(source: str, where: str, why: str, raw: bytes | None) -> None:
+        rep.problem(source, where, why, raw)
+        head = where.removeprefix("blocks ").removeprefix("block ").split("..")[0]
+        if head.isdigit():  # "block N" / "blocks N..M": a checkpoint stops below it, so a resumed run retries it
+            rep.rejected_block(int(head))
+
+    asyncio.run(_fetch_range(url, first, last, chain_id, lambda b, origin: rep.message(b, origin), reject, traces))
     return rep.finish()

@@ -491,14 +491,30 @@ class ReplicaConsumer:
         coordinator = getattr(self._member, "_coordinator", None)
         settled = coordinator is not None and not coordinator.need_rejoin() and bool(self._member.assignment())
         self._member.poll(timeout_ms=0 if settled else MEMBER_POLL_MS)
+        new = [tp for tp in self._member.assignment() if tp not in self._tps]
+        if new:  # a topic gained partitions (more members): read them too, from the group's offsets
+            self._add(new)
         out = []
         for _tp, msgs in self._reader.poll(timeout_ms=timeout_ms, max_records=max_records).items():
             for m in msgs:
                 out.append(Record(self._name.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp))
         return out
 
+    def _add(self, new: list[Any]) -> None:
+        keep = {tp: self._reader.position(tp) for tp in self._tps}
+        self._tps = self._tps + list(new)
+        self._reader.assign(self._tps)
+        for tp, pos in keep.items():
+            self._reader.seek(tp, pos)
+        for tp in new:
+            done = self._member.committed(tp, timeout_ms=self.commit_timeout_ms)
+            if done is not None:
+                self._reader.seek(tp, done)
+            else:
+                self._reader.seek_to_beginning(tp)
+
     def owned(self) -> set[tuple[str, int]] | None:
-        return {(self._name.get(tp.topic, tp.topic), tp.partition) for tp in self._member.assignment()}
+        return {(self._name.get(tp.topic, tp.topic), tp.partition) for tp in self._member.assignment() if tp in self._tps}
 
     def commit(self, positions: Positions | None = None) -> None:
         """Commit ``positions`` (else the reader's: everything polled) for the owned partitions."""
@@ -506,7 +522,7 @@ class ReplicaConsumer:
 
         given = positions or {}
         offsets = {tp: OffsetAndMetadata(given.get((self._name.get(tp.topic, tp.topic), tp.partition), self._reader.position(tp)), "", -1)
-                   for tp in self._member.assignment()}
+                   for tp in self._member.assignment() if tp in self._tps}
         if offsets:
             self._member.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
 
@@ -518,7 +534,7 @@ class ReplicaConsumer:
 
     def lag(self) -> dict[str, int]:
         """Records between the reader's positions and the ends of the owned partitions."""
-        return _lag(self._reader, list(self._member.assignment()), self._name)
+        return _lag(self._reader, [tp for tp in self._member.assignment() if tp in self._tps], self._name)
 
     def close(self) -> None:
         try:

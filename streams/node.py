@@ -543,8 +543,8 @@ class NodeSource:
                     return
                 sub, result = msg["subscription"], msg["result"]
                 if sub == heads_sub:
-                    last_head = time.monotonic()
                     await self._on_head(_int(result["number"]) or 0, emit)
+                    last_head = time.monotonic()  # after the head's work (fetch, traces, the bus): that is not silence
                 elif sub == pending_sub:
                     seen = time.time_ns()
                     if isinstance(result, (str, bytes)) or hasattr(result, "hex") and not hasattr(result, "get"):

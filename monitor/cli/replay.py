@@ -112,7 +112,7 @@ def replay(
             raise OptionError(f"--to ({to_block}) is before --from ({from_block})")
         span = (the_shard or Shard(0, 1)).block_range(from_block, to_block)
         total: int | None = span[1] - span[0] + 1 if span is not None else 0
-        alert_store = _open_shard_store(clickhouse, the_shard) if to_store else None
+        alert_store = open_store(clickhouse, migrate=True) if to_store else None
         traces = state.settings.node.traces  # node.traces, as the daemon reads it (docs/node.md)
 
         def on_start(first: int, last: int) -> None:  # the blocks this run fetches (a checkpoint may have done some)
@@ -151,7 +151,7 @@ def replay(
             total = sum(1 for _, f in found if f == "mev-inspect") or None
         inputs = [p for p, _f in found]
         _check_writable(out, dead_letter)
-        alert_store = _open_shard_store(clickhouse, the_shard) if to_store else None
+        alert_store = open_store(clickhouse, migrate=True) if to_store else None
         run = lambda sink, cb: replay_files(inputs, fmt=fmt, out=sink, workers=workers, on_block=cb,  # noqa: E731
                                             chain_id=chain_id, store=alert_store, scorer=scorer, decoders=decoders,
                                             shard=the_shard, native_wrapper=state.settings.native_wrapper)
@@ -207,24 +207,3 @@ def _check_writable(out: str, dead_letter: Path | None) -> None:
         if (target.exists() and not os.access(target, os.W_OK)) or (not target.exists() and not os.access(parent, os.W_OK)):
             raise OptionError(f"{opt} {target}: not writable")
 
-
-SCHEMA_WAIT_S = 600  # how long shards 1..K-1 wait for shard 0 to migrate the store
-
-
-def _open_shard_store(clickhouse: str | None, shard: Any) -> Any:
-    """The store a replay writes. K shards start together (an Indexed Job's pods) and migrations are
-    not safe to run twice at once (two ``ADD COLUMN``s of one column: the second fails), so only
-    shard 0 (or an unsharded run) migrates; the others wait for it, up to SCHEMA_WAIT_S."""
-    import time
-
-    if shard is None or shard.index == 0:
-        return open_store(clickhouse, migrate=True)
-    store = open_store(clickhouse, migrate=False)
-    deadline = time.monotonic() + SCHEMA_WAIT_S
-    while store.pending_migrations():
-        if time.monotonic() > deadline:
-            store.close()
-            raise OptionError(f"shard {shard.label}: the store's schema is still not migrated after {SCHEMA_WAIT_S} s; "
-                              "shard 0 migrates it when it starts (or run `mevwatch db migrate` first)")
-        time.sleep(1.0)
-    return store

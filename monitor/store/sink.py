@@ -9,8 +9,10 @@ import time
 from mevwatch.monitor import metrics
 from mevwatch.monitor.batch import Batch
 from mevwatch.monitor.errors import StoreError
+from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.store.store import PENDING_KEEP_S, AlertStore
 
+log = get_logger("mevwatch.store")
 
 EXPIRE_EVERY_S = 3600.0  # how often StoreSink deletes pending rows older than PENDING_KEEP_S (docs/store.md)
 
@@ -41,7 +43,10 @@ class StoreSink:
             _timed(self.store, rows, {r[1]: int(r[3]) for r in batch.blocks if r[5]})
         if batch.pending and time.monotonic() - self._expired_at > EXPIRE_EVERY_S:
             self._expired_at = time.monotonic()
-            self.store.expire_pending(self.keep_pending_s)
+            try:  # upkeep: a refused or failed delete must never stop detection (the next hour tries again)
+                self.store.expire_pending(self.keep_pending_s)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("expiring old pending rows failed; retried in an hour", error=str(exc)[:300])
 
     def flush(self) -> None:
         pass

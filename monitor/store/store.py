@@ -18,6 +18,7 @@ import orjson
 from mevwatch.monitor.alerts import Alert, AlertEvent, alert_from_json
 from mevwatch.monitor.batch import Batch as StoreBatch  # noqa: F401 - the unit every sink writes
 from mevwatch.monitor.lifecycle import proof_version
+from mevwatch.monitor.errors import StoreError
 from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.store.backend import Backend, open_backend
 from mevwatch.monitor.store.schema import MIGRATIONS, MIGRATIONS_TABLE
@@ -43,6 +44,8 @@ BLOCK_COLS = ("block_number", "block_hash", "parent_hash", "block_time", "tx_cou
 # restart and attestation read only alerts this much older than their window's block time (docs/store.md):
 # an alert's time is its first inclusion's block time, so it lags its final or re-included block by at most this
 TIME_MARGIN_S = 86_400
+MIGRATION_LOCK = "schema_migration_lock"  # exists while one process migrates (AlertStore.migrate)
+MIGRATION_LOCK_STALE_S = 6 * 3600  # a lock this old belongs to a process that died mid-migration
 PENDING_KEEP_S = 7 * 86_400  # pending transactions and their fates are deleted after this (expire_pending)
 
 
@@ -101,18 +104,62 @@ class AlertStore:
         return sorted(int(r[0]) for r in self.backend.query("SELECT version FROM schema_migrations"))
 
     def migrate(self) -> list[int]:
-        """Apply the missing migrations in order; return the versions applied now."""
-        done = set(self.applied_migrations())
-        applied = []
-        for m in MIGRATIONS:
-            if m.version in done:
+        """Apply the missing migrations in order; return the versions applied now. Processes that start
+        together (detect members, attest, replay shards) never migrate at once: the first takes a lock
+        (a table only one ``CREATE TABLE`` can make, :data:`MIGRATION_LOCK`), the others wait for it to
+        finish, then find nothing left to do. A lock older than MIGRATION_LOCK_STALE_S (its holder died
+        mid-migration) is taken over, with a warning."""
+        if not self.pending_migrations():
+            return []
+        if not self._lock_migrations():
+            return []  # another process migrated while this one waited
+        try:
+            done = set(self.applied_migrations())
+            applied = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                for stmt in m.statements:
+                    self.backend.execute(stmt)
+                self.backend.insert("schema_migrations", ("version", "name", "applied_at"), [(m.version, m.name, int(time.time()))])
+                log.info("migration applied", version=m.version, name=m.name)
+                applied.append(m.version)
+            return applied
+        finally:
+            self.backend.execute(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
+
+    def _lock_migrations(self) -> bool:
+        """Take the migration lock (True), or wait until another holder finished them all (False)."""
+        import os
+        import socket
+
+        waited = time.monotonic()
+        told = 0.0
+        while True:
+            try:
+                self.backend.execute(f"CREATE TABLE {MIGRATION_LOCK} (holder String, since DateTime) ENGINE = MergeTree() ORDER BY since")
+            except StoreError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+            else:
+                self.backend.insert(MIGRATION_LOCK, ("holder", "since"), [(f"{socket.gethostname()}:{os.getpid()}", int(time.time()))])
+                return True
+            if not self.pending_migrations():
+                return False
+            try:
+                rows = self.backend.query(f"SELECT min(toUInt32(since)), count() FROM {MIGRATION_LOCK}")
+            except StoreError:  # released (dropped) since: try to take it
+                time.sleep(0.2)
                 continue
-            for stmt in m.statements:
-                self.backend.execute(stmt)
-            self.backend.insert("schema_migrations", ("version", "name", "applied_at"), [(m.version, m.name, int(time.time()))])
-            log.info("migration applied", version=m.version, name=m.name)
-            applied.append(m.version)
-        return applied
+            since = int(rows[0][0]) if rows and int(rows[0][1]) else None
+            if since is not None and time.time() - since > MIGRATION_LOCK_STALE_S:
+                log.warning("taking over a stale migration lock (its holder stopped mid-migration?)", since=since)
+                self.backend.execute(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
+                continue
+            if time.monotonic() - told > 30:
+                told = time.monotonic()
+                log.info("another process is migrating the store; waiting", waited_s=round(time.monotonic() - waited))
+            time.sleep(1.0)
 
     def pending_migrations(self) -> list[int]:
         done = set(self.applied_migrations())

@@ -146,14 +146,19 @@ def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages
     try:
         run_until(members, first_half_last, settle_s=2.0)
         # the member that owns the blocks partition: every block's events are its to write
+        deadline = time.monotonic() + 60
+        while not any((busmod.BLOCKS, 0) in (m.worker.consumer.owned() or ()) for m in members) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the group settled on who owns the blocks
         victim = next(m for m in members if (busmod.BLOCKS, 0) in (m.worker.consumer.owned() or ()))
         victim.worker._commit = lambda: None  # type: ignore[method-assign]  # it writes, then never commits
         written = len(victim.sink.events)
-        feed(kafka.bootstrap, prefix, lab_messages, half, half + (len(lab_messages) - half) // 3)
-        time.sleep(2.0)  # it processed (and wrote) part of the second half without committing
+        middle = half + (len(lab_messages) - half) // 3
+        feed(kafka.bootstrap, prefix, lab_messages, half, middle)
+        # it processed (and wrote) part of the second half without committing
+        run_until([victim], max(x.number for x in lab_messages[:middle] if isinstance(x, Block)), settle_s=0.5)
         victim.close()  # it leaves: the others take its partitions
         uncommitted = set(victim.sink.events[written:])
-        assert uncommitted, "the stopped member wrote nothing uncommitted: nothing tested"
+        assert any(e[1] != "pending" for e in uncommitted), "the stopped member wrote no block event uncommitted: nothing tested"
         feed(kafka.bootstrap, prefix, lab_messages, half + (len(lab_messages) - half) // 3)
         survivors = [m for m in members if m is not victim]
         run_until(survivors, last)
@@ -162,9 +167,15 @@ def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages
             if m is not victim:
                 m.close()
     got = Counter(e for m in members for e in m.sink.events)
-    assert set(got) == set(one_member.events)  # nothing lost
+    # nothing lost: every block-stage event of the one-member run, and every pending transaction's row.
+    # (Pending-stage alerts are compared in the test above; here a member reads a partition from its
+    # takeover on, and an attempt whose legs sit on two partitions can meet them in another order:
+    # docs/operations.md, "One order".)
+    blockwise = {e for e in one_member.events if e[1] != "pending"}
+    assert {e for e in got if e[1] != "pending"} == blockwise
+    assert set(p for m in members for p in m.sink.pending) == set(one_member.pending)
+    assert sorted(set(b for m in members for b in m.sink.blocks)) == sorted(set(one_member.blocks))
     # written twice only where the stopped member wrote without committing: the survivors wrote it again
     again = {e for e, n in got.items() if n > 1}
     assert again <= set(victim.sink.events)
-    assert uncommitted <= again  # what it wrote but never committed, its successor wrote again
-    assert sorted(set(b for m in members for b in m.sink.blocks)) == sorted(set(one_member.blocks))
+    assert {e for e in uncommitted if e[1] != "pending"} <= again  # its uncommitted block events, written again

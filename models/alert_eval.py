@@ -1,4 +1,5 @@
-"""Pending sandwich attempts through the alert path (the engine, as replays and the daemon run
+"""(Superseded by ``mevwatch eval``, models/lab_eval.py, for lab v2; kept for the classic lab's
+variant table of docs/model-eval/alert-path.md.) Pending sandwich attempts through the alert path (the engine, as replays and the daemon run
 it), scored with ``sim/score.py``'s criteria: the rules alone, the model alone and both, on the
 same recording in the same run.
 
@@ -36,19 +37,9 @@ def read_lab(folder: Path) -> tuple[list, list[dict]]:
 
 def pending_attempts(messages: list, *, scorer: Any = None, registry: Any = None, chain_id: int = 31337) -> list[dict]:
     """Every pending ``sandwich_attempt`` the engine raises over ``messages`` (first version of each)."""
-    from mevwatch.monitor.batch import Batch
-    from mevwatch.monitor.engine import Engine, replay_offsets
-    from mevwatch.monitor.detect.registry import REGISTRY
+    from mevwatch.models.lab_eval import run_alerts, stage
 
-    eng = Engine(chain_id=chain_id, registry=registry or REGISTRY, scorers=[scorer] if scorer is not None else [])
-    batch = eng.feed(replay_offsets(messages), Batch())
-    eng.settle(batch)
-    out: dict[str, dict] = {}
-    for ev in batch.alerts:
-        a = ev.alert
-        if a.kind == "sandwich_attempt" and a.stage == "pending" and a.alert_id not in out:
-            out[a.alert_id] = a.to_json()
-    return list(out.values())
+    return stage(run_alerts(messages, scorer=scorer, registry=registry, chain_id=chain_id), "pending")
 
 
 @dataclass

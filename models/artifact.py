@@ -39,6 +39,8 @@ def save(model, meta: dict[str, Any], path: Path) -> str:
 
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     meta = dict(meta, schema_version=SCHEMA_VERSION, hidden=model.hidden, layers=model.layers)
+    if getattr(model, "arch", "gnn") != "gnn":  # the shipped GNN's metadata (and hash) stay as they were
+        meta["arch"] = model.arch
     meta["model_hash"] = content_hash(sd, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,7 @@ def load(path: Path, device: str = "cpu"):
     """(model in eval mode, meta); refuses another schema and a file whose content hash does not match."""
     import torch
 
-    from mevwatch.models.model import MevGNN
+    from mevwatch.models.model import ARCHS
 
     path = Path(path)
     if not path.exists():
@@ -67,7 +69,10 @@ def load(path: Path, device: str = "cpu"):
         raise ConfigError(f"model {path} uses feature schema {meta.get('schema_version')}, this mevwatch builds {SCHEMA_VERSION}")
     if content_hash(sd, meta) != meta.get("model_hash"):
         raise ConfigError(f"model {path}: content does not match its hash (corrupted or edited)")
-    model = MevGNN(hidden=meta["hidden"], layers=meta["layers"])
+    arch = meta.get("arch", "gnn")
+    if arch not in ARCHS:
+        raise ConfigError(f"model {path}: unknown architecture {arch!r} (this mevwatch knows {', '.join(ARCHS)})")
+    model = ARCHS[arch](hidden=meta["hidden"], layers=meta["layers"])
     model.load_state_dict(sd)
     model.to(device).eval()
     return model, meta

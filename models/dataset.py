@@ -57,15 +57,18 @@ def _y(g: TxGraph, roles: dict[str, int]) -> np.ndarray:
     return np.asarray([roles.get(h, 0) for h in g.tx_hashes], dtype=np.int64)
 
 
-def lab_samples(folder: Path, *, pending: bool = True) -> list[Sample]:
-    """Block and mempool-window graphs of one lab export, labelled from its ground truth."""
+def lab_samples(folder: Path, *, pending: bool = True, decoders: str = "full") -> list[Sample]:
+    """Block and mempool-window graphs of one lab export, labelled from its ground truth;
+    ``decoders`` as the engine's setting (``transfers``: block graphs from token transfers only)."""
     from mevwatch.monitor.decode.pending import decode_pending
     from mevwatch.streams import envelope
     from mevwatch.monitor.types import PendingTx
 
     folder = Path(folder)
+    from mevwatch.monitor.decode.tokenflow import make_decoder
+
     roles, variants = _labels(folder / "labels.jsonl")
-    decoder = BlockDecoder()
+    decoder = make_decoder(decoders)
     out: list[Sample] = []
     waiting: dict[str, tuple] = {}
     for line in (folder / "recording.jsonl").read_bytes().splitlines():
@@ -104,13 +107,13 @@ def mainnet_samples(paths: list[Path]) -> list[Sample]:
     return out
 
 
-def load(paths: list[Path], weak_repeat: int = 1) -> list[Sample]:
+def load(paths: list[Path], weak_repeat: int = 1, decoders: str = "full") -> list[Sample]:
     """Every sample under ``paths``: lab exports (folders with labels.jsonl) and mev-inspect blocks
     (the latter ``weak_repeat`` times: a few real blocks among hundreds of lab graphs)."""
     samples: list[Sample] = []
     for p in map(Path, paths):
         if (p / "labels.jsonl").exists():
-            samples += lab_samples(p)
+            samples += lab_samples(p, decoders=decoders)
         elif p.is_dir():
             samples += mainnet_samples(sorted(p.glob("*.json.gz"))) * weak_repeat
         elif p.name.endswith(".json.gz"):

@@ -43,6 +43,8 @@ def to_data(g: TxGraph, device: str | torch.device = "cpu") -> tuple[dict, dict]
 
 
 class MevGNN(nn.Module):
+    arch = "gnn"
+
     def __init__(self, hidden: int = 48, layers: int = 2):
         super().__init__()
         self.hidden, self.layers = hidden, layers
@@ -59,3 +61,37 @@ class MevGNN(nn.Module):
             out = conv(h, {k: v for k, v in edge_index.items() if v.numel()})
             h = {k: torch.relu(out[k]) + h[k] if k in out else h[k] for k in h}
         return self.head(torch.cat([h["tx"], h0], dim=1))
+
+
+class TxMLP(nn.Module):
+    """The per-transaction baseline of ``mevwatch eval``: the same role head on each transaction's own
+    features (the ``tx`` node's), no edges, no neighbours. Whatever it matches, the graph adds nothing."""
+
+    arch = "mlp"
+
+    def __init__(self, hidden: int = 48, layers: int = 2):
+        super().__init__()
+        self.hidden, self.layers = hidden, layers
+        dims = [len(NODE_FEATURES["tx"])] + [hidden] * layers
+        mods: list[nn.Module] = []
+        for a, b in zip(dims, dims[1:]):
+            mods += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*mods)
+        self.head = nn.Linear(hidden, len(ROLES))
+
+    def forward(self, x: dict, edge_index: dict) -> torch.Tensor:  # noqa: ARG002 - edges unused on purpose
+        return self.head(self.body(x["tx"]))
+
+
+ARCHS = {"gnn": MevGNN, "mlp": TxMLP}
+
+
+def ablate(x: dict, columns: list[str]) -> dict:
+    """``x`` with the named ``tx`` feature columns zeroed (a model trained without them: its
+    metadata's ``ablate`` list, applied in training and at every inference)."""
+    if not columns:
+        return x
+    idx = [NODE_FEATURES["tx"].index(c) for c in columns]
+    tx = x["tx"].clone()
+    tx[:, idx] = 0.0
+    return {**x, "tx": tx}

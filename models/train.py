@@ -21,21 +21,26 @@ def class_weights(samples: list[Sample]) -> np.ndarray:
 
 def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, hidden: int = 48, layers: int = 2,
           lr: float = 3e-3, device: str = "cpu", data: list[str] | None = None,
-          on_epoch: Callable[[int, float], None] | None = None, threads: int = 1) -> tuple[Any, dict[str, Any]]:
-    """``threads``: CPU threads torch may use, pinned (default 1) because a float sum split over
+          on_epoch: Callable[[int, float], None] | None = None, threads: int = 1, arch: str = "gnn",
+          ablate: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """``arch``: ``gnn`` (the product's model) or ``mlp`` (the per-transaction baseline, no edges);
+    ``ablate``: ``tx`` feature columns zeroed in training and, through the metadata, at inference.
+    ``threads``: CPU threads torch may use, pinned (default 1) because a float sum split over
     another number of threads rounds differently: with the same data, seed, threads and torch
     version a re-run writes the same model bytes, whatever machine it runs on."""
     import torch
 
     from mevwatch.models import artifact
-    from mevwatch.models.model import MevGNN, seed_all, to_data
+    from mevwatch.models.model import ARCHS, seed_all, to_data
+    from mevwatch.models.model import ablate as zero_columns
 
     torch.set_num_threads(threads)
     seed_all(seed)
-    model = MevGNN(hidden, layers).to(device)
+    model = ARCHS[arch](hidden, layers).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(samples)).to(device))
-    prepared = [(to_data(s.graph, device), torch.from_numpy(s.y).to(device)) for s in samples if len(s.y)]
+    prepared = [((zero_columns(x, ablate or []), ei), torch.from_numpy(s.y).to(device))
+                for s in samples if len(s.y) for x, ei in [to_data(s.graph, device)]]
     ckpt = Path(out).with_suffix(".ckpt")
     start = 0
     if ckpt.exists():  # resume
@@ -69,6 +74,8 @@ def train(samples: list[Sample], out: Path, *, epochs: int = 30, seed: int = 0, 
     meta = {"roles": list(ROLES), "epochs": epochs, "seed": seed, "lr": lr, "data": data or [],
             "samples": len(prepared), "train_loss": [round(x, 6) for x in losses[-5:]], "threads": threads,
             "torch": torch.__version__.split("+")[0]}
+    if ablate:
+        meta["ablate"] = list(ablate)
     meta["model_hash"] = artifact.save(model, meta, out)
     ckpt.unlink(missing_ok=True)
     return model, meta

@@ -27,11 +27,15 @@ class Attack:
     block_number: int | None = None
     outcome: str | None = None  # landed | failed (a victim that reverted, legs out of order)
     pools: list[str] = field(default_factory=list)  # every pool attacked (two_pool: both)
+    family: str | None = None  # lab v2: the bot family (sim/families.py); None in the classic lab
 
     def to_json(self) -> dict:
-        return {"attack_id": self.attack_id, "kind": self.kind, "variant": self.variant, "txs": self.txs,
-                "pool": self.pool, "pools": self.pools or [self.pool], "expected_profit_wei": str(self.expected_profit_wei),
-                "block_number": self.block_number, "outcome": self.outcome}
+        out = {"attack_id": self.attack_id, "kind": self.kind, "variant": self.variant, "txs": self.txs,
+               "pool": self.pool, "pools": self.pools or [self.pool], "expected_profit_wei": str(self.expected_profit_wei),
+               "block_number": self.block_number, "outcome": self.outcome}
+        if self.family is not None:
+            out["family"] = self.family
+        return out
 
 
 def best_front(run, hi: int, tol: int) -> tuple[int, int] | None:
@@ -61,6 +65,10 @@ class HonestTraders:
 
     cross_share = 0.2  # share of trades from one lab token to another, through WETH (two pools)
     cl_share = 0.15  # share of trades in the concentrated-liquidity pool
+    gas_range: tuple[int, int] | None = None  # lab v2: gas limits drawn from this range (else 400k each)
+
+    def _params(self, tip: int) -> dict:
+        return _tx_params(tip) if self.gas_range is None else _tx_params(tip, self.rng.randint(*self.gas_range))
 
     def cl_trade(self, who: str) -> str:
         """A WETH <-> token swap in the CL pool through the CL router (V3's exactInputSingle)."""
@@ -77,7 +85,7 @@ class HonestTraders:
         tip = rng.randint(1, 4) * GWEI
         params = (t_in, t_out, 3000, who, 2**40, amount, 0, 0)  # no slippage limit: JIT does not need one
         fn = m.cl_router.functions.exactInputSingle(params)
-        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
+        return "0x" + fn.transact({"from": who, **self._params(tip)}).hex().removeprefix("0x")
 
     def __init__(self, w3, market: Market, accounts: list[str], rng: random.Random):
         self.w3, self.m, self.accounts, self.rng = w3, market, accounts, rng
@@ -95,7 +103,7 @@ class HonestTraders:
         min_out = quote * (10_000 - slippage_bps) // 10_000
         tip = rng.randint(1, 4) * GWEI
         fn = m.router.functions.swapExactTokensForTokens(amount, min_out, [a.address, m.weth.address, b.address], who, 2**40)
-        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
+        return "0x" + fn.transact({"from": who, **self._params(tip)}).hex().removeprefix("0x")
 
     def round(self, n: int) -> list[str]:
         """``n`` swaps by ``n`` different traders (one trader never buys and sells around someone
@@ -126,7 +134,7 @@ class HonestTraders:
         deadline = 2**40  # fixed, so the same seed signs the same transactions
         tip = rng.randint(1, 4) * GWEI
         fn = m.router.functions.swapExactTokensForTokens(amount, min_out, path, who, deadline)
-        return "0x" + fn.transact({"from": who, **_tx_params(tip)}).hex().removeprefix("0x")
+        return "0x" + fn.transact({"from": who, **self._params(tip)}).hex().removeprefix("0x")
 
 
 class SandwichBot:
@@ -282,11 +290,7 @@ class SandwichBot:
     def _send_two_pool(self, victim: tuple, front_in: int, profit: int) -> Attack:
         w3, m = self.w3, self.m
         p, intent = victim
-        pool_a, pool_b = m.pairs[intent.token_in], m.pairs[intent.token_out]
-        ra_w, ra_t = _weth_reserves(pool_a)
-        rb_w, rb_t = _weth_reserves(pool_b)
-        w = front_in * 997 * ra_w // (ra_t * 1000 + front_in * 997)
-        bought = w * 997 * rb_t // (rb_w * 1000 + w * 997)
+        pool_a, pool_b, bought = two_pool_bought(m, intent, front_in)
         tip = p.max_priority_fee_per_gas or GWEI
         front_from = self.operators[0]
         back_from = self.operators[1] if self.split and len(self.operators) > 1 else self.operators[0]
@@ -406,6 +410,16 @@ class Arbitrageur:
                               [{"hash": "0x" + h.hex().removeprefix("0x"), "role": "arbitrage"}], buy.address.lower(), profit))
         self.attacks.extend(new)
         return new
+
+
+def two_pool_bought(m: Market, intent, front_in: int) -> tuple:
+    """(pool A, pool B, token B bought) of a two-pool front-run of ``front_in`` token A along the
+    victim's path A -> WETH -> B."""
+    pool_a, pool_b = m.pairs[intent.token_in], m.pairs[intent.token_out]
+    ra_w, ra_t = _weth_reserves(pool_a)
+    rb_w, rb_t = _weth_reserves(pool_b)
+    w = front_in * 997 * ra_w // (ra_t * 1000 + front_in * 997)
+    return pool_a, pool_b, w * 997 * rb_t // (rb_w * 1000 + w * 997)
 
 
 def _weth_reserves(pair) -> tuple[int, int]:

@@ -100,8 +100,11 @@ class Anvil(LocalProcess):
     name = "anvil"
 
     def __init__(self, data_dir: Path, port: int | None = None, *, block_time: float | None = None,
-                 chain_id: int = 31337, extra: list[str] | None = None):
+                 chain_id: int = 31337, extra: list[str] | None = None, accounts: int = 12, mnemonic_seed: int | None = None):
+        """``mnemonic_seed``: dev accounts from a mnemonic derived from this seed (lab v2: fresh
+        accounts, hence fresh contract addresses, per seed); None: anvil's well-known accounts."""
         super().__init__(data_dir)
+        self.accounts, self.mnemonic_seed = accounts, mnemonic_seed
         self.port = port or free_port()
         self.block_time = block_time
         self.chain_id = chain_id
@@ -128,7 +131,9 @@ class Anvil(LocalProcess):
         if self.running:
             return self
         cmd = [str(self.binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
-               "--order", "fees", "--silent", "--accounts", "12"]
+               "--order", "fees", "--silent", "--accounts", str(self.accounts)]
+        if self.mnemonic_seed is not None:
+            cmd += ["--mnemonic-seed-unsafe", str(self.mnemonic_seed)]
         if self.block_time is None:
             cmd.append("--no-mining")
         else:

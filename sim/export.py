@@ -18,11 +18,16 @@ from mevwatch.streams import envelope
 CHAIN_ID = 31337
 
 
-def export(out: Path, *, blocks: int, seed: int, attacks: bool = True, on_round=None) -> LabResult:
+def export(out: Path, *, blocks: int, seed: int, attacks: bool = True, on_round=None, families: list | None = None,
+           ranges: str = "train") -> LabResult:
+    """``families`` (sim/families.py): lab v2 with those families, their ``ranges`` (train or heldout),
+    and accounts derived from the seed; None: the classic lab."""
     out.mkdir(parents=True, exist_ok=True)
-    node = Anvil(out / ".anvil", chain_id=CHAIN_ID).start()
+    v2 = bool(families)
+    node = Anvil(out / ".anvil", chain_id=CHAIN_ID, accounts=Lab.ACCOUNTS_V2 if v2 else 12,
+                 mnemonic_seed=seed + 1 if v2 else None).start()
     try:
-        lab = Lab(node.http_url, node.ws_url, seed=seed, attacks=attacks)
+        lab = Lab(node.http_url, node.ws_url, seed=seed, attacks=attacks, families=families, ranges=ranges)
         result = lab.run(blocks, on_round=on_round)
         m = lab.market
     finally:
@@ -40,6 +45,8 @@ def export(out: Path, *, blocks: int, seed: int, attacks: bool = True, on_round=
         "router": m.router.address.lower(), "factory": m.factory.address.lower(),
         "pair_init_code_hash": m.pair_init_code_hash, "pairs": sorted(p.address.lower() for p in m.pairs.values()),
         "tokens": [t.address.lower() for t in m.tokens],
+        "lab": 2 if v2 else 1, "families": [f.name for f in families or []], "ranges": ranges if v2 else None,
+        "deployer": m.deployer.lower(),
     }, indent=1, sort_keys=True) + "\n")
     for leftover in (out / ".anvil").glob("*"):
         leftover.unlink()

@@ -54,3 +54,18 @@ def perturb_tips(messages: list, labels: list[dict], seed: int = 0, lo: float = 
                 new_tip[t["hash"]] = max(1, min(victims) - delta)
     out = [(_with_tip(m, new_tip[m.hash]) if isinstance(m, PendingTx) and m.hash in new_tip else m) for m in messages]
     return out, len(new_tip)
+
+
+def perturb_gas(messages: list, labels: list[dict], seed: int = 0, lo: int = 150_000, hi: int = 500_000) -> tuple[list, int]:
+    """The recording with every labelled sandwich's and JIT fill's pending attacker legs given a gas
+    limit drawn from ``lo``-``hi`` (lab v2's honest traders' range) instead of their bot's; only the
+    pending transactions change. Returns the new messages and how many changed."""
+    rng = random.Random(seed)
+    legs = {t["hash"] for lab in labels if lab["kind"] in ("sandwich", "jit") for t in lab["txs"] if t["role"] in FRONT_ROLES + BACK_ROLES}
+    out, n = [], 0
+    for m in messages:
+        if isinstance(m, PendingTx) and m.hash in legs:
+            m = dataclasses.replace(m, gas=rng.randint(lo, hi))
+            n += 1
+        out.append(m)
+    return out, n

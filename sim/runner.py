@@ -112,7 +112,18 @@ class Lab:
 
     BOUNTY_EVERY = 4  # a bounty claim in every 4th round
 
-    def __init__(self, http_url: str, ws_url: str, *, seed: int = 0, attacks: bool = True, n_tokens: int = 2):
+    # lab v2 (families given): anvil's accounts come from the seed (export passes ACCOUNTS_V2 and
+    # the seed); 0 deployer, 1-4 traders, 5 solver, 6 arbitrageur, then per attack family
+    # MAX_OPERATORS operators, then one account per honest family
+    ACCOUNTS_V2 = 40
+    MAX_OPERATORS = 5
+
+    def __init__(self, http_url: str, ws_url: str, *, seed: int = 0, attacks: bool = True, n_tokens: int = 2,
+                 families: list | None = None, ranges: str = "train"):
+        self.families = list(families or [])
+        self.ranges = ranges
+        if self.families and n_tokens < 3:
+            n_tokens = 3  # room for a market maker's two pools and multi-pool honest traders
         self.w3 = Web3(HTTPProvider(http_url))
         self.ws_url = ws_url
         self.seed = seed
@@ -122,6 +133,8 @@ class Lab:
         self.market: Market | None = None
 
     def setup(self) -> None:
+        if self.families:
+            return self._setup_v2()
         w3 = self.w3
         w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
         m = self.market = deploy_market(w3, seed=self.seed, n_tokens=self.n_tokens)
@@ -158,6 +171,61 @@ class Lab:
         self.jit = JitProvider(w3, m, jit_bot, jit_op)
         w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
 
+    def _setup_v2(self) -> None:
+        """Lab v2: the families' bots and look-alikes (sim/families.py) on fresh accounts."""
+        from mevwatch.sim.families import FamilyBot, LookAlikes, draw
+
+        w3 = self.w3
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
+        m = self.market = deploy_market(w3, seed=self.seed, n_tokens=self.n_tokens)
+        accts: list[str] = list(w3.eth.accounts)
+        self.traders = accts[1:5]
+        for t in self.traders:
+            fund(w3, m, t, 500 * 10**18, {tok: 10**30 for tok in m.tokens})
+        self.honest = HonestTraders(w3, m, self.traders, self.rng)
+        self.honest.gas_range = (150_000, 500_000)
+        arb_bot = deploy(w3, "Bot", sender=accts[6])
+        wait_receipt(w3, m.weth.functions.mint(arb_bot.address, 5_000 * 10**18).transact({"from": m.deployer}))
+        self.arbitrageur = Arbitrageur(w3, m, arb_bot, accts[6])
+        self.family_bots: list[FamilyBot] = []
+        nxt = 7
+        for fam in (f for f in self.families if f.role == "attack"):
+            pool = accts[nxt:nxt + self.MAX_OPERATORS]
+            nxt += self.MAX_OPERATORS
+            lo, hi = fam.ranges(self.ranges)["operators"]
+            ops = pool[: max(1, min(len(pool), round(draw(self.rng, (lo, hi)))))]
+            if fam.name == "router_eoa":
+                bot = None
+                fund(w3, m, ops[0], 5_000 * 10**18, {tok: 10**30 for tok in m.tokens})
+            else:
+                bot = deploy(w3, "PackedBot" if fam.name == "packed_bot" else "Bot", sender=ops[0])
+                for o in ops[1:]:
+                    wait_receipt(w3, bot.functions.setOperator(o, True).transact({"from": ops[0]}))
+                wait_receipt(w3, m.weth.functions.mint(bot.address, 5_000 * 10**18).transact({"from": m.deployer}))
+                for tok in m.tokens:
+                    wait_receipt(w3, tok.functions.mint(bot.address, 10**30).transact({"from": m.deployer}))
+            self.family_bots.append(FamilyBot(w3, m, fam, self.ranges, bot, ops, self.rng))
+        honest_accounts: dict[str, str] = {}
+        mm_bot = None
+        for fam in (f for f in self.families if f.role == "honest"):
+            who = honest_accounts[fam.name] = accts[nxt]
+            nxt += 1
+            if fam.name == "mm_opaque":
+                mm_bot = deploy(w3, "PackedBot", sender=who)
+                wait_receipt(w3, m.weth.functions.mint(mm_bot.address, 5_000 * 10**18).transact({"from": m.deployer}))
+                for tok in m.tokens:
+                    wait_receipt(w3, tok.functions.mint(mm_bot.address, 10**30).transact({"from": m.deployer}))
+            else:
+                fund(w3, m, who, 500 * 10**18, {tok: 10**30 for tok in m.tokens})
+        self.lookalikes = LookAlikes(w3, m, self.families, self.ranges, honest_accounts, mm_bot, self.rng)
+        self.bounty = None
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
+
+    def _attackers(self) -> list:
+        if self.families:
+            return [a for b in self.family_bots for a in b.attacks] + self.arbitrageur.attacks
+        return self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks
+
     def run(self, blocks: int, on_round: Callable[[int, list[Message]], None] | None = None) -> LabResult:
         if self.market is None:
             self.setup()
@@ -171,22 +239,27 @@ class Lab:
                 arbs = self.arbitrageur.act() if self.attacks_on else []
                 sent = self.honest.round(self.rng.randint(1, 4))
                 sent += [a.txs[0]["hash"] for a in arbs]
-                if rnd in self.answers:
+                if self.families:
+                    sent += self.lookalikes.round()
+                elif rnd in self.answers:
                     sent.append(self.solver.claim(self.answers[rnd], rnd))
                 honest += len(sent)
                 feed.wait(lambda ms: set(sent) <= {m.hash for m in ms if isinstance(m, PendingTx)})
-                if self.attacks_on:
-                    self.bot.split = rnd % 2 == 1
+                if self.attacks_on and (not self.families or self.family_bots):
                     snap = feed.snapshot()
                     included = {t.hash for m in snap if isinstance(m, Block) for t in m.transactions}
                     pending = [m for m in snap if isinstance(m, PendingTx) and m.hash not in included]
-                    new = self.bot.react(pending) + self.copier.react(pending) + self.jit.react(pending)
+                    if self.families:  # the attack families take turns (one attack a block, as in the classic lab)
+                        new = self.family_bots[rnd % len(self.family_bots)].react(pending)
+                    else:
+                        self.bot.split = rnd % 2 == 1
+                        new = self.bot.react(pending) + self.copier.react(pending) + self.jit.react(pending)
                     mine = {t["hash"] for a in new for t in a.txs if t["role"] not in ("victim", "displaced")}
                     feed.wait(lambda ms: mine <= {m.hash for m in ms if isinstance(m, PendingTx)})
                 head = w3.eth.block_number
                 w3.provider.make_request(RPCEndpoint("evm_mine"), [])
                 feed.wait(lambda ms: any(isinstance(m, Block) and m.number == head + 1 for m in ms))
-                for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks:
+                for a in self._attackers():
                     if a.block_number is None:
                         settle(w3, a)
                 done = rnd + 1
@@ -196,6 +269,6 @@ class Lab:
             interrupted = True  # Ctrl-C: stop after the last whole round, keep what ran
         finally:
             feed.stop()
-        attacks = sorted((a for a in self.bot.attacks + self.arbitrageur.attacks + self.copier.attacks + self.jit.attacks if a.outcome is not None),
+        attacks = sorted((a for a in self._attackers() if a.outcome is not None),
                          key=lambda a: (a.block_number or 0, a.attack_id))
         return LabResult(self.seed, done, attacks, feed.snapshot(), honest, interrupted)

@@ -51,13 +51,23 @@ def sim_export(
     blocks: Annotated[int, typer.Option("--blocks", help="Blocks to simulate.", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same transactions and labels.")] = 0,
     honest_only: Annotated[bool, typer.Option("--honest-only", help="No attack bots (a control run).")] = False,
+    family: Annotated[list[str], typer.Option("--family", help="Lab v2: bot families and honest look-alikes to run (repeat or comma-separate; 'train' and 'heldout' name the default sets; see docs/lab.md). Without it: the classic lab.")] = [],  # noqa: B006
+    ranges: Annotated[str, typer.Option("--ranges", help="Lab v2: draw the families' parameters from their 'train' or 'heldout' ranges (held-out ranges lie outside the training ones).")] = "train",
 ) -> None:
     """Run the lab on a fresh anvil and export a labelled dataset, replayable with `mevwatch replay`."""
     from mevwatch.monitor.cli.output import progress
+    from mevwatch.monitor.errors import InputError
     from mevwatch.sim.export import export
+    from mevwatch.sim.families import parse_families
 
+    families = parse_families(family)
+    if ranges not in ("train", "heldout"):
+        raise InputError(f"--ranges must be train or heldout, not {ranges!r}")
+    if family and not any(f.role == "attack" for f in families) and not honest_only:
+        err.print("note: no attack family named: an honest-only run")
     with progress("simulating", "blocks", blocks, show=err.is_terminal, transient=True, remaining=False) as update:
-        result = export(out, blocks=blocks, seed=seed, attacks=not honest_only, on_round=lambda _r, _m: update(advance=1))
+        result = export(out, blocks=blocks, seed=seed, attacks=not honest_only, on_round=lambda _r, _m: update(advance=1),
+                        families=families or None, ranges=ranges)
     landed = sum(1 for a in result.attacks if a.outcome == "landed")
     err.print(f"exported {blocks} blocks, {result.honest_txs} honest swaps, {len(result.attacks)} attacks "
               f"({landed} landed) to {esc(out)}; replay with: mevwatch replay {esc(out / 'recording.jsonl')}")

@@ -21,6 +21,8 @@ def train(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     weak_repeat: Annotated[int, typer.Option("--weak-repeat", min=1, help="Times each recorded (weakly labelled) block is seen per epoch.")] = 20,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for training, pinned so that a re-run (same data, seed, threads, torch version) writes the same model bytes on any machine.")] = 1,
+    arch: Annotated[str, typer.Option("--arch", help="gnn (the graph model) or mlp (the per-transaction baseline: no edges).")] = "gnn",
+    decoders: Annotated[str, typer.Option("--decoders", help="full, or transfers: lab block graphs from token transfers only (a model for `decoders: transfers`).")] = "full",
 ) -> None:
     """Train the graph model on labelled transaction graphs; resumes from the checkpoint if one is there."""
     from mevwatch.models.dataset import load
@@ -29,10 +31,14 @@ def train(
     from mevwatch.monitor.cli.output import progress
 
     dev = gnn_device(device)
-    samples = load(data, weak_repeat=weak_repeat)
+    if arch not in ("gnn", "mlp"):
+        raise OptionError(f"--arch must be gnn or mlp, not {arch!r}")
+    if decoders not in ("full", "transfers"):
+        raise OptionError(f"--decoders must be full or transfers, not {decoders!r}")
+    samples = load(data, weak_repeat=weak_repeat, decoders=decoders)
     err.print(f"{len(samples)} graphs from {len(data)} sources; training on {dev}")
     with progress("train", "epochs {task.fields[loss]}", epochs, show=err.is_terminal, loss="") as update:
-        _model, meta = run_train(samples, out, epochs=epochs, seed=seed, hidden=hidden, device=dev, threads=threads,
+        _model, meta = run_train(samples, out, epochs=epochs, seed=seed, hidden=hidden, device=dev, threads=threads, arch=arch,
                                  data=[describe_source(d) for d in data],
                                  on_epoch=lambda e, loss: update(completed=e + 1, loss=f"loss {loss:.4f}"))
     err.print(f"wrote {esc(out)} (model hash {meta['model_hash']}); evaluate it with: mevwatch eval --model {esc(out)} --data ...")
@@ -40,19 +46,80 @@ def train(
 
 @handled(USAGE)
 def evaluate_cmd(
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model file (default: the shipped one).")] = None,
-    data: Annotated[list[Path], typer.Option("--data", help="Held-out lab exports and/or recorded blocks.")] = [],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, pr_curves.png, confusion.png.")] = Path("eval"),
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    data: Annotated[list[Path], typer.Option("--data", help="Held-out lab exports (mevwatch sim export; --roles: recorded blocks too).")] = [],  # noqa: B006
+    train_dirs: Annotated[list[Path], typer.Option("--train", help="Lab exports to train the graph model and the per-transaction baseline on, once per seed; their families must not be in --data.")] = [],  # noqa: B006
+    model: Annotated[Optional[Path], typer.Option("--model", help="Without --train: the graph model to evaluate (default: the shipped one; one model, no seed spread).")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Training seeds, comma-separated (at least 3 for a spread).")] = "0,1,2",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs per model.")] = 12,
+    ablate: Annotated[bool, typer.Option("--ablate", help="Also train the graph model without the tip and gas-limit features.")] = False,
+    conditions: Annotated[str, typer.Option("--conditions", help="recorded, tips (the bots' tips perturbed), gas (their gas limits perturbed); comma-separated.")] = "recorded,tips,gas",
+    same_families: Annotated[bool, typer.Option("--same-families", help="Allow families in both --train and --data (in-family figures, reported as such).")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here, machine-readably.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md (and, with --roles, the role plots).")] = Path("eval"),
+    roles: Annotated[bool, typer.Option("--roles", help="The per-role report instead (precision/recall per role and attack type, no alert path).")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (--roles; the alert path scores on the CPU).")] = "auto",
 ) -> None:
-    """Precision, recall and F1 per role and per attack type, the model and the exact rules side by side."""
-    from mevwatch.models.evaluate import evaluate_model, write_report
-    from mevwatch.monitor.cli.output import print_eval
-
-    dev = gnn_device(device)
+    """Score what ships on held-out lab families: the rules, a per-transaction classifier, the token-flow
+    rules and the graph model through the same alert path and threshold, over training seeds."""
     if not data:
         raise OptionError("give held-out data with --data")
-    rep = evaluate_model(model, data, dev)
-    path = write_report(rep, out)
-    print_eval(rep)
-    err.print(f"report: {esc(path)}")
+    if roles:
+        from mevwatch.models.evaluate import evaluate_model, write_report
+        from mevwatch.monitor.cli.output import print_eval
+
+        rep = evaluate_model(model, data, gnn_device(device))
+        path = write_report(rep, out)
+        print_eval(rep)
+        err.print(f"report: {esc(path)}")
+        return
+    _alert_path_eval(data, train_dirs, model, seeds, epochs, ablate, conditions, same_families, json_out, out)
+
+
+def _alert_path_eval(data: list[Path], train_dirs: list[Path], model: Path | None, seeds: str, epochs: int, ablate: bool,
+                     conditions: str, same_families: bool, json_out: Path | None, out: Path) -> None:
+    import json
+    import tempfile
+
+    from mevwatch.models import lab_eval
+    from mevwatch.models.artifact import DEFAULT
+
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise OptionError(f"--seeds must be integers separated by commas, not {seeds!r}") from None
+    conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
+    bad = [c for c in conds if c not in ("recorded", "tips", "gas")]
+    if bad or not conds:
+        raise OptionError(f"--conditions: unknown {', '.join(map(repr, bad)) or 'none given'} (recorded, tips, gas)")
+    if model is not None and train_dirs:
+        raise OptionError("--model and --train exclude each other: evaluate a given model, or train them here")
+    labs = [lab_eval.read(d) for d in data]
+    trains = [lab_eval.read(d) for d in train_dirs]
+    shared = lab_eval.check_held_out(trains, labs, same_families=same_families) if trains else []
+    held_out = sorted({f for lab in labs for f in lab.families} - set(shared))
+    show = err.is_terminal
+    with tempfile.TemporaryDirectory(prefix="mevwatch-eval-") as work:
+        if trains:
+            models = lab_eval.train_models(trains, seed_list, Path(work), epochs=epochs, ablate=ablate,
+                                           on_step=lambda m: err.print(m) if show else None)
+        else:
+            models = {"gnn": [model or DEFAULT]}
+        results = lab_eval.evaluate(labs, models, conditions=conds, on_step=lambda m: err.print(m) if show else None)
+    meta = {"data": [{"folder": lab.folder.name, "seed": lab.manifest.get("seed"), "families": lab.families,
+                      "ranges": lab.manifest.get("ranges"), "blocks": lab.manifest.get("blocks")} for lab in labs],
+            "train": [{"folder": lab.folder.name, "seed": lab.manifest.get("seed"), "families": lab.families,
+                       "ranges": lab.manifest.get("ranges")} for lab in trains],
+            "training_seeds": seed_list if trains else [], "epochs": epochs if trains else None,
+            "model": None if trains else str(model or DEFAULT), "held_out_families": held_out, "shared_families": shared,
+            "threshold": 0.9}
+    report = lab_eval.markdown(results, held_out)
+    out.mkdir(parents=True, exist_ok=True)
+    head = (f"# mevwatch eval\n\nHeld-out families: {', '.join(held_out) or 'none'}"
+            + (f"; shared with training: {', '.join(shared)}" if shared else "")
+            + (f"\nTraining seeds: {', '.join(map(str, seed_list))} ({epochs} epochs); cells: mean (min-max) over seeds"
+               if trains else f"\nOne model ({esc(str(model or DEFAULT))}): no seed spread") + "\n\n")
+    (out / "report.md").write_text(head + report + "\n")
+    if json_out is not None:
+        json_out.write_text(json.dumps(lab_eval.to_json(results, meta), indent=1, sort_keys=True) + "\n")
+    typer.echo(head + report)
+    err.print(f"report: {esc(out / 'report.md')}" + (f", figures: {esc(json_out)}" if json_out else ""))

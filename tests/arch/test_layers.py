@@ -22,10 +22,10 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # (layer, module-name prefixes); 
          "monitor.metrics", "monitor.config", "monitor.fates", "monitor.lifecycle", "monitor.batch", "monitor.shard", "monitor.chains")),
     (1, ("monitor.decode", "monitor.detect", "streams", "monitor.retry", "monitor.scoring")),
     (2, ("monitor.engine", "monitor.store", "monitor.sinks", "monitor.attest", "monitor.health", "models", "sim.score")),
-    # models.evaluate and models.alert_eval drive replays and the lab (the rules beside the model):
+    # models.evaluate, models.alert_eval and models.lab_eval drive replays and the lab (the rules beside the model):
     # entry points like `mevwatch eval`
     (3, ("monitor.pipeline", "monitor.replay", "monitor.replay_rpc", "monitor.daemon", "monitor.demo", "sim", "dashboards",
-         "models.evaluate", "models.alert_eval")),
+         "models.evaluate", "models.alert_eval", "models.lab_eval")),
     (4, ("monitor.cli",)),
 ]
 

@@ -84,7 +84,7 @@ def test_training_is_reproducible_and_artifacts_are_checked(heldout, tmp_path):
 
 @pytest.mark.anvil
 def test_eval_on_a_held_out_seed_reports_the_model_beside_the_rules(heldout, tmp_path):
-    r = cli("eval", "--data", str(heldout), "--out", str(tmp_path / "ev"), "--device", "cpu")
+    r = cli("eval", "--roles", "--data", str(heldout), "--out", str(tmp_path / "ev"), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     report = (tmp_path / "ev" / "report.md").read_text()
     assert (tmp_path / "ev" / "pr_curves.png").stat().st_size > 1000 and (tmp_path / "ev" / "confusion.png").stat().st_size > 1000

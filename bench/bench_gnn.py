@@ -35,7 +35,7 @@ def inference(blocks) -> str:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:
         torch.set_num_threads(1)
-        sc = Scorer(device=dev)
+        sc = Scorer(device=dev, model_alerts="all")  # block alerts included: the full per-block cost
         rows = []
         for db in sorted(blocks, key=lambda d: len(d.block.transactions)):
             for _ in range(5):

@@ -86,14 +86,18 @@ def lab_samples(folder: Path, *, pending: bool = True, decoders: str = "full") -
     return out
 
 
-def mainnet_samples(paths: list[Path]) -> list[Sample]:
-    """Recorded mainnet blocks, labelled by the exact rules (weak labels)."""
+def mainnet_samples(paths: list[Path], decoders: str = "full") -> list[Sample]:
+    """Recorded mainnet blocks, labelled by the exact rules with every decoder (weak labels); the
+    graphs built with ``decoders`` (``transfers``: what a model for unknown protocols sees)."""
+    from mevwatch.monitor.decode.tokenflow import make_decoder
     from mevwatch.streams.files import read_mev_inspect
 
     decoder = BlockDecoder()
+    graph_decoder = make_decoder(decoders) if decoders != "full" else None
     out = []
     for p in paths:
-        done = analyse(decoder, read_mev_inspect(p, 1))  # the engine's decode -> block rules
+        block = read_mev_inspect(p, 1)
+        done = analyse(decoder, block)  # the engine's decode -> block rules
         db = done.decoded
         roles: dict[str, int] = {}
         for a in done.alerts:
@@ -102,7 +106,7 @@ def mainnet_samples(paths: list[Path]) -> list[Sample]:
                     r = TxRole.ARBITRAGE if a.kind == Kind.BACKRUN and t.role == TxRole.BACKRUN else t.role
                     if r in ROLE_OF:
                         roles[t.hash] = ROLE_OF[r]
-        g = block_graph(db)
+        g = block_graph(db if graph_decoder is None else graph_decoder.decode(block))
         out.append(Sample(g, _y(g, roles), f"mainnet:{db.block.number}"))
     return out
 
@@ -115,9 +119,9 @@ def load(paths: list[Path], weak_repeat: int = 1, decoders: str = "full") -> lis
         if (p / "labels.jsonl").exists():
             samples += lab_samples(p, decoders=decoders)
         elif p.is_dir():
-            samples += mainnet_samples(sorted(p.glob("*.json.gz"))) * weak_repeat
+            samples += mainnet_samples(sorted(p.glob("*.json.gz")), decoders) * weak_repeat
         elif p.name.endswith(".json.gz"):
-            samples += mainnet_samples([p]) * weak_repeat
+            samples += mainnet_samples([p], decoders) * weak_repeat
         else:
             from mevwatch.monitor.errors import InputError
 

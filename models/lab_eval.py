@@ -3,16 +3,20 @@
 Every detector runs through the engine (as ``mevwatch replay`` and the daemon run it) with the
 shipped threshold, and is scored with ``sim/score.py``'s criteria: an attack is found when one alert
 of the stage's kind names its front-run and back-run in those roles; a false positive is an alert
-that matches no attack (strict: nothing forgiven); an alert naming another kind's attack legs (a JIT
-fill reported as a sandwich) is counted apart, never as a find.
+that matches no attack; an alert naming another kind's attack legs (a JIT fill reported as a
+sandwich) is counted apart, never as a find, and precision counts it against the detector:
+precision = (alerts - false positives - other kind) / alerts. An alert naming the legs of an attack
+that failed on chain (a real attempt) is neither a find nor a false positive. Precision is "-" for
+a detector with no alert, recall "-" where nothing landed; such seeds are left out of the means.
 
 Stages and detectors, side by side in one run:
 
 - ``pending`` (``sandwich_attempt`` before inclusion): ``rules (mempool)`` (the decoding rule
   alone), ``rules`` (every registered mempool rule: the upgraded baseline), ``tx-mlp`` (the
   per-transaction classifier, no edges, through the same pairing and threshold as the model),
-  ``gnn`` (attempts the graph model raised or confirmed), ``shipped`` (every attempt of a run with the
-  model on: rules and model fused, as the daemon raises them).
+  ``gnn`` (attempts the graph model raised or confirmed, with ``gnn.model_alerts: all``), ``shipped``
+  (every attempt of a run with the model on and the default settings: rules and model fused, as the
+  daemon raises them).
 - ``included`` (``sandwich`` in a block): ``rules`` (full decoders), ``token-flow rules`` (swaps
   inferred from transfers only, then the rules), ``tx-mlp``, ``gnn``, ``shipped``.
 
@@ -52,8 +56,15 @@ class Lab:
     def families(self) -> list[str]:
         return list(self.manifest.get("families") or ["classic"])
 
+    @property
+    def seed(self) -> int:
+        return int(self.manifest["seed"])
+
 
 def read(folder: Path) -> Lab:
+    """A lab export, checked: its families and seed must be ones the lab writes (they are printed)."""
+    from mevwatch.sim.families import FAMILIES
+
     from mevwatch.streams import envelope
 
     folder = Path(folder)
@@ -64,16 +75,26 @@ def read(folder: Path) -> Lab:
     labels = [json.loads(x) for x in (folder / "labels.jsonl").read_text().splitlines() if x.strip()]
     for lab in labels:
         lab.setdefault("family", "classic")
-    return Lab(folder, msgs, labels, json.loads((folder / "manifest.json").read_text()))
+    try:
+        out = Lab(folder, msgs, labels, json.loads((folder / "manifest.json").read_text()))
+        if not isinstance(out.manifest["seed"], int):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{folder}: manifest.json has no integer seed") from None
+    known = set(FAMILIES) | {"classic"}
+    if any(f not in known for f in out.families + [lab["family"] for lab in labels]):
+        raise InputError(f"{folder}: names a lab family this mevwatch does not know (known: {', '.join(sorted(known))})")
+    return out
 
 
 def check_held_out(train: list[Lab], data: list[Lab], *, same_families: bool) -> list[str]:
-    """Refuses evaluation data that training saw: the same export, the same seed and families, or
-    (unless ``same_families``) any family in both. Returns the families shared (for the report)."""
-    seen = {(lab.manifest.get("seed"), tuple(lab.families)) for lab in train}
+    """Refuses evaluation data that training saw: a seed in both (a seed fixes the accounts, the
+    market and the contract addresses, whatever the families), or (unless ``same_families``) any
+    family in both. Returns the families shared (for the report)."""
+    seen = {lab.seed for lab in train}
     for lab in data:
-        if (lab.manifest.get("seed"), tuple(lab.families)) in seen:
-            raise InputError(f"{lab.folder}: seed {lab.manifest.get('seed')} with the same families is in the training data")
+        if lab.seed in seen:
+            raise InputError(f"{lab.folder}: seed {lab.seed} is in the training data too (same accounts and contracts)")
     shared = sorted({f for lab in train for f in lab.families} & {f for lab in data for f in lab.families})
     if shared and not same_families:
         raise InputError(f"families {', '.join(shared)} are in both the training and the evaluation data; evaluate on "
@@ -138,14 +159,14 @@ class Cell:
                     row[j].append(0)
                 row[j][seed_i] += v
 
-    def recall(self, fams: list[str] | None = None) -> list[float]:
+    def recall(self, fams: list[str] | None = None) -> list[float | None]:
         rows = [r for f, r in self.families.items() if fams is None or f in fams]
         landed = sum(r[0] for r in rows)
         n = max((len(r[1]) for r in rows), default=0)
-        return [sum(r[1][i] for r in rows) / landed if landed else 1.0 for i in range(n)]
+        return [sum(r[1][i] for r in rows) / landed if landed else None for i in range(n)]
 
-    def precision(self) -> list[float]:
-        return [(a - fp) / a if a else 1.0 for a, fp in zip(self.alerts, self.false_positives)]
+    def precision(self) -> list[float | None]:
+        return [(a - fp - o) / a if a else None for a, fp, o in zip(self.alerts, self.false_positives, self.other_kind)]
 
     def to_json(self) -> dict:
         return {"families": {f: {"landed": r[0], "found": r[1], "victims_named": r[2]} for f, r in self.families.items()},
@@ -154,9 +175,11 @@ class Cell:
 
 
 def evaluate(data: list[Lab], models: dict[str, list[Path]], *, conditions: tuple[str, ...] = ("recorded", "tips", "gas"),
-             on_step: Callable[[str], None] | None = None) -> dict[str, dict[str, dict[str, Cell]]]:
+             on_step: Callable[[str], None] | None = None, decoders: str = "full") -> dict[str, dict[str, dict[str, Cell]]]:
     """results[condition][stage][detector]; ``models``: detector -> one model file per training seed
-    (``gnn`` also gives ``shipped``)."""
+    (``gnn`` also gives ``shipped``); ``decoders``: the engine setting the models run under
+    (``transfers``: block graphs and rules from token transfers only, as for a protocol with no
+    decoder; the rules' rows are reported under both settings regardless)."""
     from mevwatch.models.scorer import Scorer
     from mevwatch.monitor.detect.registry import REGISTRY
     from mevwatch.sim.perturb import perturb_gas, perturb_tips
@@ -168,7 +191,7 @@ def evaluate(data: list[Lab], models: dict[str, list[Path]], *, conditions: tupl
         res = out[cond] = {"pending": {}, "included": {}}
         for lab in data:
             msgs = lab.messages
-            seed = int(lab.manifest.get("seed", 0))
+            seed = lab.seed
             if cond == "tips":
                 msgs, _n = perturb_tips(msgs, lab.labels, seed=seed)
             elif cond == "gas":
@@ -188,15 +211,19 @@ def evaluate(data: list[Lab], models: dict[str, list[Path]], *, conditions: tupl
                 for i, path in enumerate(paths):
                     if on_step:
                         on_step(f"{cond} {lab.folder.name}: {det} seed {i + 1}/{len(paths)}")
-                    scored = run_alerts(msgs, scorer=Scorer(path, device="cpu", chain_id=31337))
+                    # the model's own alerts at every stage (gnn.model_alerts: all) ...
+                    scored = run_alerts(msgs, scorer=Scorer(path, device="cpu", chain_id=31337, model_alerts="all"), decoders=decoders)
                     for st in ("pending", "included"):
                         put(st, det, model_part(scored), i)
-                        if det == "gnn":
-                            put(st, "shipped", scored, i)
+                    if det == "gnn":  # ... and what ships: the default settings (gnn.model_alerts: pending)
+                        shipped = run_alerts(msgs, scorer=Scorer(path, device="cpu", chain_id=31337), decoders=decoders)
+                        for st in ("pending", "included"):
+                            put(st, "shipped", shipped, i)
     return out
 
 
-def _spread(xs: list[float]) -> str:
+def _spread(values: list[float | None]) -> str:
+    xs = [x for x in values if x is not None]
     if not xs:
         return "-"
     if len(xs) == 1:
@@ -205,20 +232,22 @@ def _spread(xs: list[float]) -> str:
 
 
 def markdown(results: dict[str, dict[str, dict[str, Cell]]], held_out: list[str]) -> str:
+    """Tables per condition and stage; recall over the held-out families (over all when none is)."""
     lines: list[str] = []
+    scope = "held-out families" if held_out else "all families, none held out"
     for cond, stages in results.items():
         for st, cells in stages.items():
             fams = sorted({f for c in cells.values() for f in c.families})
             lines += [f"### {st} stage, {cond}", "",
                       "| detector | " + " | ".join(f"{f} found/landed" for f in fams)
-                      + " | recall (held-out families) | precision | alerts | false positives | other kind |",
+                      + f" | recall ({scope}) | precision | alerts | false positives | other kind |",
                       "|" + "---|" * (len(fams) + 6)]
             for det, c in cells.items():
                 fam_cells = []
                 for f in fams:
                     landed, found, _named = c.families.get(f, [0, [0], [0]])
                     fam_cells.append(f"{_spread([float(x) for x in found]).replace('.00', '')}/{landed}")
-                lines.append(f"| {det} | " + " | ".join(fam_cells) + f" | {_spread(c.recall(held_out))} | {_spread(c.precision())}"
+                lines.append(f"| {det} | " + " | ".join(fam_cells) + f" | {_spread(c.recall(held_out or None))} | {_spread(c.precision())}"
                              f" | {_spread([float(x) for x in c.alerts]).replace('.00', '')} | {_spread([float(x) for x in c.false_positives]).replace('.00', '')}"
                              f" | {_spread([float(x) for x in c.other_kind]).replace('.00', '')} |")
             lines.append("")

@@ -8,7 +8,11 @@ verdict with the exact rules' alerts.
   victims seen before the front-run, becomes a ``sandwich_attempt`` with ``detector = "gnn"``
   (``both`` when the mempool rule raised the same attempt). This is what the rules miss: a
   sandwich across two pools through a bot contract, whose legs the calldata decoder cannot read.
-- Blocks: the same pairing over a block's transactions (front-run and back-run marked, from one
+- Which of these model-only alerts are raised follows ``model_alerts`` (``gnn.model_alerts``):
+  ``pending`` (the default: mempool attempts only), ``all``, ``none``. The default comes from
+  docs/model-eval/lab-v2.md: in blocks, on bots training never saw, the model's own alerts added
+  false positives and no attack the rules missed.
+- Blocks (``model_alerts: all``): the same pairing over a block's transactions (front-run and back-run marked, from one
   sender or to one contract, victims marked between them) becomes a ``sandwich`` with
   ``detector = "gnn"``, and a transaction marked arbitrage an ``arbitrage``, when no rule alert
   already names those legs. Both through the plausibility guard (:func:`plausible_attacker`): an
@@ -86,7 +90,7 @@ class Scorer:
     SEEN_MAX = 100_000  # model-only attempts remembered (each raised once); oldest forgotten first
 
     def __init__(self, path: Path | None = None, device: str = "auto", threshold: float = 0.9, window: int = 64,
-                 every: int = 8, chain_id: int = 1):
+                 every: int = 8, chain_id: int = 1, model_alerts: str = "pending"):
         import torch
 
         from mevwatch.models import artifact
@@ -97,6 +101,9 @@ class Scorer:
         self.model, self.meta = artifact.load(path or artifact.DEFAULT, device)
         self.model_hash: str = self.meta["model_hash"]
         self.threshold, self.window, self.every, self.chain_id = threshold, window, every, chain_id
+        if model_alerts not in ("all", "pending", "none"):
+            raise ValueError(f"model_alerts must be all, pending or none, not {model_alerts!r}")
+        self.model_alerts = model_alerts  # which model-only alerts it raises (gnn.model_alerts)
         self._pending: list[tuple[Any, list]] = []  # recent pending transactions and their decoded intents
         self._since = 0  # pending transactions since the window was last scored
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -167,7 +174,8 @@ class Scorer:
         probs = self.score_blocks([db for db, _a in items]) if len(items) > 1 else [self.score_block(items[0][0])] if items else []
         for (db, alerts), pr in zip(items, probs):
             self.fuse(alerts, pr)
-            alerts += self.block_alerts(db, pr, alerts)  # the engine's list: they go on as included alerts
+            if self.model_alerts == "all":
+                alerts += self.block_alerts(db, pr, alerts)  # the engine's list: they go on as included alerts
             if self.explain is not None:
                 self._explain_block(db, pr, alerts)
 
@@ -179,7 +187,8 @@ class Scorer:
         for a in rule_alerts:
             self._remember(a.alert_id)
         out = []
-        for a in self.attempts(self._pending[-self.window:], order, probs, self.chain_id):
+        mine = self.attempts(self._pending[-self.window:], order, probs, self.chain_id) if self.model_alerts != "none" else []
+        for a in mine:
             if a.alert_id not in self._seen:
                 self._remember(a.alert_id)
                 out.append(a)
@@ -354,4 +363,4 @@ def load_scorer(settings: Any, device: str | None = None) -> Scorer | None:
     except ImportError:
         log.info("graph model off: install the gnn extra (pip install 'mevwatch[gnn]') to score with it")
         return None
-    return Scorer(g.model, device or settings.device, g.threshold, g.window, chain_id=settings.chain_id)
+    return Scorer(g.model, device or settings.device, g.threshold, g.window, chain_id=settings.chain_id, model_alerts=g.model_alerts)

@@ -221,6 +221,11 @@ class GnnSettings(_Section):
     model: Path | None = Field(None, description="model file; None = the shipped models/default/model.pt")
     threshold: float = Field(0.9, gt=0, le=1, description="role probability for 'both' and for model-only attempts")
     window: int = Field(64, ge=2, description="pending transactions in a mempool window")
+    model_alerts: str = Field("pending", pattern="^(all|pending|none)$",
+                              description="which alerts the model may raise on its own (it always scores the rules' "
+                                          "alerts and never removes one): pending (mempool attempts only; the default), "
+                                          "all (also model-only sandwiches and arbitrages in blocks), none. Default from "
+                                          "docs/model-eval/lab-v2.md: in blocks its own alerts added false positives and no attack")
 
 
 class Settings(BaseSettings):

@@ -56,13 +56,23 @@ def evaluate_cmd(
     same_families: Annotated[bool, typer.Option("--same-families", help="Allow families in both --train and --data (in-family figures, reported as such).")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here, machine-readably.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for report.md (and, with --roles, the role plots).")] = Path("eval"),
+    decoders: Annotated[str, typer.Option("--decoders", help="full, or transfers: train and run the models on token-transfer graphs (decoders: transfers), beside the full and token-flow rules.")] = "full",
+    blocks: Annotated[Optional[Path], typer.Option("--blocks", help="Recorded mainnet blocks (a folder of mev-inspect files): split by block into --folds, a model trained per fold without its blocks (plus --train), scored on them.")] = None,
+    folds: Annotated[int, typer.Option("--folds", help="With --blocks: contiguous folds of blocks.")] = 4,
     roles: Annotated[bool, typer.Option("--roles", help="The per-role report instead (precision/recall per role and attack type, no alert path).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (--roles; the alert path scores on the CPU).")] = "auto",
 ) -> None:
     """Score what ships on held-out lab families: the rules, a per-transaction classifier, the token-flow
     rules and the graph model through the same alert path and threshold, over training seeds."""
+    if decoders not in ("full", "transfers"):
+        raise OptionError(f"--decoders must be full or transfers, not {decoders!r}")
+    if blocks is not None:
+        if data or model is not None or roles:
+            raise OptionError("--blocks evaluates models trained here on real blocks: not with --data, --model or --roles")
+        _block_eval(blocks, train_dirs, seeds, folds, epochs, decoders, json_out, out)
+        return
     if not data:
-        raise OptionError("give held-out data with --data")
+        raise OptionError("give held-out data with --data (or real blocks with --blocks)")
     if roles:
         from mevwatch.models.evaluate import evaluate_model, write_report
         from mevwatch.monitor.cli.output import print_eval
@@ -72,21 +82,59 @@ def evaluate_cmd(
         print_eval(rep)
         err.print(f"report: {esc(path)}")
         return
-    _alert_path_eval(data, train_dirs, model, seeds, epochs, ablate, conditions, same_families, json_out, out)
+    _alert_path_eval(data, train_dirs, model, seeds, epochs, ablate, conditions, same_families, json_out, out, decoders)
+
+
+def _seed_list(seeds: str) -> list[int]:
+    try:
+        out = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise OptionError(f"--seeds must be integers separated by commas, not {esc(repr(seeds))}") from None
+    if not out or len(set(out)) != len(out):
+        raise OptionError(f"--seeds needs at least one seed and no seed twice, not {esc(repr(seeds))}")
+    return out
+
+
+def _block_eval(folder: Path, train_dirs: list[Path], seeds: str, folds: int, epochs: int, decoders: str,
+                json_out: Path | None, out: Path) -> None:
+    import json
+    import tempfile
+
+    from mevwatch.models import block_eval
+
+    from mevwatch.models.lab_eval import read
+
+    paths = sorted(folder.glob("*.json.gz")) if folder.is_dir() else []
+    if not paths:
+        raise OptionError(f"--blocks {folder}: no recorded blocks (*.json.gz) there")
+    for d in train_dirs:  # a clear error before any training starts
+        read(d)
+    seed_list = _seed_list(seeds)
+    show = err.is_terminal
+    with tempfile.TemporaryDirectory(prefix="mevwatch-eval-") as work:
+        rep = block_eval.evaluate_blocks(paths, train_dirs, seed_list, folds, Path(work), epochs=epochs, decoders=decoders,
+                                         on_step=lambda m: err.print(esc(m)) if show else None)
+    table = block_eval.markdown(rep)
+    head = (f"# mevwatch eval --blocks\n\n{len(paths)} recorded blocks in {folds} folds by block number; a model per fold "
+            f"and seed trained without its blocks (lab exports: {len(train_dirs)}; {epochs} epochs); decoders: {decoders}; "
+            "threshold 0.9\n\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(head + table + "\n")
+    if json_out is not None:
+        json_out.write_text(json.dumps(rep, indent=1, sort_keys=True) + "\n")
+    typer.echo(head + table)
+    err.print(f"report: {esc(out / 'report.md')}" + (f", figures: {esc(json_out)}" if json_out else ""))
 
 
 def _alert_path_eval(data: list[Path], train_dirs: list[Path], model: Path | None, seeds: str, epochs: int, ablate: bool,
-                     conditions: str, same_families: bool, json_out: Path | None, out: Path) -> None:
+                     conditions: str, same_families: bool, json_out: Path | None, out: Path, decoders: str) -> None:
     import json
     import tempfile
 
     from mevwatch.models import lab_eval
     from mevwatch.models.artifact import DEFAULT
 
-    try:
-        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-    except ValueError:
-        raise OptionError(f"--seeds must be integers separated by commas, not {seeds!r}") from None
+    seed_list = _seed_list(seeds)
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
     bad = [c for c in conds if c not in ("recorded", "tips", "gas")]
     if bad or not conds:
@@ -101,23 +149,25 @@ def _alert_path_eval(data: list[Path], train_dirs: list[Path], model: Path | Non
     with tempfile.TemporaryDirectory(prefix="mevwatch-eval-") as work:
         if trains:
             models = lab_eval.train_models(trains, seed_list, Path(work), epochs=epochs, ablate=ablate,
-                                           on_step=lambda m: err.print(m) if show else None)
+                                           on_step=lambda m: err.print(esc(m)) if show else None, decoders=decoders)
         else:
             models = {"gnn": [model or DEFAULT]}
-        results = lab_eval.evaluate(labs, models, conditions=conds, on_step=lambda m: err.print(m) if show else None)
+        results = lab_eval.evaluate(labs, models, conditions=conds, on_step=lambda m: err.print(esc(m)) if show else None,
+                                    decoders=decoders)
     meta = {"data": [{"folder": lab.folder.name, "seed": lab.manifest.get("seed"), "families": lab.families,
                       "ranges": lab.manifest.get("ranges"), "blocks": lab.manifest.get("blocks")} for lab in labs],
             "train": [{"folder": lab.folder.name, "seed": lab.manifest.get("seed"), "families": lab.families,
                        "ranges": lab.manifest.get("ranges")} for lab in trains],
             "training_seeds": seed_list if trains else [], "epochs": epochs if trains else None,
             "model": None if trains else str(model or DEFAULT), "held_out_families": held_out, "shared_families": shared,
-            "threshold": 0.9}
+            "threshold": 0.9, "decoders": decoders}
     report = lab_eval.markdown(results, held_out)
     out.mkdir(parents=True, exist_ok=True)
-    head = (f"# mevwatch eval\n\nHeld-out families: {', '.join(held_out) or 'none'}"
+    head = (f"# mevwatch eval\n\nHeld-out families: {', '.join(held_out) or 'none'}; models run with decoders: {decoders}"
             + (f"; shared with training: {', '.join(shared)}" if shared else "")
-            + (f"\nTraining seeds: {', '.join(map(str, seed_list))} ({epochs} epochs); cells: mean (min-max) over seeds"
-               if trains else f"\nOne model ({esc(str(model or DEFAULT))}): no seed spread") + "\n\n")
+            + (f"\nTraining seeds: {', '.join(map(str, seed_list))} ({epochs} epochs); cells: mean (min-max) over seeds; "
+               "shipped: each seed's model with the default settings (gnn.model_alerts: pending)"
+               if trains else f"\nOne model ({model or DEFAULT}) with the default settings: no seed spread") + "\n\n")
     (out / "report.md").write_text(head + report + "\n")
     if json_out is not None:
         json_out.write_text(json.dumps(lab_eval.to_json(results, meta), indent=1, sort_keys=True) + "\n")

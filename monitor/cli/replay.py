@@ -86,7 +86,8 @@ def replay(
         from mevwatch.models.scorer import Scorer
 
         gnn_settings = state.settings.gnn
-        scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id)
+        scorer = Scorer(gnn_settings.model, gnn_device(device), gnn_settings.threshold, gnn_settings.window, chain_id=chain_id,
+                        model_alerts=gnn_settings.model_alerts)
     if scorer is not None and workers is not None and workers > 1 and not quiet:
         err.print("[yellow]note: with the graph model on, a replay decodes and scores in this process: --workers is "
                   "not used (--no-gnn for parallel rules-only decoding)[/yellow]")

@@ -25,7 +25,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [  # (layer, module-name prefixes); 
     # models.evaluate, models.alert_eval and models.lab_eval drive replays and the lab (the rules beside the model):
     # entry points like `mevwatch eval`
     (3, ("monitor.pipeline", "monitor.replay", "monitor.replay_rpc", "monitor.daemon", "monitor.demo", "sim", "dashboards",
-         "models.evaluate", "models.alert_eval", "models.lab_eval")),
+         "models.evaluate", "models.alert_eval", "models.lab_eval", "models.block_eval")),
     (4, ("monitor.cli",)),
 ]
 

@@ -45,10 +45,10 @@ def test_replay_of_a_recording_equals_the_live_pipeline_with_the_model(lab_messa
 
     rec = tmp_path / "recording.jsonl"
     rec.write_bytes(b"".join(envelope.encode(m) + b"\n" for m in lab_messages))
-    live = _live(lab_messages, 3, [Scorer(device="cpu", chain_id=31337)])
+    live = _live(lab_messages, 3, [Scorer(device="cpu", chain_id=31337, model_alerts="all")])
     replayed = []
     summary = replay_files([rec], chain_id=31337, confirmations=3, settle=False,
-                           scorer=Scorer(device="cpu", chain_id=31337), on_event=replayed.append)
+                           scorer=Scorer(device="cpu", chain_id=31337, model_alerts="all"), on_event=replayed.append)
     assert summary.blocks and summary.pending and not summary.problems
     assert _fingerprint(replayed) == _fingerprint(live)
     stages = {e.alert.stage for e in live}
@@ -56,7 +56,7 @@ def test_replay_of_a_recording_equals_the_live_pipeline_with_the_model(lab_messa
     assert any(e.alert.detector == "gnn" for e in live), "no model-only alert: the comparison would not cover them"
     # settled history: the same events, then every alert still open becomes final
     settled = []
-    replay_files([rec], chain_id=31337, confirmations=3, scorer=Scorer(device="cpu", chain_id=31337), on_event=settled.append)
+    replay_files([rec], chain_id=31337, confirmations=3, scorer=Scorer(device="cpu", chain_id=31337, model_alerts="all"), on_event=settled.append)
     assert _fingerprint(settled[:len(live)]) == _fingerprint(live)
     assert settled[len(live):] and all(e.alert.stage == "final" for e in settled[len(live):])
     finals = {e.alert.alert_id for e in settled if e.alert.stage == "final"}

@@ -31,7 +31,7 @@ def test_build_is_reproducible(tmp_path):
     assert r.returncode == 0, r.stderr
     committed = REPO / "sim" / "artifacts"
     names = sorted(p.name for p in committed.glob("*.json"))
-    assert names == ["Bot.json", "Bounty.json", "CLPool.json", "CLRouter.json", "Factory.json", "JitBot.json", "Pair.json",
+    assert names == ["Bot.json", "Bounty.json", "CLPool.json", "CLRouter.json", "Factory.json", "JitBot.json", "PackedBot.json", "Pair.json",
                      "Router.json", "Token.json"]
     for n in names:
         assert (tmp_path / n).read_bytes() == (committed / n).read_bytes(), n

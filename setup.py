@@ -45,6 +45,8 @@ COMPILED = [
     "monitor/decode/zerox.py",
     "monitor/decode/bancor.py",
     "monitor/decode/mooniswap.py",
+    "monitor/decode/dodo.py",
+    "monitor/decode/kyber.py",
     "monitor/detect/common.py",
     "monitor/detect/sandwich.py",
     "monitor/detect/arbitrage.py",

@@ -19,6 +19,8 @@ from mevwatch.monitor.decode import (
     balancer,
     bancor,
     curve,
+    dodo,
+    kyber,
     lending,
     mooniswap,
     transfers,
@@ -35,7 +37,7 @@ TraceHandler = Callable[[TxContext, int, Trace], None]
 LogHandler = Callable[[TxContext, int], None]
 TRACE_HANDLERS: dict[str, TraceHandler] = {}
 LOG_HANDLERS: dict[str, LogHandler] = {}
-for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, bancor, mooniswap):
+for _module in (uniswap_v2, uniswap_v3, uniswap_v4, balancer, curve, zerox, bancor, mooniswap, dodo, kyber):
     TRACE_HANDLERS.update(_module.TRACE_HANDLERS)
     LOG_HANDLERS.update(getattr(_module, "LOG_HANDLERS", {}))
 TRANSFER_TRACE_HANDLERS: dict[str, TraceHandler] = dict(transfers.TRANSFER_TRACE_HANDLERS)

@@ -7,6 +7,9 @@ give the balances (= reserves) after the swap; the input is what reached the pai
 since its previous swap in the transaction (including inside a flash-swap callback).
 From logs: ``Swap`` + the preceding ``Sync`` (reserves) and the transfers around them.
 Liquidity: ``mint(to)`` / ``burn(to)`` calls and ``Mint`` / ``Burn`` events.
+KyberSwap DMM pairs have the same ``swap`` call; with traces alone they read as Uniswap V2 (with
+reserves that are not their pricing state: they price on amplified virtual reserves), with logs
+their own ``Swap`` event names them ``kyber_dmm`` (monitor/decode/kyber.py) and no reserves are kept.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ TOPIC_SWAP = "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822
 TOPIC_SYNC = "0x1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1"
 TOPIC_MINT = "0x4c209b5fc8ad50758f13e2e1088ba56a560dff690a1c6fef26394f4c03821c4f"
 TOPIC_BURN = "0xdccd412f0b1252819cb1fd330b93224ca42612892bb3f4f789976e6d81936496"
+# KyberSwap DMM (Classic) pairs share the swap call and add the fee to the event:
+# Swap(address indexed sender, uint256 amount0In, uint256 amount1In, uint256 amount0Out, uint256 amount1Out,
+#      address indexed to, uint256 feeInPrecision)
+TOPIC_DMM_SWAP = "0x606ecd02b3e3b4778f8e97b2e03351de14224efaa5fa64e62200afc9395c2499"
+PROTOCOL_DMM = "kyber_dmm"
 
 
 def _pair_balances(ctx: TxContext, i: int, pool: str) -> list[tuple[str, int]]:
@@ -79,11 +87,16 @@ def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
         ctx.stats.malformed_by_selector[SEL_SWAP] += 1
         return
     reserves = None
-    if len(balances) == 2:
+    protocol = PROTOCOL
+    if ctx.logs and any(lg.address == pool and lg.topics and lg.topics[0] == TOPIC_DMM_SWAP for lg in ctx.logs):
+        # a KyberSwap DMM pair (told apart only by its event, when the block has logs): it prices on
+        # amplified virtual reserves with a dynamic fee, so its balances are no constant-product state
+        protocol = PROTOCOL_DMM
+    elif len(balances) == 2:
         bal = dict(balances)
         reserves = (bal[token_in], bal[token_out])
     ctx.add_swap(Swap(
-        PROTOCOL, pool, ctx.tx.hash, ctx.tx.position, ctx.order(i), t.from_address, recipient,
+        protocol, pool, ctx.tx.hash, ctx.tx.position, ctx.order(i), t.from_address, recipient,
         token_in, token_out, amount_in, amount_out, ctx.tx.from_address, ctx.tx.to_address,
         trace_address=t.trace_address, payer=payer, reserves_after=reserves,
     ))
@@ -126,7 +139,7 @@ TRACE_HANDLERS = {SEL_SWAP: trace_swap, SEL_MINT: trace_mint, SEL_BURN: trace_bu
 
 
 # --- logs ---------------------------------------------------------------------------
-def _window_tokens(ctx: TxContext, pool: str, start: int, end: int) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+def window_tokens(ctx: TxContext, pool: str, start: int, end: int) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
     """Per token: amount into ``pool``, amount out of it, and the first payer, for logs in [start, end)."""
     inflow: dict[str, int] = {}
     outflow: dict[str, int] = {}
@@ -142,7 +155,7 @@ def _window_tokens(ctx: TxContext, pool: str, start: int, end: int) -> tuple[dic
 
 def resolve_pair_tokens(ctx: TxContext, pool: str, start: int, end: int, zero_is_in: bool) -> tuple[str, str, str | None] | None:
     """(token_in, token_out, payer) of a pool event in log window [start, end)."""
-    inflow, outflow, payer = _window_tokens(ctx, pool, start, end)
+    inflow, outflow, payer = window_tokens(ctx, pool, start, end)
     known = ctx.pools.tokens.get(pool)
     if known is not None:
         token_in, token_out = (known[0], known[1]) if zero_is_in else (known[1], known[0])
@@ -171,29 +184,35 @@ def last_log_index(ctx: TxContext, pool: str, before_log: int) -> int:
 
 
 def log_swap(ctx: TxContext, i: int) -> None:
+    pair_log_swap(ctx, i, PROTOCOL, True)
+
+
+def pair_log_swap(ctx: TxContext, i: int, protocol: str, with_reserves: bool) -> None:
+    """A pair's ``Swap(sender, amount0In, amount1In, amount0Out, amount1Out, to, ...)`` event;
+    with ``with_reserves``, the reserves after it from the ``Sync`` just before it."""
     log = ctx.logs[i]
     if len(log.topics) != 3:
         return
     pool = log.address
     a0in, a1in, a0out, a1out = (out(log.data, k) for k in range(4))
     if (a0out == 0) == (a1out == 0):
-        ctx.stats.malformed_by_selector[TOPIC_SWAP[:10]] += 1
+        ctx.stats.malformed_by_selector[log.topics[0][:10]] += 1
         return
     zero_is_in = a1out > 0
     start = last_log_index(ctx, pool, log.log_index)
     resolved = resolve_pair_tokens(ctx, pool, start, log.log_index, zero_is_in)
     if resolved is None:
-        ctx.stats.malformed_by_selector[TOPIC_SWAP[:10]] += 1
+        ctx.stats.malformed_by_selector[log.topics[0][:10]] += 1
         return
     token_in, token_out, payer = resolved
     reserves = None
-    if i > 0:
+    if with_reserves and i > 0:
         prev = ctx.logs[i - 1]
         if prev.address == pool and prev.topics and prev.topics[0] == TOPIC_SYNC:
             r0, r1 = out(prev.data, 0), out(prev.data, 1)
             reserves = (r0, r1) if zero_is_in else (r1, r0)
     ctx.add_swap(Swap(
-        PROTOCOL, pool, ctx.tx.hash, ctx.tx.position, ctx.order(log.log_index), topic_addr(log.topics[1]),
+        protocol, pool, ctx.tx.hash, ctx.tx.position, ctx.order(log.log_index), topic_addr(log.topics[1]),
         topic_addr(log.topics[2]), token_in, token_out, a0in if zero_is_in else a1in,
         a1out if zero_is_in else a0out, ctx.tx.from_address, ctx.tx.to_address,
         log_index=log.log_index, payer=payer, reserves_after=reserves,

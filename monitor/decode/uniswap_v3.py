@@ -30,10 +30,15 @@ TOPIC_COLLECT = "0x70935338e69775456a85ddef226c395fb668b63fa0115f5f20610b388e6ca
 
 
 def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
-    pool = t.to_address
-    recipient = arg_addr(t.input, 0)
-    zero_for_one = arg(t.input, 1) != 0
     d0, d1 = signed(out(t.output, 0)), signed(out(t.output, 1))
+    swap_from_deltas(ctx, i, t, PROTOCOL, arg_addr(t.input, 0), arg(t.input, 1) != 0, d0, d1)
+
+
+def swap_from_deltas(ctx: TxContext, i: int, t: Trace, protocol: str, recipient: str, zero_for_one: bool,
+                     d0: int, d1: int) -> None:
+    """A concentrated-liquidity pool's swap from its signed deltas (positive: into the pool); the
+    pool's ``transfer`` child names the output token, its ``balanceOf(pool)`` child the input."""
+    pool = t.to_address
     token_in = token_out = None
     traces = ctx.traces
     for j in ctx.children(i):
@@ -49,11 +54,11 @@ def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
     elif token_in and token_out:
         ctx.pools.learn(pool, *((token_in, token_out) if zero_for_one else (token_out, token_in)))
     if token_in is None or token_out is None:
-        ctx.stats.malformed_by_selector[SEL_SWAP] += 1
+        ctx.stats.malformed_by_selector[t.input[:10]] += 1
         return
     amount_in, amount_out = (d0, -d1) if zero_for_one else (d1, -d0)
     if amount_in <= 0 or amount_out <= 0:
-        ctx.stats.malformed_by_selector[SEL_SWAP] += 1
+        ctx.stats.malformed_by_selector[t.input[:10]] += 1
         return
     payer = None
     for tr in ctx.transfers_between(i, ctx.ends[i]):
@@ -61,7 +66,7 @@ def trace_swap(ctx: TxContext, i: int, t: Trace) -> None:
             payer = tr.from_address
             break
     ctx.add_swap(Swap(
-        PROTOCOL, pool, ctx.tx.hash, ctx.tx.position, ctx.order(i), t.from_address, recipient,
+        protocol, pool, ctx.tx.hash, ctx.tx.position, ctx.order(i), t.from_address, recipient,
         token_in, token_out, amount_in, amount_out, ctx.tx.from_address, ctx.tx.to_address,
         trace_address=t.trace_address, payer=payer,
     ))

@@ -97,6 +97,10 @@ class NodeSettings(_Section):
     reexecute: str = Field("auto", pattern="^(auto|all|off)$",
                            description="sandwich victim loss by re-executing the victim on the node without the front-run "
                                        "(eth_simulateV1): auto (where no exact pool model exists), all (every pool) or off")
+    exposure: str = Field("auto", pattern="^(auto|off)$",
+                          description="exposure of pending swaps the reserves from blocks cannot estimate (V3 pools, "
+                                      "multi-hop routes, pairs not yet seen) by simulating each on the node "
+                                      "(eth_simulateV1): auto (when the detect path has a node) or off")
     block_time_s: float | None = Field(None, gt=0, le=3600,
                                        description="seconds between the chain's blocks; None: the chain's known one "
                                                    "(monitor/chains.py). Without a new block for ten of them (at least 60 s) "

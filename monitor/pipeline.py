@@ -421,9 +421,15 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
         from mevwatch.streams.simulate import NodeSimulator, node_request
 
         oracle = NodeSimulator(node_request(settings.node.rpc), every_pool=settings.node.reexecute == "all")
-    return DetectWorker(bus, sinks, chain_id=settings.chain_id,
-                        confirmations=settings.node.confirmations if confirmations is None else confirmations,
-                        group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders,
-                        oracle=oracle, native_wrapper=settings.native_wrapper,
-                        # a chain id set on purpose (several chains on one cluster) is enforced on every message
-                        only_chain=settings.chain_id if "chain_id" in settings.model_fields_set else None)
+    worker = DetectWorker(bus, sinks, chain_id=settings.chain_id,
+                          confirmations=settings.node.confirmations if confirmations is None else confirmations,
+                          group=group or f"{settings.kafka.group_id}-detect", scorers=scorers, decoders=settings.decoders,
+                          oracle=oracle, native_wrapper=settings.native_wrapper,
+                          # a chain id set on purpose (several chains on one cluster) is enforced on every message
+                          only_chain=settings.chain_id if "chain_id" in settings.model_fields_set else None)
+    if settings.node.rpc and settings.node.exposure != "off":  # pending exposure by simulation (streams/exposure_sim.py)
+        from mevwatch.streams.exposure_sim import NodeExposure
+        from mevwatch.streams.simulate import node_request
+
+        worker.engine.watcher.exposure_oracle = NodeExposure(node_request(settings.node.rpc), settings.chain_id)
+    return worker

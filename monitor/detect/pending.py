@@ -23,12 +23,14 @@ Pending alerts carry ``stage = pending`` and no block.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
 from mevwatch.monitor.alerts import Alert, AlertTx
 from mevwatch.monitor.decode.pending import IntendedSwap, pending_intents
+from mevwatch.monitor.detect.exposure import ExposureOracle, check_models, route_exposure
 from mevwatch.monitor.chains import native_wrapper
 from mevwatch.monitor.money import argmax_unimodal, eth_only, v2_amount_out, valued
 from mevwatch.monitor.types import ETH_ADDRESS, DecodedBlock
@@ -233,6 +235,10 @@ class MempoolWatcher:
         # learnt from included blocks: (router, token pair) -> the pool that router's swaps used
         self.router_pools: dict[tuple[str, tuple[str, str]], str] = {}
         self.base_fee: int | None = None
+        # estimates exposure where the reserves from blocks cannot (V3 pools, multi-hop routes, pairs
+        # not yet seen) by simulating the pending swap on a node (streams/exposure_sim.py); None: off
+        self.exposure_oracle: ExposureOracle | None = None
+        self.simulation_skips: dict[str, int] = {}  # why the exposure oracle gave no estimate, counted
         self.reported: dict[str, None] = {}  # alert ids raised (insertion order; the oldest go past REPORTED_CAP)
 
     def register_router(self, router: str, factory: str, init_code_hash: str) -> None:
@@ -306,28 +312,35 @@ class MempoolWatcher:
         alerts: list[Alert] = []
         if p.replaces:
             self.forget(p.replaces)
+        modelled = False
         for s in swaps:
             pool = self._pool_for(s)
             if pool is None:
                 continue
             self._seq += 1
             it = _Intent(p, s, pool, self._seq)
-            alerts.extend(self._exposed(it))
+            exposed = self._exposed(it)
+            modelled = modelled or exposed is not None
+            alerts.extend(exposed or ())
             alerts.extend(self._attempts(it))
             self.intents.setdefault(pool, _PoolIntents()).add(it)
             self.by_hash.setdefault(p.hash, []).append(it)
+        if self.exposure_oracle is not None and not modelled and len(swaps) == 1:
+            alerts.extend(self._simulated(p, swaps[0], self.exposure_oracle))
         return alerts
 
     def _eth(self, token: str, amount: int) -> float | None:
         return eth_only(token, amount, self.native_wrapper)
 
-    def _exposed(self, it: _Intent) -> list[Alert]:
+    def _exposed(self, it: _Intent) -> list[Alert] | None:
+        """The exposure alert from the reserves seen in blocks ([] when not exposed); None when this
+        model cannot estimate the swap (no reserves known, a route, an exact-output swap)."""
         s = it.swap
-        res = self.reserves.get(it.pool)
-        if res is None or len(s.path) != 2 or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
-            return []
         if s.extra.get("direct"):
             return []  # a bot's own leg, not a user's swap
+        res = self.reserves.get(it.pool)
+        if res is None or len(s.path) != 2 or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
+            return None
         r_in, r_out = res.of(s.token_in)
         exp = sandwich_exposure(s.amount_in, s.amount_out_min, r_in, r_out)
         if exp is None:
@@ -349,6 +362,49 @@ class MempoolWatcher:
             },
         )
         return self._once(alert)
+
+    def _simulated(self, p: PendingTx, s: IntendedSwap, oracle: ExposureOracle) -> list[Alert]:
+        """Exposure by simulating the pending swap on a node (monitor/detect/exposure.py)."""
+        if s.extra.get("direct") or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
+            return []
+        hops, method = oracle.hops(p)
+        if hops is None:
+            return self._skip(method)
+        wrap = self.native_wrapper
+        ends = tuple(wrap if t == ETH_ADDRESS else t for t in (s.token_in, s.token_out))
+        if (hops[0].token_in, hops[-1].token_out) != ends:
+            return self._skip("the simulated route trades other tokens than the call names")
+        err = check_models(hops)
+        if isinstance(err, str):
+            return self._skip(err)
+        exp = route_exposure(hops, s.amount_out_min)
+        if exp is None:
+            return []
+        hop = hops[exp.hop]
+        if hop.token_in in (self.native_wrapper, ETH_ADDRESS) and exp.profit < self.min_profit_wei:
+            return []
+        clean = exp.victim_out_clean
+        alert = Alert(
+            kind="exposed_swap", stage="pending", chain_id=self.chain_id, block_number=None, block_hash=None,
+            txs=[AlertTx(p.hash, None, "victim")], attackers=[], victims=[p.from_address], pools=[hop.pool],
+            tokens=[hops[0].token_in] + [h.token_out for h in hops], profit=valued({hop.token_in: exp.profit}, self._eth),
+            victim_loss=valued({hops[-1].token_out: exp.victim_loss}, self._eth), gas_cost_wei=None,
+            evidence={
+                "router": s.router, "amount_in": str(s.amount_in), "amount_out_min": str(s.amount_out_min),
+                "expected_out_without_attack": str(clean),
+                "slippage_tolerance": (round(max(0, clean - s.amount_out_min) * 10**9 // clean / 10**9, 9) if clean else None),
+                "best_frontrun_in": str(exp.frontrun_in), "exposure_method": oracle.method, "node_method": method,
+                "attacked_hop": exp.hop, "hops": [h.to_json() for h in hops], "model_error": round(err, 9),
+                "first_seen_ns": p.first_seen_ns,
+            },
+        )
+        return self._once(alert)
+
+    def _skip(self, why: str) -> list[Alert]:
+        """Count why a simulation gave no estimate (``simulation_skips``; addresses and numbers masked)."""
+        key = re.sub(r"0x[0-9a-fA-F]+|\d+", "N", why)[:80]  # a bounded set of reasons, whatever the pools
+        self.simulation_skips[key] = self.simulation_skips.get(key, 0) + 1
+        return []
 
     def _attempts(self, new: _Intent) -> list[Alert]:
         """Every (front-run F, victim V, back-run B) among the pool's live intents and ``new`` that

@@ -502,7 +502,10 @@ def test_network_policy_topology_priority_digest_and_extras():
     assert nps["rel-mevwatch-replay"]["spec"]["ingress"] == []
     off = by_kind(render(CHART / "ci" / "strimzi-altinity-values.yaml", "networkPolicy.enabled=true", "node.reexecute=off"),
                   "NetworkPolicy")
-    assert egress_ports(off["rel-mevwatch-detect"]) == {53, 9092, 9000, 443}  # no re-execution: no node
+    assert egress_ports(off["rel-mevwatch-detect"]) == {53, 9092, 9000, 443, 8546}  # pending swaps still simulated
+    off = by_kind(render(CHART / "ci" / "strimzi-altinity-values.yaml", "networkPolicy.enabled=true", "node.reexecute=off",
+                         "node.exposure=off"), "NetworkPolicy")
+    assert egress_ports(off["rel-mevwatch-detect"]) == {53, 9092, 9000, 443}  # neither re-execution nor simulation: no node
 
 
 def test_dashboards_choose_their_datasource_by_variable():

@@ -278,6 +278,8 @@ class BlockDecoder:
         for tr in xfers:
             if tr.from_address == ZERO_ADDRESS or tr.to_address == ZERO_ADDRESS:
                 continue  # minted or burnt (LP shares, wrapped ether): no counterparty traded
+            if tr.token == tr.to_address or tr.token == tr.from_address:
+                continue  # a pool's own shares pulled or pushed (Balancer V1 single-sided joins, exits): liquidity
             received.setdefault(tr.to_address, set()).add(tr.token)
             sent.setdefault(tr.from_address, set()).add(tr.token)
         named = {ctx.tx.from_address}

@@ -57,3 +57,24 @@ def test_a_balancer_v2_single_sided_join_is_liquidity_not_a_swap(load_block):
     for mode in ("full", "transfers"):
         d = make_decoder(mode).decode(block)
         assert not [s for s in d.swaps if s.transaction_hash == tx_hash], mode
+
+
+def test_a_balancer_v1_single_sided_exit_from_logs_is_no_undecoded_trade():
+    """``exitswapPoolAmountIn`` from logs: the user's pool shares move into the pool (the pool's own
+    token, not a mint or burn) and one token comes out. Liquidity: not counted as a swap the decoders
+    missed, and not inferred as a swap from transfers."""
+    from mevwatch.monitor.decode import BlockDecoder
+    from mevwatch.monitor.types import Block, Log, Transaction
+
+    user, pool, dai = "0x" + "66" * 20, "0x" + "55" * 20, "0x6b175474e89094c44da98b954eedeac495271d0f"
+    topic = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+    def xfer(i: int, token: str, frm: str, to: str, amount: int) -> Log:
+        return Log(token, (topic, "0x" + "0" * 24 + frm[2:], "0x" + "0" * 24 + to[2:]), "0x" + f"{amount:064x}", i)
+
+    tx = Transaction("0x" + "ab" * 32, 0, user, pool, "0x02c96748", logs=[xfer(0, pool, user, pool, 10**18),
+                                                                          xfer(1, dai, pool, user, 500 * 10**18)])
+    block = Block(1, None, None, 0, None, 0, [tx], has_logs=True)
+    d = BlockDecoder().decode(block)
+    assert not d.swaps and not d.stats.undecoded_by_selector and d.stats.coverage() is None  # no swap-like call
+    assert not make_decoder("transfers").decode(block).swaps

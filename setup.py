@@ -54,6 +54,7 @@ COMPILED = [
     "monitor/detect/jit.py",
     "monitor/detect/displacement.py",
     "streams/mevinspect.py",
+    "streams/cryo.py",
 ]
 PACKAGE_DATA = {
     "mevwatch.sim": ["artifacts/*.json"],

@@ -369,6 +369,8 @@ def _read_range(pa: Any, r: CryoRange, chain_id: int, batch_blocks: int) -> Iter
 
 # --- assembling one block ----------------------------------------------------------------------------
 def _hex(v: Any, name: str, size: int | None, ds: str, k: int, empty: str | None = None) -> str:
+    if type(v) is bytes and (size is None or len(v) == size):  # the common case first
+        return "0x" + v.hex()
     if isinstance(v, bytes):
         if size is not None and len(v) != size:
             if not v and empty is not None:
@@ -423,10 +425,15 @@ def _u256(v: Any, name: str, ds: str, k: int) -> int:
     return _uint(v, name, U256, ds, k)
 
 
+_TRACE_ADDRESS = re.compile(r"[0-9]{1,19}(?:_[0-9]{1,19})*")  # up to 19 digits: below 2^64, no range check needed
+
+
 def _trace_address(v: Any, k: int) -> tuple[int, ...]:
     if isinstance(v, str):
         if not v:
             return ()
+        if _TRACE_ADDRESS.fullmatch(v) and v.count("_") < MAX_TRACE_DEPTH:  # the common case, checked at once
+            return tuple(map(int, v.split("_")))
         parts = v.split("_")
         if not all(p.isascii() and p.isdigit() for p in parts):
             raise _Bad("traces", k, f"trace_address: {v[:80]!r} is not numbers joined by _")
@@ -497,8 +504,13 @@ def _assemble(n: int, cols: dict[str, dict[str, list[Any]]], rows: dict[str, tup
         c = cols["traces"]
         hashes = c.get("transaction_hash")
         result_address = c.get("result_address")
+        # the columns as locals: this loop runs once per call frame (about a thousand a block)
+        c_pos, c_kind, c_ta, c_value, c_err = (c["transaction_index"], c["action_type"], c["trace_address"],
+                                               c["action_value"], c["error"])
+        c_sub, c_from, c_to, c_input, c_output, c_call = (c["subtraces"], c["action_from"], c["action_to"], c["action_input"],
+                                                          c["result_output"], c["action_call_type"])
         for k, j in enumerate(range(*sp)):
-            pos = c["transaction_index"][j]
+            pos = c_pos[j]
             if pos is None:
                 continue  # a block or uncle reward: not part of a transaction
             tx = txs.get(pos)
@@ -506,24 +518,27 @@ def _assemble(n: int, cols: dict[str, dict[str, list[Any]]], rows: dict[str, tup
                 raise _Bad("traces", k, f"transaction_index {pos}: no row in the transactions dataset")
             if hashes is not None and hashes[j] is not None and _hex(hashes[j], "transaction_hash", 32, "traces", k) != tx.hash:
                 raise _Bad("traces", k, f"transaction_hash differs from transaction {pos}'s ({tx.hash})")
-            kind = c["action_type"][j]
-            ta = _trace_address(c["trace_address"][j], k)
-            value = _u256(c["action_value"][j] or "0", "action_value", "traces", k)
-            err = c["error"][j]
-            subtraces = _uint(c["subtraces"][j], "subtraces", U64, "traces", k)
-            frm = _hex(c["action_from"][j], "action_from", 20, "traces", k, empty="")
+            kind = c_kind[j]
+            ta = _trace_address(c_ta[j], k)
+            v = c_value[j]
+            value = 0 if not v or v == "0" else _u256(v, "action_value", "traces", k)
+            err = c_err[j]
+            subtraces = c_sub[j]
+            if type(subtraces) is not int or not 0 <= subtraces < U64:
+                subtraces = _uint(subtraces, "subtraces", U64, "traces", k)
+            frm = _hex(c_from[j], "action_from", 20, "traces", k, empty="")
             if kind == "call":
-                call_type = c["action_call_type"][j] or "none"
+                call_type = c_call[j] or "none"
                 tr = Trace(ta, "call", _CALL_TYPES.get(call_type, call_type.replace("_", "")), frm,
-                           _hex(c["action_to"][j], "action_to", 20, "traces", k, empty=""),
-                           _hex(c["action_input"][j], "action_input", None, "traces", k, empty="0x"),
-                           _hex(c["result_output"][j], "result_output", None, "traces", k, empty="0x"), value, err, subtraces)
+                           _hex(c_to[j], "action_to", 20, "traces", k, empty=""),
+                           _hex(c_input[j], "action_input", None, "traces", k, empty="0x"),
+                           _hex(c_output[j], "result_output", None, "traces", k, empty="0x"), value, err, subtraces)
             elif kind == "create":
                 to = result_address[j] if result_address is not None else None
                 tr = Trace(ta, "create", "", frm, _hex(to, "result_address", 20, "traces", k, empty=""), "0x", "0x", value,
                            err, subtraces)
             elif kind == "suicide":
-                tr = Trace(ta, "suicide", "", frm, _hex(c["action_to"][j], "action_to", 20, "traces", k, empty=""), "0x", "0x",
+                tr = Trace(ta, "suicide", "", frm, _hex(c_to[j], "action_to", 20, "traces", k, empty=""), "0x", "0x",
                            value, err, subtraces)
             elif kind == "reward":
                 continue

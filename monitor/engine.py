@@ -221,8 +221,15 @@ class Engine:
             self.fates.on_pending(msg)
             self.order_flow.on_pending(msg)
             for rule in self.mempool_rules:
-                for a in rule.on_pending(msg):
-                    self.pending_alerts.add(a, msg.first_seen_ns)
+                oracle = getattr(rule, "exposure_oracle", None)
+                if oracle is not None:  # no node simulations while warming (their alerts went out before)
+                    rule.exposure_oracle = None  # type: ignore[attr-defined]
+                try:
+                    for a in rule.on_pending(msg):
+                        self.pending_alerts.add(a, msg.first_seen_ns)
+                finally:
+                    if oracle is not None:
+                        rule.exposure_oracle = oracle  # type: ignore[attr-defined]
         elif isinstance(msg, Block):
             decoded = self.decoder.decode(msg)
             for rule in self.mempool_rules:

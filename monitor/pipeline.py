@@ -431,5 +431,5 @@ def detect_worker(settings, bus: busmod.Bus, store: AlertStore | None, *, stop, 
         from mevwatch.streams.exposure_sim import NodeExposure
         from mevwatch.streams.simulate import node_request
 
-        worker.engine.watcher.exposure_oracle = NodeExposure(node_request(settings.node.rpc), settings.chain_id)
+        worker.engine.watcher.exposure_oracle = NodeExposure(node_request(settings.node.rpc, timeout=5.0), settings.chain_id)
     return worker

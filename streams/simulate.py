@@ -97,8 +97,8 @@ def ws_request(url: str, timeout: float = 30.0) -> Request:
     return request
 
 
-def node_request(url: str) -> Request:
-    return ws_request(url) if url.startswith(("ws://", "wss://")) else http_request(url)
+def node_request(url: str, timeout: float = 30.0) -> Request:
+    return ws_request(url, timeout) if url.startswith(("ws://", "wss://")) else http_request(url, timeout)
 
 
 class NodeSimulator:

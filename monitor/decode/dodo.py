@@ -17,8 +17,9 @@ The maintainer's fee is never part of the swap's output: only what the recipient
 
 Logs: V2's ``DODOSwap(fromToken, toToken, fromAmount, toAmount, trader, receiver)`` and V1's
 ``SellBaseToken(seller, payBase, receiveQuote)`` / ``BuyBaseToken(buyer, receiveBase, payQuote)``,
-each taken only when the transaction's transfers back it (the pool received the input token and
-paid out the output token since its previous swap): an event alone is cheap to forge.
+each taken only when the transaction's transfers back it (since its previous swap the pool received
+at least the input amount in the input token and paid out at least the output amount in the output
+token): an event alone is cheap to forge.
 """
 
 from __future__ import annotations
@@ -118,24 +119,26 @@ TRACE_HANDLERS = {
 
 
 # --- logs ---------------------------------------------------------------------------
-def _backed(ctx: TxContext, pool: str, log_index: int, token_in: str | None,
-            token_out: str | None) -> tuple[str, str, str | None] | None:
-    """(token_in, token_out, payer) backed by the transfers since the pool's previous swap: the
-    pool received ``token_in`` and paid out ``token_out`` (the largest of each when None)."""
+def _backed(ctx: TxContext, pool: str, log_index: int, token_in: str | None, amount_in: int,
+            token_out: str | None, amount_out: int) -> tuple[str, str, str | None] | None:
+    """(token_in, token_out, payer) when the transfers since the pool's previous swap back the
+    event: the pool received at least ``amount_in`` of ``token_in`` and paid out at least
+    ``amount_out`` of ``token_out``. A token the event does not name (V1's) must be the only one
+    that moved enough."""
     inflow, outflow, payer = window_tokens(ctx, pool, last_log_index(ctx, pool, log_index), log_index)
-    if token_in is None:
-        token_in = max(inflow, key=inflow.__getitem__) if inflow else None
-    if token_out is None:
-        token_out = max(outflow, key=outflow.__getitem__) if outflow else None
-    if token_in is None or token_out is None or token_in == token_out or token_in not in inflow or token_out not in outflow:
+    ins = [token_in] if token_in is not None else [t for t, v in inflow.items() if v >= amount_in]
+    outs = [token_out] if token_out is not None else [t for t, v in outflow.items() if v >= amount_out]
+    if len(ins) != 1 or len(outs) != 1 or ins[0] == outs[0]:
         return None
-    return token_in, token_out, payer.get(token_in)
+    if inflow.get(ins[0], 0) < amount_in or outflow.get(outs[0], 0) < amount_out:
+        return None  # the event claims more than moved
+    return ins[0], outs[0], payer.get(ins[0])
 
 
 def _log_swap(ctx: TxContext, i: int, protocol: str, sender: str, recipient: str, token_in: str | None,
               amount_in: int, token_out: str | None, amount_out: int) -> None:
     log = ctx.logs[i]
-    found = _backed(ctx, log.address, log.log_index, token_in, token_out)
+    found = _backed(ctx, log.address, log.log_index, token_in, amount_in, token_out, amount_out)
     if found is None or amount_in <= 0 or amount_out <= 0:
         ctx.stats.malformed_by_selector[log.topics[0][:10]] += 1
         return

@@ -108,8 +108,9 @@ class ExposureOracle(Protocol):
     """Simulates a pending transaction on a node (streams/exposure_sim.py's ``NodeExposure``)."""
 
     method: str  # the evidence's exposure_method
+    last_block: int | None  # the block the last simulation ran on
 
-    def hops(self, p: PendingTx) -> tuple[list[Hop] | None, str]:
+    def hops(self, p: PendingTx, recipient: str | None = None) -> tuple[list[Hop] | None, str]:
         """The route's hops with their state before the swap and the node method, or None and why not."""
         ...
 

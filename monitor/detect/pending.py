@@ -33,7 +33,7 @@ from mevwatch.monitor.decode.pending import IntendedSwap, pending_intents
 from mevwatch.monitor.detect.exposure import ExposureOracle, check_models, route_exposure
 from mevwatch.monitor.chains import native_wrapper
 from mevwatch.monitor.money import argmax_unimodal, eth_only, v2_amount_out, valued
-from mevwatch.monitor.types import ETH_ADDRESS, DecodedBlock
+from mevwatch.monitor.types import ETH_ADDRESS, ZERO_ADDRESS, DecodedBlock
 from mevwatch.monitor.types import PendingTx
 
 # router -> (factory, init code hash) of the constant-product pairs it trades on
@@ -367,9 +367,11 @@ class MempoolWatcher:
         """Exposure by simulating the pending swap on a node (monitor/detect/exposure.py)."""
         if s.extra.get("direct") or s.exact != "in" or s.amount_in is None or s.amount_out_min is None:
             return []
-        hops, method = oracle.hops(p)
+        hops, method = oracle.hops(p, s.recipient if s.recipient not in (None, ZERO_ADDRESS) else p.from_address)
         if hops is None:
             return self._skip(method)
+        if not 0 < hops[0].amount_in <= s.amount_in:
+            return self._skip("the simulated route takes other than the call's input")
         wrap = self.native_wrapper
         ends = tuple(wrap if t == ETH_ADDRESS else t for t in (s.token_in, s.token_out))
         if (hops[0].token_in, hops[-1].token_out) != ends:
@@ -395,6 +397,7 @@ class MempoolWatcher:
                 "slippage_tolerance": (round(max(0, clean - s.amount_out_min) * 10**9 // clean / 10**9, 9) if clean else None),
                 "best_frontrun_in": str(exp.frontrun_in), "exposure_method": oracle.method, "node_method": method,
                 "attacked_hop": exp.hop, "hops": [h.to_json() for h in hops], "model_error": round(err, 9),
+                "simulated_on_block": oracle.last_block,
                 "first_seen_ns": p.first_seen_ns,
             },
         )
@@ -402,7 +405,7 @@ class MempoolWatcher:
 
     def _skip(self, why: str) -> list[Alert]:
         """Count why a simulation gave no estimate (``simulation_skips``; addresses and numbers masked)."""
-        key = re.sub(r"0x[0-9a-fA-F]+|\d+", "N", why)[:80]  # a bounded set of reasons, whatever the pools
+        key = re.sub(r"0x[0-9a-fA-F]+|\d+", "N", why.split(": ", 1)[-1] if why.startswith("pool ") else why)[:80]
         self.simulation_skips[key] = self.simulation_skips.get(key, 0) + 1
         return []
 

@@ -211,8 +211,11 @@ def test_dodo_events_backed_by_transfers_are_swaps_and_forged_ones_are_not():
     ])
     (s,) = d.swaps
     assert fields(s) == ("dodo_v2", POOL, BASE, 1000, QUOTE, 990, ROUTER, USER, USER)
-    # the same event with no tokens moved: a forgery (any contract can emit it)
+    # the same event with no tokens moved, or claiming more than moved: a forgery (any contract can emit it)
     d = decode_logs([dodo_swap_log(0, POOL, BASE, QUOTE, 1000, 990, ROUTER, USER)])
+    assert not d.swaps and d.stats.malformed_by_selector[dodo.TOPIC_DODO_SWAP[:10]] == 1
+    d = decode_logs([xfer_log(0, BASE, USER, POOL, 1), xfer_log(1, QUOTE, POOL, USER, 1),
+                     dodo_swap_log(2, POOL, BASE, QUOTE, 10**30, 10**30, ROUTER, USER)])
     assert not d.swaps and d.stats.malformed_by_selector[dodo.TOPIC_DODO_SWAP[:10]] == 1
 
     seller_topic = "0x" + w(ROUTER)

@@ -5,6 +5,8 @@ with the blocks model to the wei, and a broken node gives a reason, never a cras
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mevwatch.monitor.detect.exposure import CONCENTRATED, CONSTANT_PRODUCT, Hop, check_models, hop_from_swap, route_exposure
@@ -82,7 +84,7 @@ def test_the_models_are_checked_against_the_simulation():
 
 
 def pending_tx() -> PendingTx:
-    return PendingTx(1, "0x" + "01" * 32, A, B, 0, "0x12345678", 0, 300_000, None, 10**11, 10**9, 2, 1, "test")
+    return PendingTx(1, "0x" + "01" * 32, A, B, 0, "0x12345678", 0, 300_000, None, 10**11, 10**9, 2, time.time_ns(), "test")
 
 
 TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -117,3 +119,70 @@ def test_the_detect_path_simulates_pending_swaps_when_it_has_a_node(rpc, exposur
     settings = load_settings(node__rpc=rpc, node__exposure=exposure, gnn__enabled=False)
     worker = detect_worker(settings, busmod.InProcessBus(), None, stop=threading.Event(), scorers=[])
     assert isinstance(worker.engine.watcher.exposure_oracle, NodeExposure) is on
+
+
+W = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+SYNC = "0x1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1"
+V2_SWAP = "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822"
+
+
+def _word(x: int | str) -> str:
+    return ("0" * 24 + x[2:]) if isinstance(x, str) else f"{x:064x}"
+
+
+def route_logs(tokens: list[str], amounts: list[int], moved: list[int], reserves: int = 10**30) -> list[dict]:
+    """The logs of a V2 route through one pair per hop (pair k trades tokens[k] -> tokens[k+1]): the
+    transfers move ``moved[k]`` into pair k, while its Sync and Swap events claim ``amounts[k]``."""
+    logs = []
+    user = "0x" + "ee" * 20
+    for k in range(len(tokens) - 1):
+        pair = "0x" + f"{k + 1:040x}"
+        t_in, t_out = tokens[k], tokens[k + 1]
+        a_in = amounts[k]
+        a_out = v2_amount_out(a_in, reserves, reserves)
+        zero_in = t_in < t_out
+        logs.append({"address": t_in, "topics": [TRANSFER, "0x" + _word(user), "0x" + _word(pair)], "data": "0x" + _word(moved[k])})
+        logs.append({"address": t_out, "topics": [TRANSFER, "0x" + _word(pair), "0x" + _word(user)],
+                     "data": "0x" + _word(min(moved[k], a_out))})
+        r_in, r_out = reserves + a_in, reserves - a_out
+        logs.append({"address": pair, "topics": [SYNC], "data": "0x" + _word(r_in if zero_in else r_out) + _word(r_out if zero_in else r_in)})
+        amounts_word = (_word(a_in) + _word(0) + _word(0) + _word(a_out)) if zero_in else (_word(0) + _word(a_in) + _word(a_out) + _word(0))
+        logs.append({"address": pair, "topics": [V2_SWAP, "0x" + _word(user), "0x" + _word(user)], "data": "0x" + amounts_word})
+    return logs
+
+
+def simulated(logs: list[dict]):
+    return lambda m, p: [{"number": "0x10", "calls": [{"status": "0x1", "logs": logs}]}]
+
+
+def test_a_fake_pool_claiming_more_than_its_transfers_moved_gives_no_estimate():
+    """Anyone can deploy a contract that emits a pair's Sync and Swap with any amounts; the token
+    contracts' Transfer logs say what moved. An event claiming 5e28 WETH over 1 wei moved is refused."""
+    honest = NodeExposure(simulated(route_logs([W, B], [10**18], [10**18])))
+    hops, how = honest.hops(pending_tx())
+    assert hops is not None and how == "eth_simulateV1" and honest.last_block == 16 and hops[0].amount_in == 10**18
+    forged, why = NodeExposure(simulated(route_logs([W, B], [5 * 10**28], [1]))).hops(pending_tx())
+    assert forged is None and why == "a pool's event claims more than its token transfers moved"
+
+
+def test_long_routes_stale_transactions_and_a_failing_node_are_not_simulated():
+    tokens = ["0x" + f"{0xa0 + k:02x}" * 20 for k in range(10)]
+    long_route = NodeExposure(simulated(route_logs(tokens, [10**18] * 9, [10**18] * 9)))
+    assert long_route.hops(pending_tx()) == (None, "a route of more than 8 swaps")
+    old = pending_tx()
+    old.first_seen_ns -= 31 * 10**9
+    assert NodeExposure(simulated([])).hops(old)[1] == "seen too long ago: the node's state has moved on"
+
+    from mevwatch.monitor.errors import NodeError
+
+    calls = []
+
+    def failing(method: str, params: list):
+        calls.append(method)
+        raise NodeError(f"{method} failed: timed out")
+
+    node = NodeExposure(failing)
+    for _ in range(3):
+        assert node.hops(pending_tx()) == (None, "eth_simulateV1 failed")
+    assert node.hops(pending_tx()) == (None, "paused after node errors") and len(calls) == 3
+    assert node.unsupported is None  # errors pause it; only "method not found" turns it off

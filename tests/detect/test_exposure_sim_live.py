@@ -6,6 +6,8 @@ sandwicher's profit must be what the estimate said."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from services import Anvil
@@ -24,7 +26,7 @@ REL = 1e-4  # the CL pool's formulas round differently from constant product on 
 
 def pending(who: str, fn, hash_byte: int) -> PendingTx:
     return PendingTx(CHAIN, "0x" + f"{hash_byte:02x}" * 32, who.lower(), fn.address.lower(), 0, fn._encode_transaction_data(),
-                     0, 600_000, None, 10**11, 2 * 10**9, 2, 1, "test")
+                     0, 600_000, None, 10**11, 2 * 10**9, 2, time.time_ns(), "test")
 
 
 def balance(token, who: str) -> int:
@@ -81,6 +83,7 @@ def test_a_pending_cl_pool_swap_is_estimated_and_the_estimate_holds_when_execute
     ev = a.evidence
     assert (a.kind, a.stage, a.pools, a.victims) == ("exposed_swap", "pending", [m.cl_pool.address.lower()], [victim.lower()])
     assert ev["exposure_method"] == "simulation" and ev["node_method"] == "eth_simulateV1" and oracle.simulations == 1
+    assert ev["simulated_on_block"] in (w3.eth.block_number, w3.eth.block_number + 1)  # clients number it latest or latest + 1
     assert [h["model"] for h in ev["hops"]] == ["concentrated_in_range"] and ev["hops"][0]["fee_bps"] == 30
     assert int(ev["expected_out_without_attack"]) == clean and ev["slippage_tolerance"] == pytest.approx(0.01, abs=1e-8)
     front_in = int(ev["best_frontrun_in"])
@@ -162,3 +165,20 @@ def test_a_swap_that_fails_or_a_node_without_the_method_gives_no_estimate_and_a_
     fn = m.cl_router.functions.exactInputSingle((m.weth.address, m.cl_token.address, 3000, victim, 2**40, amount, 1, 0))
     for i in range(2):
         assert missing.hops(pending(victim, fn, 6 + i)) == (None, "the node does not serve eth_simulateV1")
+
+
+def test_warming_up_from_the_bus_simulates_nothing_and_live_pending_swaps_do(lab):
+    """A restarted detect member replays recent records to rebuild its state (Engine.warm): their
+    alerts went out before, so no node simulation runs for them; the same swap live is simulated."""
+    from mevwatch.monitor.engine import Batch, Engine
+
+    node, lab, victim, _ = lab
+    m = lab.market
+    fn = m.cl_router.functions.exactInputSingle((m.weth.address, m.cl_token.address, 3000, victim, 2**40, 10**18, 1, 0))
+    engine = Engine(chain_id=CHAIN)
+    oracle = NodeExposure(http_request(node.http_url), CHAIN)
+    engine.watcher.exposure_oracle = oracle
+    engine.warm(pending(victim, fn, 9))
+    assert oracle.simulations == 0 and engine.watcher.exposure_oracle is oracle
+    batch = engine.feed([(None, pending(victim, fn, 10))], Batch())
+    assert oracle.simulations == 1 and [e.alert.kind for e in batch.alerts] == ["exposed_swap"]

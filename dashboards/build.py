@@ -27,7 +27,10 @@ Data sources are chosen by two dashboard variables of type *datasource*, ``prome
 ``prometheus``, ...) shows the dashboards by picking them in the variable, or by default the
 first data source of the type. The variables default to the uids provisioned by
 dashboards/provisioning/: ``mevwatch-prometheus`` (Prometheus) and ``mevwatch-clickhouse`` (the
-``grafana-clickhouse-datasource`` plugin, native protocol). SQL uses the plugin's
+``grafana-clickhouse-datasource`` plugin, native protocol). The chain shown is chosen by
+two more variables (several chains: docs/operations.md): ``database`` (ClickHouse, every table is
+``${database}.<table>``) and ``chain`` (Prometheus, every mevwatch series gets ``{chain=~"$chain"}``,
+:func:`with_chain`). SQL uses the plugin's
 ``$__timeFilter(column)`` macro and runs unchanged on ClickHouse 18.16 and 25+; PromQL uses
 Grafana's ``$__rate_interval`` and ``$__range``. :func:`expand_sql` and :func:`expand_promql`
 do what Grafana does with them, so ``mevwatch dashboards check`` (and the tests) can run
@@ -56,6 +59,16 @@ DATASOURCE_VARIABLES = {
     "prometheus": ("prometheus", "Prometheus", "mevwatch Prometheus", "mevwatch-prometheus"),
     "clickhouse": ("grafana-clickhouse-datasource", "ClickHouse", "mevwatch ClickHouse", "mevwatch-clickhouse"),
 }
+# The chain shown, one variable per data source (docs/operations.md, "Several chains"): each chain keeps its
+# rows in a ClickHouse database of its own, and the chart's ServiceMonitor gives each chain's targets the label
+# `chain`. `database` lists the databases holding mevwatch's tables (default: the provisioned data source's
+# `mevwatch`); `chain` lists the `chain` label's values, All (`.*`, which also matches a single-chain deployment's
+# series without the label) by default.
+DATABASE_VARIABLE, CHAIN_VARIABLE, DEFAULT_DATABASE = "database", "chain", "mevwatch"
+DATABASES_SQL = ("SELECT database FROM system.tables WHERE name IN ('alerts', 'blocks', 'swaps') "
+                 "GROUP BY database HAVING count() = 3 ORDER BY database")
+CHAINS_PROMQL = "label_values(mevwatch_blocks_processed_total, chain)"
+CHAIN_ALL = ".*"
 PROM = models.DataSourceRef(type_val="prometheus", uid="${prometheus}")
 CH = models.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="${clickhouse}")
 JSON_DIR = Path(__file__).resolve().parent / "json"
@@ -66,7 +79,7 @@ GRAFANA_VERSION = version("grafana-foundation-sdk").partition("!")[2]  # e.g. "1
 # sandwiches of the dashboard's time range, by the alert's own time (its block's time: docs/store.md): the
 # filter on alert_time, the partition key, reads only the months of the range; stage filters after FINAL
 _SANDWICHES = """SELECT alert_id, alert_time, victim_loss_eth, profit_eth, attackers, pools, stage, block_number, order_flow
-  FROM alerts FINAL WHERE $__timeFilter(alert_time) AND kind = 'sandwich'"""
+  FROM ${database}.alerts FINAL WHERE $__timeFilter(alert_time) AND kind = 'sandwich'"""
 _SANDWICHES_IN = f"""({_SANDWICHES}) AS s
 WHERE stage IN ('included', 'final')"""
 
@@ -85,8 +98,19 @@ class ClickHouseQuery(cogbuilder.Builder[cogvariants.Dataquery]):
         return cogruntime.UnknownDataquery(dict(self._data))
 
 
+_METRIC = re.compile(r"\b(mevwatch_[a-z0-9_]+)(\{[^}]*\})?")
+
+
+def with_chain(expr: str) -> str:
+    """``expr`` with every mevwatch series selected by the dashboard's chain: ``{chain=~"$chain"}`` added."""
+    def add(m: re.Match[str]) -> str:
+        inner = (m.group(2) or "{}")[1:-1].strip()
+        return f'{m.group(1)}{{{inner + ", " if inner else ""}chain=~"${CHAIN_VARIABLE}"}}'
+    return _METRIC.sub(add, expr)
+
+
 def _prom(expr: str, legend: str = "__auto", ref: str = "A") -> Query:
-    return prometheus.Dataquery().ref_id(ref).datasource(PROM).expr(expr).legend_format(legend).range()
+    return prometheus.Dataquery().ref_id(ref).datasource(PROM).expr(with_chain(expr)).legend_format(legend).range()
 
 
 def _sql(sql: str, fmt: int = FORMAT_TABLE, ref: str = "A") -> Query:
@@ -133,6 +157,20 @@ def _dashboard(uid: str, title: str, description: str, panels: list[PanelBuilder
         if any(getattr(p.build().datasource, "uid", None) == f"${{{name}}}" for p in panels):  # only the data sources it reads
             d = d.with_variable(dash.DatasourceVariable(name).label(label).type(kind)
                                 .current(models.VariableOption(text=text, value=uid, selected=True)))
+    reads = {getattr(p.build().datasource, "uid", None) for p in panels}
+    if CH.uid in reads:
+        d = d.with_variable(dash.QueryVariable(DATABASE_VARIABLE).label("Chain (ClickHouse database)").datasource(CH)
+                            .query(DATABASES_SQL).refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
+                            .sort(models.VariableSort.ALPHABETICAL_ASC)
+                            .current(models.VariableOption(text=DEFAULT_DATABASE, value=DEFAULT_DATABASE, selected=True))
+                            .description("Each chain's rows are in a database of its own (docs/operations.md, Several chains)"))
+    if PROM.uid in reads:
+        d = d.with_variable(dash.QueryVariable(CHAIN_VARIABLE).label("Chain (Prometheus)").datasource(PROM)
+                            .query(CHAINS_PROMQL).refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
+                            .sort(models.VariableSort.ALPHABETICAL_ASC).include_all(True).all_value(CHAIN_ALL)
+                            .current(models.VariableOption(text="All", value="$__all", selected=True))
+                            .description("The `chain` label the chart's ServiceMonitor gives each chain's targets; "
+                                         "All includes a single-chain deployment without it"))
     for p in panels:
         d = d.with_panel(p)
     return to_json(d.build())
@@ -191,21 +229,21 @@ FROM {_SANDWICHES_IN}
 GROUP BY pool ORDER BY sandwiches DESC, pool LIMIT 20""")]),
         L.panel("Pending vs included", barchart.Panel(), [_sql("""
 SELECT kind, stage, count() AS alerts
-FROM alerts FINAL
+FROM ${database}.alerts FINAL
 WHERE $__timeFilter(alert_time) AND kind IN ('sandwich', 'sandwich_attempt', 'exposed_swap')
 GROUP BY kind, stage ORDER BY kind, stage""")],
                 description="Alerts by newest stage, by the alert's time (block time; first sight for pending ones): attempts "
                             "seen in the mempool against sandwiches that landed"),
         L.panel("Detector mix", piechart.Panel(), [_sql("""
 SELECT detector, count() AS alerts
-FROM (SELECT detector, stage FROM alerts FINAL WHERE $__timeFilter(alert_time)) AS s
+FROM (SELECT detector, stage FROM ${database}.alerts FINAL WHERE $__timeFilter(alert_time)) AS s
 WHERE stage IN ('included', 'final')
 GROUP BY detector ORDER BY detector""")], description="rules, gnn, or both"),
         L.panel("Swaps per hour by protocol", timeseries.Panel(), [_sql("""
 SELECT toStartOfHour(block_time) AS time, protocol, count() AS swaps
-FROM swaps FINAL
-WHERE block_number >= (SELECT min(block_number) FROM blocks WHERE $__timeFilter(block_time))
-  AND block_number <= (SELECT max(block_number) FROM blocks WHERE $__timeFilter(block_time)) AND $__timeFilter(block_time)
+FROM ${database}.swaps FINAL
+WHERE block_number >= (SELECT min(block_number) FROM ${database}.blocks WHERE $__timeFilter(block_time))
+  AND block_number <= (SELECT max(block_number) FROM ${database}.blocks WHERE $__timeFilter(block_time)) AND $__timeFilter(block_time)
 GROUP BY time, protocol ORDER BY time, protocol""", FORMAT_TIMESERIES)]),
         L.panel("Public vs private sandwiches per hour", timeseries.Panel(), [_sql(f"""
 SELECT toStartOfHour(alert_time) AS time, if(order_flow = '', 'unknown', order_flow) AS order_flow, count() AS sandwiches
@@ -219,7 +257,7 @@ FROM {_SANDWICHES_IN}
 ORDER BY block_number DESC, alert_id LIMIT 100""")], w=24, h=10),
         L.panel("Attested batches", table.Panel(), [_sql("""
 SELECT batch_id, from_block, to_block, alert_count, root, tx_hash, gas_used, attest_chain_id, contract
-FROM attestations FINAL
+FROM ${database}.attestations FINAL
 WHERE $__timeFilter(attested_at)
 ORDER BY batch_id DESC LIMIT 50""")], w=24, h=8, description="Verify any alert with: mevwatch verify ALERT_ID"),
     ]
@@ -299,17 +337,24 @@ def queries(d: dict[str, Any]) -> list[tuple[str, str, str]]:
 _TIME_FILTER = re.compile(r"\$__timeFilter\((\w+)\)")
 
 
-def expand_sql(sql: str, from_s: int, to_s: int) -> str:
-    """The ClickHouse plugin's macros, as it expands them (seconds since the epoch)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def expand_sql(sql: str, from_s: int, to_s: int, database: str = DEFAULT_DATABASE) -> str:
+    """The ClickHouse plugin's macros, as it expands them (seconds since the epoch), and the chain's database."""
+    if not _IDENTIFIER.fullmatch(database):
+        raise ValueError(f"not a ClickHouse database name: {database!r}")
     out = _TIME_FILTER.sub(lambda m: f"{m.group(1)} >= toDateTime({int(from_s)}) AND {m.group(1)} <= toDateTime({int(to_s)})", sql)
-    if "$__" in out:
-        raise ValueError(f"unexpanded macro in {out!r}")
+    out = out.replace(f"${{{DATABASE_VARIABLE}}}", database)
+    if "$" in out:
+        raise ValueError(f"unexpanded macro or variable in {out!r}")
     return out
 
 
-def expand_promql(expr: str, rate_interval: str = "1m", range_: str = "1h") -> str:
-    """Grafana's variables in PromQL: ``$__rate_interval`` and ``$__range``."""
+def expand_promql(expr: str, rate_interval: str = "1m", range_: str = "1h", chain: str = CHAIN_ALL) -> str:
+    """Grafana's variables in PromQL: ``$__rate_interval``, ``$__range`` and the chain (a label regex; All = ``.*``)."""
+    quoted = chain.replace("\\", "\\\\").replace('"', '\\"')  # inside the matcher's double-quoted string
     out = expr.replace("$__rate_interval", rate_interval).replace("$__range", range_)
-    if "$__" in out:
+    if re.search(rf"\$(?!{CHAIN_VARIABLE}\b)", out):
         raise ValueError(f"unexpanded variable in {out!r}")
-    return out
+    return out.replace(f"${CHAIN_VARIABLE}", quoted)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mevwatch.dashboards.build import dashboards, expand_promql, expand_sql, queries
+from mevwatch.dashboards.build import CHAIN_ALL, DEFAULT_DATABASE, dashboards, expand_promql, expand_sql, queries
 from mevwatch.monitor.errors import MevwatchError
 
 FOLDER_UID = "mevwatch"
@@ -66,8 +66,12 @@ def prom_query(base: str, expr: str, timeout: float = 10.0) -> list[dict[str, An
 
 
 def check(*, prometheus: str | None, store: Any | None, from_s: int | None = None, to_s: int | None = None,
-          rate_interval: str = "1m", range_: str = "1h") -> list[PanelCheck]:
-    """Run every panel's query against the given backends (a missing backend skips its panels)."""
+          rate_interval: str = "1m", range_: str = "1h", chain: str = CHAIN_ALL) -> list[PanelCheck]:
+    """Run every panel's query against the given backends (a missing backend skips its panels).
+
+    The dashboards' chain variables take the store's own database (ClickHouse) and ``chain``, a regex on the
+    ``chain`` label (Prometheus; All by default)."""
+    database = str(getattr(getattr(store, "backend", None), "database", DEFAULT_DATABASE))
     to_s = to_s if to_s is not None else int(time.time())
     from_s = from_s if from_s is not None else to_s - 7 * 86400
     out = []
@@ -77,7 +81,7 @@ def check(*, prometheus: str | None, store: Any | None, from_s: int | None = Non
                 if prometheus is None:
                     continue
                 try:
-                    res = prom_query(prometheus, expand_promql(q, rate_interval, range_))
+                    res = prom_query(prometheus, expand_promql(q, rate_interval, range_, chain))
                     # a series whose every value is NaN (a quantile of nothing) shows nothing
                     n = sum(1 for s in res if s.get("value", [0, "NaN"])[1] not in ("NaN", "+Inf", "-Inf"))
                     out.append(PanelCheck(uid, title, "prometheus", n))
@@ -87,7 +91,7 @@ def check(*, prometheus: str | None, store: Any | None, from_s: int | None = Non
                 if store is None:
                     continue
                 try:
-                    rows = store.backend.query(expand_sql(q, from_s, to_s))
+                    rows = store.backend.query(expand_sql(q, from_s, to_s, database))
                     out.append(PanelCheck(uid, title, "clickhouse", len(rows)))
                 except Exception as exc:  # noqa: BLE001
                     out.append(PanelCheck(uid, title, "clickhouse", -1, str(exc)[:300]))

@@ -273,16 +273,17 @@ class ClickHouseServer(LocalProcess):
 
 
 class Prometheus(LocalProcess):
-    """Debian's Prometheus on 127.0.0.1 scraping the given ``targets`` (host:port) every ``interval``."""
+    """Debian's Prometheus on 127.0.0.1 scraping the given ``targets`` (host:port) every ``interval``, with
+    ``labels`` as target labels (as the chart's ServiceMonitor adds ``chain``)."""
 
     name = "prometheus"
     BINARY = Path(os.environ.get("MEVWATCH_PROMETHEUS", "/usr/bin/prometheus"))
 
     def __init__(self, data_dir: Path, targets: list[str], *, interval: str = "1s", rule_files: list[Path] | None = None,
-                 port: int | None = None):
+                 port: int | None = None, labels: dict[str, str] | None = None):
         super().__init__(data_dir)
         self.port = port or free_port()
-        self.targets, self.interval = targets, interval
+        self.targets, self.interval, self.labels = targets, interval, dict(labels or {})
         self.rule_files = [Path(p).resolve() for p in rule_files or []]
 
     @property
@@ -300,7 +301,7 @@ class Prometheus(LocalProcess):
         d = self.data_dir.resolve()
         cfg = {"global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
                "rule_files": [str(p) for p in self.rule_files],
-               "scrape_configs": [{"job_name": "mevwatch", "static_configs": [{"targets": self.targets}]}]}
+               "scrape_configs": [{"job_name": "mevwatch", "static_configs": [{"targets": self.targets, **({"labels": self.labels} if self.labels else {})}]}]}
         (d / "prometheus.yml").write_text(yaml.safe_dump(cfg))
         self._spawn([str(self.BINARY), f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
                      f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"])

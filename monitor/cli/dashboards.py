@@ -46,6 +46,8 @@ def dashboards_check(
     clickhouse: Annotated[Optional[str], typer.Option("--clickhouse", help="clickhouse://host:9000/db (default: the configured store).")] = None,
     no_clickhouse: Annotated[bool, typer.Option("--no-clickhouse", help="Skip the ClickHouse panels.")] = False,
     days: Annotated[float, typer.Option("--days", help="Time range of the ClickHouse panels, back from now.")] = 7.0,
+    chain: Annotated[str, typer.Option("--chain", help="The Prometheus panels' chain: a regex on the `chain` label "
+                                                      "(default .*, all; the ClickHouse panels read the store's database).")] = ".*",
 ) -> None:
     """Run every panel's query against Prometheus and ClickHouse; exit 1 if one fails or returns nothing."""
     import time
@@ -58,7 +60,7 @@ def dashboards_check(
         if not no_clickhouse:
             store = open_store(clickhouse, migrate=False)
         now = int(time.time())
-        results = check(prometheus=prometheus, store=store, from_s=max(0, now - int(days * 86400)), to_s=now)
+        results = check(prometheus=prometheus, store=store, from_s=max(0, now - int(days * 86400)), to_s=now, chain=chain)
     finally:
         if store is not None:
             store.close()

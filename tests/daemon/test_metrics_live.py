@@ -5,6 +5,7 @@ the run every ClickHouse panel returns rows from the daemon's own chDB store."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mevwatch.dashboards.build import dashboards, queries
+from mevwatch.dashboards.build import CHAINS_PROMQL, dashboards, queries
 from mevwatch.dashboards.grafana import check, prom_query
 from harness import REPO, Daemon, Receiver, start_on_lab, wait_until
 from services import Anvil, Prometheus
@@ -32,7 +33,7 @@ def test_prometheus_scrapes_a_real_run_and_every_panel_has_data(tmp_path):
                     webhooks=[{"url": rx.url, "secrets": [SECRET]}],
                     extra={"attest": {"batch_blocks": 1, "batch_seconds": 0.5}})
     prom = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{daemon.health_port}"], interval="1s",
-                      rule_files=[REPO / "dashboards" / "prometheus" / "rules.yml"])
+                      rule_files=[REPO / "dashboards" / "prometheus" / "rules.yml"], labels={"chain": "lab"})
     rpc = Rpc(node.http_url)
     try:
         prom.start()
@@ -75,10 +76,17 @@ def test_prometheus_scrapes_a_real_run_and_every_panel_has_data(tmp_path):
         assert len(results) == sum(1 for d in dashboards().values() for _t, k, _q in queries(d) if k == "prometheus")
         empty = [(r.dashboard, r.panel, r.error) for r in results if r.results <= 0]
         assert not empty, empty
+        # the chain variable (the `chain` target label, as the chart's ServiceMonitor sets it): the chain's own
+        # panels have data, another chain's have none, and the variable lists the chain
+        results = check(prometheus=prom.url, store=None, rate_interval="5m", range_="5m", chain="lab")
+        assert not [(r.dashboard, r.panel, r.error) for r in results if r.results <= 0]
+        results = check(prometheus=prom.url, store=None, rate_interval="5m", range_="5m", chain="base")
+        assert [(r.panel, r.results) for r in results if r.results != 0] == []
+        metric = CHAINS_PROMQL.removeprefix("label_values(").split(",")[0]
+        with urllib.request.urlopen(f"{prom.url}/api/v1/label/chain/values?match[]={metric}", timeout=5) as r:
+            assert json.loads(r.read())["data"] == ["lab"]
 
         # the rules load and evaluate
-        import json
-
         with urllib.request.urlopen(f"{prom.url}/api/v1/rules", timeout=5) as r:
             groups = json.loads(r.read())["data"]["groups"]
         rules = [x for g in groups for x in g["rules"]]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mevwatch.dashboards.build import GRAFANA_VERSION, JSON_DIR, SCHEMA_VERSION, dashboards, expand_promql, expand_sql, render, to_json
+from mevwatch.dashboards.build import (DATABASES_SQL, GRAFANA_VERSION, JSON_DIR, SCHEMA_VERSION, dashboards, expand_promql, expand_sql,
+                                       queries, render, to_json, with_chain)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,6 +106,44 @@ def test_macros_expand_like_grafana():
     assert expand_promql("rate(x[$__rate_interval]) + increase(y[$__range])", "30s", "5m") == "rate(x[30s]) + increase(y[5m])"
     with pytest.raises(ValueError):
         expand_sql("$__timeInterval(t)", 0, 1)
+    # the chain variables: a database name (an identifier, never SQL) and a regex on the `chain` label
+    assert expand_sql("FROM ${database}.alerts", 0, 1) == "FROM mevwatch.alerts"
+    assert expand_sql("FROM ${database}.alerts", 0, 1, "mevwatch_base") == "FROM mevwatch_base.alerts"
+    with pytest.raises(ValueError):
+        expand_sql("FROM ${database}.alerts", 0, 1, "x; DROP TABLE alerts")
+    assert with_chain('sum(rate(mevwatch_a_total[1m])) / max(mevwatch_b{stage="x"}) > 0') == \
+        'sum(rate(mevwatch_a_total{chain=~"$chain"}[1m])) / max(mevwatch_b{stage="x", chain=~"$chain"}) > 0'
+    assert expand_promql('mevwatch_a{chain=~"$chain"}') == 'mevwatch_a{chain=~".*"}'
+    assert expand_promql('mevwatch_a{chain=~"$chain"}', chain='base"|x\\d') == 'mevwatch_a{chain=~"base\\"|x\\\\d"}'
+    with pytest.raises(ValueError):
+        expand_promql("rate(x[$__interval])")
+
+
+@pytest.mark.fast
+def test_every_panel_follows_the_chain_variables():
+    """Several chains (docs/operations.md): each ClickHouse panel reads only the chosen chain's database and each
+    Prometheus series is selected by the chosen chain, so no panel mixes chains."""
+    import re
+
+    for uid, d in dashboards().items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        kinds = {k for _t, k, _q in queries(d)}
+        assert ("database" in variables) == ("grafana-clickhouse-datasource" in kinds), uid
+        assert ("chain" in variables) == ("prometheus" in kinds), uid
+        for title, kind, q in queries(d):
+            if kind == "prometheus":
+                names = re.findall(r"\bmevwatch_\w+", q)
+                assert names and len(names) == q.count('chain=~"$chain"'), (uid, title, q)
+            else:
+                tables = re.findall(r"\b(?:FROM|JOIN)\s+([\w${}.]+)", q)
+                tables = [t for t in tables if not t.startswith("(")]
+                assert tables and all(t.startswith("${database}.") for t in tables), (uid, title, tables)
+        if "chain" in variables:
+            v = variables["chain"]
+            assert v["includeAll"] and v["allValue"] == ".*" and v["datasource"]["uid"] == "${prometheus}"
+        if "database" in variables:
+            v = variables["database"]
+            assert v["current"]["value"] == "mevwatch" and v["datasource"]["uid"] == "${clickhouse}"
 
 
 def test_every_clickhouse_panel_returns_rows_after_a_real_replay(tmp_path, clickhouse, traces_dir):
@@ -132,3 +171,19 @@ def test_every_clickhouse_panel_returns_rows_after_a_real_replay(tmp_path, click
     assert r.returncode == 0, r.stdout + r.stderr
     for title in ("Sandwiches per hour", "Top attackers", "Top pools", "Detector mix", "Attested batches", "Recent sandwiches"):
         assert title in r.stdout
+    # a second chain's database on the same server: the chain variable lists both, and the panels of the
+    # other chain show none of this chain's rows
+    other = clickhouse.url(f"dash_{uuid.uuid4().hex[:8]}_base")
+    store, other_store = open_store(url, tmp_path), open_store(other, tmp_path)
+    try:
+        listed = [row[0] for row in store.backend.query(DATABASES_SQL)]
+        assert store.backend.database in listed and other_store.backend.database in listed and "system" not in listed
+        from mevwatch.dashboards.grafana import check
+
+        here = {c.panel: c.results for c in check(prometheus=None, store=store, from_s=0, to_s=2**31 - 1)}
+        there = {c.panel: c.results for c in check(prometheus=None, store=other_store, from_s=0, to_s=2**31 - 1)}
+        assert here["Recent sandwiches"] > 0 and here["Attested batches"] > 0
+        assert there["Recent sandwiches"] == 0 and there["Attested batches"] == 0 and there["Top attackers"] == 0
+    finally:
+        store.close()
+        other_store.close()

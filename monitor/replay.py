@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import math
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
@@ -48,7 +49,7 @@ from mevwatch.monitor.log import get_logger
 from mevwatch.monitor.shard import Shard
 from mevwatch.monitor.sinks.base import SinkChain, retriable
 from mevwatch.monitor.types import WETH_ADDRESS, Block, DecodeStats, Message, PendingTx
-from mevwatch.streams.cryo import open_cryo
+from mevwatch.streams.cryo import CryoDataset, LoadedRange, load_range, open_cryo, part_blocks, range_paths
 from mevwatch.streams.files import discover, iter_jsonl, read_mev_inspect
 
 STORE_BATCH_BLOCKS = 500  # blocks per write to the store
@@ -415,6 +416,59 @@ def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
     return "ok", done.slim() if slim else done  # slim: sent back from a worker process
 
 
+# A replay unit is a mev-inspect file (its path) or a part of a cryo range: ("cryo", the range's files, part
+# index, parts). Worker processes analyse units; a cryo range is cut in parts of about PART_BLOCKS blocks so
+# that the workers share one range (cryo writes 1,000-block files), each reading the range's tables once.
+CryoUnit = tuple[str, tuple[str, ...], int, int]
+Unit = str | CryoUnit
+PART_BLOCKS = 16
+_loaded: LoadedRange | None = None  # the cryo range this process read last (its parts come one after another)
+_loaded_paths: tuple[str, ...] = ()
+
+
+def unit_name(unit: Unit) -> str:
+    if isinstance(unit, str):
+        return unit
+    _, paths, index, parts = unit
+    return f"{paths[0]} (part {index + 1} of {parts})"
+
+
+def cryo_units(cryo: CryoDataset) -> list[CryoUnit]:
+    return [("cryo", range_paths(r), i, k) for r in cryo.ranges
+            for k in (max(1, math.ceil(r.files["blocks"].rows / PART_BLOCKS)),) for i in range(k)]
+
+
+def _analyse_part(unit: CryoUnit, chain_id: int, slim: bool) -> tuple[str, Any]:
+    """("cryo", [("ok", analysed, file, position) | ("error", (file, position, reason)), ...]) for a cryo part."""
+    global _decoder, _loaded, _loaded_paths
+    if _decoder is None:
+        _decoder = make_decoder(_decoders, native_wrapper=_wrapper)
+    _, paths, index, parts = unit
+    out: list[tuple[Any, ...]] = []
+    try:
+        if _loaded is None or _loaded_paths != paths:
+            _loaded, _loaded_paths = None, ()
+            ds = open_cryo([Path(p) for p in paths], chain_id)
+            _loaded, _loaded_paths = load_range(ds.ranges[0]), paths
+        for where, position, item in part_blocks(_loaded, index, parts, chain_id):
+            if isinstance(item, InputError):
+                out.append(("error", (where, position, item.reason)))
+                continue
+            try:
+                done = analyse(_decoder, item)
+            except Exception as exc:  # noqa: BLE001 - a bug must cost one block, not the whole replay
+                out.append(("error", (where, position, f"internal error while processing this block: {exc!r} (please report it)")))
+                continue
+            out.append(("ok", done.slim() if slim else done, where, position))
+    except InputError as exc:
+        out.append(("error", (unit_name(unit), exc.position, exc.reason)))
+    return "cryo", out
+
+
+def _analyse_unit(unit: Unit, chain_id: int, slim: bool) -> tuple[str, Any]:
+    return _analyse_file((unit, chain_id, slim)) if isinstance(unit, str) else _analyse_part(unit, chain_id, slim)
+
+
 # --- worker processes ------------------------------------------------------------------------
 FAULT_ENV = "MEVWATCH_REPLAY_FAULT"
 
@@ -458,16 +512,17 @@ def _worker_main(conn: Any, chain_id: int, decoders: str = "full", wrapper: str 
             return
         if task is None:
             return
-        for idx, path in task:
+        for idx, unit in task:
             if fault is not None:
-                fault(path)
-            result = _analyse_file((path, chain_id, True))
+                fault(unit_name(unit))
+            result = _analyse_unit(unit, chain_id, True)
             try:
                 conn.send((idx, result))
             except (EOFError, OSError):
                 return
             except Exception as exc:  # noqa: BLE001 - a result that cannot be sent back costs its file
-                conn.send((idx, ("error", (path, None, f"internal error: the result could not be sent back: {exc!r} (please report it)"))))
+                conn.send((idx, ("error", (unit_name(unit), None, f"internal error: the result could not be sent back: {exc!r} "
+                                                                   "(please report it)"))))
 
 
 def _how(exitcode: int | None) -> str:
@@ -491,7 +546,8 @@ class _Slot:
 
 
 class WorkerPool:
-    """Worker processes analysing mev-inspect files; :meth:`results` yields them in input order.
+    """Worker processes analysing replay units (mev-inspect files, parts of cryo ranges); :meth:`results`
+    yields them in input order.
 
     A worker that dies (the out-of-memory killer, a crash in native code) costs only the file it was
     on: the parent sees the process end, starts a fresh one and sends that file once more (the files
@@ -505,7 +561,7 @@ class WorkerPool:
     CHUNK = 4
     START_FAILURES = 3  # workers dying before they are ready, in a row: the replay stops
 
-    def __init__(self, paths: list[str], chain_id: int, workers: int, ctx: Any = None, decoders: str = "full",
+    def __init__(self, paths: list[Unit], chain_id: int, workers: int, ctx: Any = None, decoders: str = "full",
                  wrapper: str = WETH_ADDRESS):
         self.paths, self.chain_id, self.decoders, self.wrapper = paths, chain_id, decoders, wrapper
         self.ctx = ctx or (mp.get_context("fork") if hasattr(os, "fork") else mp.get_context())
@@ -643,7 +699,7 @@ class WorkerPool:
         elif lost:
             first = lost[0]
             self.deaths[first] += 1
-            path = self.paths[first]
+            path = unit_name(self.paths[first])
             if self.deaths[first] >= 2:
                 lost = lost[1:]
                 log.warning("a replay worker died on this file again; file rejected", file=path, exit=how)
@@ -697,12 +753,12 @@ class WorkerPool:
         self._slots = []
 
 
-def _map_files(paths: list[str], chain_id: int, workers: int, decoders: str = "full",
+def _map_files(paths: list[Unit], chain_id: int, workers: int, decoders: str = "full",
                wrapper: str = WETH_ADDRESS) -> Generator[tuple[str, Any], None, None]:
     if workers <= 1 or len(paths) < 4:
         _worker_init(decoders, wrapper)
         for p in paths:
-            yield _analyse_file((p, chain_id, False))
+            yield _analyse_unit(p, chain_id, False)
         return
     yield from WorkerPool(paths, chain_id, workers, decoders=decoders, wrapper=wrapper).results()
 
@@ -788,13 +844,35 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     # cryo datasets: schemas checked now, before any work (a file that is not cryo's stops the run by name)
     mev, cryo = shard_units(files, shard or Shard(0, 1), chain_id)
     step = batch if scorer is not None else 1
-    source = _map_files(mev, chain_id, 1 if scorer is not None else (workers or default_workers()), rep.engine.decoders, rep.engine.wrapper)
+    n_workers = 1 if scorer is not None else (workers or default_workers())
+    units: list[Unit] = list(mev)
+    if cryo is not None and n_workers > 1:  # the workers read and decode cryo ranges too, part by part
+        units += cryo_units(cryo)
+        cryo = None
+    source = _map_files(units, chain_id, n_workers, rep.engine.decoders, rep.engine.wrapper)
     chunk: list[tuple[Block, Analysed | None]] = []
     origins: list[Origin | None] = []
     try:
         for i, (kind, payload) in enumerate(source):
             if kind == "error":
                 rep.problem(*payload)
+                continue
+            if kind == "cryo":
+                for got in payload:
+                    if got[0] == "error":
+                        rep.problem(*got[1])
+                        continue
+                    _, done, where, position = got
+                    try:
+                        done.unslim()
+                    except Exception as exc:  # noqa: BLE001 - a bug must cost one block
+                        rep.problem(where, position, f"internal error while processing this block: {exc!r} (please report it)")
+                        continue
+                    chunk.append((done.decoded.block, done))
+                    origins.append((where, position))
+                    if len(chunk) >= step:
+                        rep.blocks(chunk, origins)
+                        chunk, origins = [], []
                 continue
             try:
                 payload.unslim()

@@ -317,22 +317,63 @@ def _spans(table: Any) -> dict[int, tuple[int, int]]:
     return out
 
 
-def _read_range(pa: Any, r: CryoRange, chain_id: int, batch_blocks: int) -> Iterator[tuple[str, str, Block | InputError]]:
+@dataclass
+class LoadedRange:
+    """One range's tables read (columnar, sorted by block), the problems met reading them, and its block numbers."""
+
+    range: CryoRange
+    tables: dict[str, Any]
+    spans: dict[str, dict[int, tuple[int, int]]]
+    problems: list[tuple[str, str, InputError]]
+    numbers: list[int]
+
+
+def load_range(r: CryoRange, pa: Any = None) -> LoadedRange:
+    """Read a range's files. An unreadable file costs the range (no numbers, the problem kept)."""
+    pa = pa if pa is not None else _pyarrow()
     tables: dict[str, Any] = {}
     spans: dict[str, dict[int, tuple[int, int]]] = {}
+    problems: list[tuple[str, str, InputError]] = []
     for name, f in r.files.items():
         try:
             t = _read_table(pa, f)
         except InputError as exc:  # an unreadable file costs its range
-            yield str(f.path), f"range {r.label}", exc
-            return
+            return LoadedRange(r, {}, {}, [(str(f.path), f"range {r.label}", exc)], [])
         nulls = f.rows - len(t)
         if nulls:
-            yield str(f.path), f"range {r.label}", InputError(f"{nulls} rows with no block_number: skipped",
-                                                                source=str(f.path), position=f"range {r.label}")
+            problems.append((str(f.path), f"range {r.label}", InputError(f"{nulls} rows with no block_number: skipped",
+                                                                          source=str(f.path), position=f"range {r.label}")))
         tables[name], spans[name] = t, _spans(t)
+    return LoadedRange(r, tables, spans, problems, sorted(set().union(*(s.keys() for s in spans.values()))))
+
+
+def part_blocks(loaded: LoadedRange, index: int, parts: int, chain_id: int,
+                batch_blocks: int = BATCH_BLOCKS) -> Iterator[tuple[str, str, Block | InputError]]:
+    """The blocks of part ``index`` of ``parts`` of a loaded range (that share of its block numbers, in order):
+    replay workers each assemble and decode parts of a range; part 0 also reports the range's reading problems."""
+    if index == 0:
+        yield from loaded.problems
+    n = len(loaded.numbers)
+    yield from _range_blocks(loaded, loaded.numbers[n * index // parts:n * (index + 1) // parts], chain_id, batch_blocks)
+
+
+def range_paths(r: CryoRange) -> tuple[str, ...]:
+    """The files of a range, as :func:`open_cryo` takes them back (a worker process opens its range by them)."""
+    return tuple(str(f.path) for f in r.files.values())
+
+
+def _read_range(pa: Any, r: CryoRange, chain_id: int, batch_blocks: int) -> Iterator[tuple[str, str, Block | InputError]]:
+    loaded = load_range(r, pa)
+    yield from loaded.problems
+    yield from _range_blocks(loaded, loaded.numbers, chain_id, batch_blocks)
+
+
+def _range_blocks(loaded: LoadedRange, numbers: list[int], chain_id: int,
+                  batch_blocks: int) -> Iterator[tuple[str, str, Block | InputError]]:
+    r, tables, spans = loaded.range, loaded.tables, loaded.spans
+    if not tables:
+        return
     blocks_file = str(r.files["blocks"].path)
-    numbers = sorted(set().union(*(s.keys() for s in spans.values())))
     has_logs, has_traces = "logs" in tables, "traces" in tables
     for i in range(0, len(numbers), batch_blocks):
         todo = numbers[i:i + batch_blocks]

@@ -197,6 +197,37 @@ def test_hex_strings_are_read_and_a_non_hex_one_costs_its_block(mainnet_cryo, ma
     assert alert_keys(tmp_path / "b.jsonl") == alert_keys(mainnet_alerts)
 
 
+@pytest.mark.fast
+def test_workers_share_a_range_and_give_what_one_process_gives(mainnet_files, tmp_path):
+    """Replay workers cut a cryo range in parts (each reads the range once, assembles and decodes its share):
+    the alerts and the problems are byte for byte those of one process, a bad row still costs only its block."""
+    import dataclasses
+
+    from mevwatch.monitor.replay import PART_BLOCKS, cryo_units
+
+    originals = [read_mev_inspect(p) for p in mainnet_files]
+    base, n = 20_000_000, 4 * len(originals)
+    write_cryo((dataclasses.replace(b, number=base + k * len(originals) + i) for k in range(4) for i, b in enumerate(originals)),
+               tmp_path / "ds")
+    ds = tmp_path / "ds"
+    cryo = open_cryo([ds])
+    assert len(cryo.ranges) == 1 and len(cryo_units(cryo)) == -(-n // PART_BLOCKS) >= 4
+    bad_block = base + n // 2 + 3  # inside a middle part
+    bad = _file(ds, "transactions", bad_block)
+    rows = pq.read_table(bad, columns=["block_number"]).column(0).to_pylist()
+    row = rows.index(bad_block) + 1
+    _replace(bad, "transaction_hash", lambda c: pa.array([v[:31] if i == row else v for i, v in enumerate(c.to_pylist())], pa.binary()))
+    got = {}
+    for w in (1, 2):
+        with (tmp_path / f"w{w}.jsonl").open("wb") as fh:
+            s = replay_files([ds], out=fh, workers=w)
+        got[w] = (s.blocks, [(p.source, p.position, p.reason) for p in s.problems], (tmp_path / f"w{w}.jsonl").read_bytes())
+    assert got[1] == got[2]
+    blocks, problems, alerts = got[2]
+    assert blocks == n - 1 and len(problems) == 1 and problems[0][1].startswith(f"block {bad_block}, transactions row")
+    assert alerts.count(b"\n") > 20 and f'"block_number":{bad_block},'.encode() not in alerts
+
+
 def mainnet_first_byte(ds: Path, row: int) -> str:
     v = pq.read_table(_file(ds, "traces", SANDWICH_BLOCK), columns=["action_to"]).column(0)[row].as_py()
     return v[:1].hex()

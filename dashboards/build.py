@@ -98,13 +98,19 @@ class ClickHouseQuery(cogbuilder.Builder[cogvariants.Dataquery]):
         return cogruntime.UnknownDataquery(dict(self._data))
 
 
-_METRIC = re.compile(r"\b(mevwatch_[a-z0-9_]+)(\{[^}]*\})?")
+# a mevwatch metric name (not part of a longer name, a recording rule's `a:b:c` name, a label name after `{` or
+# `,`, or a string),
+# and its matchers: label values in double quotes may hold any character but an unescaped quote
+_METRIC = re.compile(r'(?<![\w:"\'{,])(?<!\{ )(?<!, )(mevwatch_[a-z0-9_]+)(?![\w:"\'])(\{(?:[^}"]|"(?:[^"\\]|\\.)*")*\})?')
 
 
 def with_chain(expr: str) -> str:
-    """``expr`` with every mevwatch series selected by the dashboard's chain: ``{chain=~"$chain"}`` added."""
+    """``expr`` with every mevwatch series selected by the dashboard's chain: ``{chain=~"$chain"}`` added
+    (a series that already names ``chain`` is kept as written)."""
     def add(m: re.Match[str]) -> str:
-        inner = (m.group(2) or "{}")[1:-1].strip()
+        inner = (m.group(2) or "{}")[1:-1].strip().rstrip(",").strip()
+        if re.match(r"(?:.*[{,]\s*|\s*)chain\s*[=!]", "{" + inner):
+            return m.group(0)
         return f'{m.group(1)}{{{inner + ", " if inner else ""}chain=~"${CHAIN_VARIABLE}"}}'
     return _METRIC.sub(add, expr)
 
@@ -159,8 +165,10 @@ def _dashboard(uid: str, title: str, description: str, panels: list[PanelBuilder
                                 .current(models.VariableOption(text=text, value=uid, selected=True)))
     reads = {getattr(p.build().datasource, "uid", None) for p in panels}
     if CH.uid in reads:
+        # no custom values: the value goes into the SQL as a name (a URL's ?var-database= is only ever a listed database)
         d = d.with_variable(dash.QueryVariable(DATABASE_VARIABLE).label("Chain (ClickHouse database)").datasource(CH)
                             .query(DATABASES_SQL).refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
+                            .allow_custom_value(False).regex("/^[A-Za-z_][A-Za-z0-9_]*$/")
                             .sort(models.VariableSort.ALPHABETICAL_ASC)
                             .current(models.VariableOption(text=DEFAULT_DATABASE, value=DEFAULT_DATABASE, selected=True))
                             .description("Each chain's rows are in a database of its own (docs/operations.md, Several chains)"))

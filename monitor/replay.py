@@ -387,6 +387,7 @@ _wrapper = WETH_ADDRESS  # the chain's wrapped native token (monitor/chains.py)
 def _worker_init(decoders: str = "full", wrapper: str = WETH_ADDRESS) -> None:
     global _decoder, _decoders, _wrapper
     _decoder, _decoders, _wrapper = make_decoder(decoders, native_wrapper=wrapper), decoders, wrapper
+    _forget_range()
     _batch_gc()
 
 
@@ -422,8 +423,14 @@ def _analyse_file(item: tuple[str, int, bool]) -> tuple[str, Any]:
 CryoUnit = tuple[str, tuple[str, ...], int, int]
 Unit = str | CryoUnit
 PART_BLOCKS = 16
+MAX_PARTS = 256  # per range: a blocks file's row count is the file's own claim (a hostile one could claim billions)
 _loaded: LoadedRange | None = None  # the cryo range this process read last (its parts come one after another)
-_loaded_paths: tuple[str, ...] = ()
+_loaded_key: tuple[tuple[str, int, int], ...] = ()  # its files, with their sizes and modification times
+
+
+def _forget_range() -> None:
+    global _loaded, _loaded_key
+    _loaded, _loaded_key = None, ()
 
 
 def unit_name(unit: Unit) -> str:
@@ -435,22 +442,39 @@ def unit_name(unit: Unit) -> str:
 
 def cryo_units(cryo: CryoDataset) -> list[CryoUnit]:
     return [("cryo", range_paths(r), i, k) for r in cryo.ranges
-            for k in (max(1, math.ceil(r.files["blocks"].rows / PART_BLOCKS)),) for i in range(k)]
+            for k in (min(MAX_PARTS, max(1, math.ceil(r.files["blocks"].rows / PART_BLOCKS))),) for i in range(k)]
+
+
+def _range_key(paths: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    """The files with their sizes and modification times: a range rewritten since it was read is read again."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((p, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((p, -1, -1))
+    return tuple(out)
 
 
 def _analyse_part(unit: CryoUnit, chain_id: int, slim: bool) -> tuple[str, Any]:
     """("cryo", [("ok", analysed, file, position) | ("error", (file, position, reason)), ...]) for a cryo part."""
-    global _decoder, _loaded, _loaded_paths
+    global _decoder, _loaded, _loaded_key
     if _decoder is None:
         _decoder = make_decoder(_decoders, native_wrapper=_wrapper)
     _, paths, index, parts = unit
     out: list[tuple[Any, ...]] = []
     try:
-        if _loaded is None or _loaded_paths != paths:
-            _loaded, _loaded_paths = None, ()
+        key = _range_key(paths)
+        if _loaded is None or _loaded_key != key:
+            _forget_range()
             ds = open_cryo([Path(p) for p in paths], chain_id)
-            _loaded, _loaded_paths = load_range(ds.ranges[0]), paths
-        for where, position, item in part_blocks(_loaded, index, parts, chain_id):
+            loaded = load_range(ds.ranges[0])
+            if loaded.tables:  # a failed read is not kept: the next part tries again (a failure may pass)
+                _loaded, _loaded_key = loaded, key
+        else:
+            loaded = _loaded
+        for where, position, item in part_blocks(loaded, index, parts, chain_id):
             if isinstance(item, InputError):
                 out.append(("error", (where, position, item.reason)))
                 continue
@@ -460,8 +484,11 @@ def _analyse_part(unit: CryoUnit, chain_id: int, slim: bool) -> tuple[str, Any]:
                 out.append(("error", (where, position, f"internal error while processing this block: {exc!r} (please report it)")))
                 continue
             out.append(("ok", done.slim() if slim else done, where, position))
-    except InputError as exc:
-        out.append(("error", (unit_name(unit), exc.position, exc.reason)))
+    except InputError as exc:  # the range's files changed or went away since the replay checked them
+        out.append(("error", (exc.source or unit_name(unit), exc.position or f"part {index + 1} of {parts}", exc.reason)))
+    except Exception as exc:  # noqa: BLE001 - a bug must cost this part, named, not the whole replay
+        out.append(("error", (unit_name(unit), None, f"internal error while reading this part of the range: {exc!r} "
+                                                     "(please report it)")))
     return "cryo", out
 
 
@@ -549,12 +576,12 @@ class WorkerPool:
     """Worker processes analysing replay units (mev-inspect files, parts of cryo ranges); :meth:`results`
     yields them in input order.
 
-    A worker that dies (the out-of-memory killer, a crash in native code) costs only the file it was
-    on: the parent sees the process end, starts a fresh one and sends that file once more (the files
-    queued behind it go on as usual); when it kills that worker too, the file is rejected with the
-    reason. Files go out ``CHUNK`` at a time, at most two chunks queued per worker, and never more
-    than ``window`` files ahead of the one the caller waits for (results that arrive early are held
-    in memory). A scheduler thread sends the work and receives the results, so workers never wait
+    A worker that dies (the out-of-memory killer, a crash in native code) costs only the unit it was
+    on: the parent sees the process end, starts a fresh one and sends that unit once more (the units
+    queued behind it go on as usual); when it kills that worker too, the unit is rejected with the
+    reason. Units go out ``CHUNK`` at a time, at most two chunks queued per worker, and never more
+    than ``window`` units ahead of the one the caller waits for (results that arrive early are held
+    in memory: up to ``window`` files, or ``window`` parts of ``PART_BLOCKS`` blocks). A scheduler thread sends the work and receives the results, so workers never wait
     for the caller to come back for the next result.
     """
 
@@ -700,11 +727,12 @@ class WorkerPool:
             first = lost[0]
             self.deaths[first] += 1
             path = unit_name(self.paths[first])
+            what = "file" if isinstance(self.paths[first], str) else "part of a cryo range"
             if self.deaths[first] >= 2:
                 lost = lost[1:]
-                log.warning("a replay worker died on this file again; file rejected", file=path, exit=how)
-                self._put(first, ("error", (path, None, f"the worker process died while analysing this file ({how}), and "
-                                                        "again when the file was sent once more to a fresh one; file skipped "
+                log.warning(f"a replay worker died on this {what} again; {what} rejected", file=path, exit=how)
+                self._put(first, ("error", (path, None, f"the worker process died while analysing this {what} ({how}), and "
+                                                        f"again when the {what} was sent once more to a fresh one; {what} skipped "
                                                         "(if memory ran out: fewer --workers, or more memory)")))
             else:
                 log.warning("a replay worker died; its file goes once more to a fresh worker", file=path, exit=how)
@@ -852,6 +880,7 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     source = _map_files(units, chain_id, n_workers, rep.engine.decoders, rep.engine.wrapper)
     chunk: list[tuple[Block, Analysed | None]] = []
     origins: list[Origin | None] = []
+    reported: set[tuple[Any, ...]] = set()
     try:
         for i, (kind, payload) in enumerate(source):
             if kind == "error":
@@ -860,7 +889,9 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
             if kind == "cryo":
                 for got in payload:
                     if got[0] == "error":
-                        rep.problem(*got[1])
+                        if got[1] not in reported:  # a range's problem, met by each of its parts: reported once
+                            reported.add(got[1])
+                            rep.problem(*got[1])
                         continue
                     _, done, where, position = got
                     try:
@@ -886,6 +917,7 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
                 chunk, origins = [], []
     finally:
         source.close()  # the worker processes end now, also when the store stops the run
+        _forget_range()  # a range read in this process (few units: no workers) is not kept
     rep.blocks(chunk, origins)
     chunk, origins = [], []
     if cryo is not None:  # assembled blocks in block order, in this process; a bad row costs its block

@@ -338,7 +338,7 @@ def load_range(r: CryoRange, pa: Any = None) -> LoadedRange:
         try:
             t = _read_table(pa, f)
         except InputError as exc:  # an unreadable file costs its range
-            return LoadedRange(r, {}, {}, [(str(f.path), f"range {r.label}", exc)], [])
+            return LoadedRange(r, {}, {}, problems + [(str(f.path), f"range {r.label}", exc)], [])
         nulls = f.rows - len(t)
         if nulls:
             problems.append((str(f.path), f"range {r.label}", InputError(f"{nulls} rows with no block_number: skipped",
@@ -350,8 +350,10 @@ def load_range(r: CryoRange, pa: Any = None) -> LoadedRange:
 def part_blocks(loaded: LoadedRange, index: int, parts: int, chain_id: int,
                 batch_blocks: int = BATCH_BLOCKS) -> Iterator[tuple[str, str, Block | InputError]]:
     """The blocks of part ``index`` of ``parts`` of a loaded range (that share of its block numbers, in order):
-    replay workers each assemble and decode parts of a range; part 0 also reports the range's reading problems."""
-    if index == 0:
+    replay workers each assemble and decode parts of a range. Part 0 reports the range's reading problems, and
+    so does every part of a range that could not be read (its blocks are lost: never silently; the replay
+    keeps one report of each problem)."""
+    if index == 0 or not loaded.tables:
         yield from loaded.problems
     n = len(loaded.numbers)
     yield from _range_blocks(loaded, loaded.numbers[n * index // parts:n * (index + 1) // parts], chain_id, batch_blocks)

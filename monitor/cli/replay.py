@@ -19,7 +19,7 @@ def replay(
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="Replay from a node instead of files (http(s):// or ws(s)://).")] = None,
     from_block: Annotated[Optional[int], typer.Option("--from", help="First block to fetch with --rpc.")] = None,
     to_block: Annotated[Optional[int], typer.Option("--to", help="Last block to fetch with --rpc (inclusive).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that decode files in parallel (default: CPU count, at most 8); rules-only replays (--no-gnn): the graph model scores in one process.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes that read and decode inputs in parallel (mev-inspect files; cryo ranges in parts of 16 blocks) (default: CPU count, at most 8); rules-only replays (--no-gnn): the graph model scores in one process.")] = None,
     dead_letter: Annotated[Optional[Path], typer.Option("--dead-letter", help="Write every rejected input (file, position, reason) here as JSONL.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
     store: Annotated[bool, typer.Option("--store", help="Also write alerts (every stage; all final at the end of the input), swaps and blocks to the evidence store (embedded chDB unless --clickhouse).")] = False,

@@ -4,6 +4,7 @@ same alerts as the originals; a bad row costs its block; a file that is not cryo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,6 +227,17 @@ def test_workers_share_a_range_and_give_what_one_process_gives(mainnet_files, tm
     blocks, problems, alerts = got[2]
     assert blocks == n - 1 and len(problems) == 1 and problems[0][1].startswith(f"block {bad_block}, transactions row")
     assert alerts.count(b"\n") > 20 and f'"block_number":{bad_block},'.encode() not in alerts
+    # a file of the range that cannot be read: every part meets it, it is reported once, as one process does
+    raw = bytearray(bad.read_bytes())
+    raw[8:len(raw) // 2] = bytes(len(raw) // 2 - 8)  # the data pages zeroed, the footer (schema) intact
+    bad.write_bytes(bytes(raw))
+    got = {}
+    for w in (1, 2):
+        with open(os.devnull, "wb") as fh:
+            s = replay_files([ds], out=fh, workers=w)
+        got[w] = (s.blocks, [(p.source, p.position, p.reason) for p in s.problems])
+    assert got[1] == got[2]
+    assert got[2][0] == 0 and len(got[2][1]) == 1 and got[2][1][0][0] == str(bad) and "cannot read" in got[2][1][0][2]
 
 
 def mainnet_first_byte(ds: Path, row: int) -> str:

@@ -130,8 +130,9 @@ class DetectWorker:
         self._owned: set[tuple[str, int]] = set()  # what this member owned at its last step
         # the output of records this member read but does not own, by partition, until the group's
         # committed offset passes them: if the partition comes to this member, it writes what the
-        # last owner may not have
-        self._held: dict[tuple[str, int], deque[tuple[int, Batch]]] = {}
+        # last owner may not have (a record's rows and events, or the dead letter of a bad record: its
+        # owner may have died before sending it)
+        self._held: dict[tuple[str, int], deque[tuple[int, Batch | tuple[bytes | None, bytes]]]] = {}
         self._last_trim = time.monotonic()
         # records polled but not yet processed: processed in production order once no earlier record
         # can still arrive from another partition (REORDER_MS), so every member, and a restarted one,
@@ -220,7 +221,10 @@ class DetectWorker:
         def mine(rec: busmod.Record) -> bool:
             return owned is None or (rec.topic, rec.partition) in owned
 
-        for rec, msg in self._due(records, decode_records(records, self.bus, self.only_chain, mine)):
+        def hold_letter(rec: busmod.Record, letter: bytes) -> None:
+            self._held.setdefault((rec.topic, rec.partition), deque()).append((rec.offset, (rec.key, letter)))
+
+        for rec, msg in self._due(records, decode_records(records, self.bus, self.only_chain, mine, hold_letter)):
             self._done[(rec.topic, rec.partition)] = max(self._done.get((rec.topic, rec.partition), 0), rec.offset + 1)
             if msg is None:  # a dead letter (written by its owner): nothing to process
                 continue
@@ -317,8 +321,12 @@ class DetectWorker:
             log.warning("committed offset unavailable; writing every held record's output", error=repr(exc)[:200])
             start = 0
         for offset, out in held:
-            if offset >= start:
+            if offset < start:
+                continue
+            if isinstance(out, Batch):
                 batch.extend(out)
+            else:  # a bad record's dead letter (at least once: its owner may have sent it)
+                self.bus.produce(busmod.DEADLETTER, out[0], out[1])
         log.info("partition came to this member; writing the output its last owner had not committed",
                  topic=tp[0], partition=tp[1], from_offset=start)
 

@@ -12,12 +12,15 @@ from mevwatch.monitor.types import Message
 
 
 def decode_records(records: list[Record], bus: Bus, chain_id: int | None = None,
-                   owns: Callable[[Record], bool] | None = None) -> list[tuple[Record, Message]]:
+                   owns: Callable[[Record], bool] | None = None,
+                   hold: Callable[[Record, bytes], None] | None = None) -> list[tuple[Record, Message]]:
     """Envelopes of ``records`` in order; each undecodable record is sent to the dead-letter
     topic with its topic/partition@offset and the reason, and skipped. With ``chain_id``, a message
     of another chain is a dead letter too (two chains' ingests sharing one ``kafka.topic_prefix``
     would otherwise mix their blocks and mempools). ``owns``: whether this member writes a record's
-    output (streams/bus.py, ReplicaConsumer); only the owner dead-letters it."""
+    output (streams/bus.py, ReplicaConsumer); only the owner dead-letters it, and ``hold`` is given
+    the dead letters of the records it does not own (sent if their partition comes to it before
+    their owner committed them)."""
     out = []
     physical = getattr(bus, "physical", None)  # the Kafka topic a record came from (kafka.topic_prefix)
     for r in records:
@@ -25,16 +28,20 @@ def decode_records(records: list[Record], bus: Bus, chain_id: int | None = None,
         try:
             msg = envelope.decode(r.value, source=where, position=f"offset {r.offset}")
         except EnvelopeError as exc:
-            if owns is not None and not owns(r):
-                continue
-            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(where, r.offset, exc.reason, r.value))
+            _dead(bus, r, busmod.dead_letter(where, r.offset, exc.reason, r.value), owns, hold)
             continue
         if chain_id is not None and msg.chain_id != chain_id:
-            if owns is not None and not owns(r):
-                continue
             why = (f"a message of chain {msg.chain_id} on a topic this detect member reads for chain {chain_id}: "
                    "give each chain its own kafka.topic_prefix")
-            bus.produce(busmod.DEADLETTER, r.key, busmod.dead_letter(where, r.offset, why, r.value))
+            _dead(bus, r, busmod.dead_letter(where, r.offset, why, r.value), owns, hold)
             continue
         out.append((r, msg))
     return out
+
+
+def _dead(bus: Bus, r: Record, letter: bytes, owns: Callable[[Record], bool] | None,
+          hold: Callable[[Record, bytes], None] | None) -> None:
+    if owns is None or owns(r):
+        bus.produce(busmod.DEADLETTER, r.key, letter)
+    elif hold is not None:
+        hold(r, letter)

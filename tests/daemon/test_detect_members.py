@@ -179,3 +179,51 @@ def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages
     again = {e for e, n in got.items() if n > 1}
     assert again <= set(victim.sink.events)
     assert {e for e in uncommitted if e[1] != "pending"} <= again  # its uncommitted block events, written again
+
+
+def test_a_bad_record_whose_owner_leaves_before_its_dead_letter_is_sent_is_dead_lettered(kafka):
+    """Every member reads every partition; only a record's owner dead-letters it. When the owner leaves
+    before committing the bad record, and its dead letter never reached the broker (a producer buffer lost
+    with the process), the member that takes the partition over sends it: nothing is lost."""
+    import orjson
+    from kafka import KafkaConsumer, KafkaProducer
+
+    prefix = f"md{uuid.uuid4().hex[:6]}"
+    members = [Member(kafka.bootstrap, prefix, "dead") for _ in range(2)]
+    for m in members:
+        m.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(m.worker.consumer.owned() for m in members) and time.monotonic() < deadline:
+            time.sleep(0.2)  # both joined: each owns some partitions
+        victim, survivor = members
+        tp = next(t for t in sorted(victim.worker.consumer.owned() or ()) if t[0] == busmod.MEMPOOL)
+        victim.worker._commit = lambda: None  # type: ignore[method-assign]  # it never commits
+        produce = victim.bus.produce
+        victim.bus.produce = lambda topic, key, value, errors=None: (  # type: ignore[method-assign]
+            None if topic == busmod.DEADLETTER else produce(topic, key, value, errors))  # its dead letters are lost
+        raw = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+        offset = raw.send(victim.bus.physical(busmod.MEMPOOL), value=b'{"schema": "not one of ours"}', key=b"k",
+                          partition=tp[1]).get(timeout=30).offset
+        raw.close()
+        deadline = time.monotonic() + 60
+        while not all(m.worker._done.get(tp, 0) > offset for m in members) and time.monotonic() < deadline:
+            time.sleep(0.2)  # both have read it: the owner skipped it, the other holds its dead letter
+        assert all(m.worker._done.get(tp, 0) > offset for m in members)
+        victim.close()  # it leaves: the survivor takes the partition
+        deadline = time.monotonic() + 60
+        while tp not in (survivor.worker.consumer.owned() or ()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tp in (survivor.worker.consumer.owned() or ())
+        time.sleep(2.0)  # a few steps: the takeover sends what the last owner had not committed
+    finally:
+        for m in members:
+            if m is not victim:
+                m.close()
+    reader = KafkaConsumer(victim.bus.physical(busmod.DEADLETTER), bootstrap_servers=kafka.bootstrap,
+                           auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = [orjson.loads(r.value) for r in reader]
+    reader.close()
+    mine = [x for x in letters if x["source"].endswith(f"/{tp[1]}") and x["position"] == offset]
+    assert len(mine) == 1, letters
+    assert "schema" in mine[0]["reason"] and mine[0]["raw"] == '{"schema": "not one of ours"}'

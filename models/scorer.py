@@ -101,6 +101,7 @@ class Scorer:
         self.model, self.meta = artifact.load(path or artifact.DEFAULT, device)
         self.model_hash: str = self.meta["model_hash"]
         self.threshold, self.window, self.every, self.chain_id = threshold, window, every, chain_id
+        self.native_wrapper: str | None = None  # the engine's (Engine.share_wrapper); None: the chain's known one
         if model_alerts not in ("all", "pending", "none"):
             raise ValueError(f"model_alerts must be all, pending or none, not {model_alerts!r}")
         self.model_alerts = model_alerts  # which model-only alerts it raises (gnn.model_alerts)
@@ -147,7 +148,7 @@ class Scorer:
 
     def score_window(self, window: list[tuple[Any, list]]) -> tuple[list, dict[str, np.ndarray]]:
         t = time.perf_counter()
-        g = pending_graph(window[-self.window:], native_wrapper=chains.native_wrapper(self.chain_id))
+        g = pending_graph(window[-self.window:], native_wrapper=chains.native_wrapper(self.chain_id, self.native_wrapper))
         p = self._probs(g) if g.tx_hashes else np.zeros((0, len(ROLES)))
         self._latency.observe(time.perf_counter() - t)
         return g.tx_hashes, dict(zip(g.tx_hashes, p))

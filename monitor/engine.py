@@ -103,6 +103,7 @@ class Engine:
         self.wrapper = chains.native_wrapper(self.chain_id, self.native_wrapper)
         self.decoder: AnyDecoder = make_decoder(self.decoders, native_wrapper=self.wrapper)
         self.mempool_rules: list[MempoolRule] = self.registry.mempool(self.chain_id)
+        self.share_wrapper()
         self.fates = FateTracker(self.pending_ttl_s)
         self.pending_alerts = PendingAlerts(self.pending_ttl_s)  # retracted when their attack never lands
         self.order_flow = OrderFlow()  # seen in our mempool before inclusion, after, never (monitor/fates.py)
@@ -110,6 +111,14 @@ class Engine:
         self.counts = Counts()
         self.last_block: int | None = None
         self.last_offset: int | None = None
+
+    def share_wrapper(self) -> None:
+        """The chain's wrapped native token (the setting, else the chain's known one) to every mempool rule
+        and scorer that values amounts or builds graphs with it (``native_wrapper``), from the start: not
+        only once the first block names it. Call again after replacing ``scorers``."""
+        for part in [*self.mempool_rules, *self.scorers]:
+            if hasattr(part, "native_wrapper"):
+                part.native_wrapper = self.wrapper
 
     @property
     def watcher(self):  # the built-in mempool rule (the demo teaches it the lab's router)

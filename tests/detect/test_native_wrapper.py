@@ -72,3 +72,24 @@ def test_a_chain_with_its_wrapper_elsewhere_values_alerts_as_mainnet_does(traces
     custom = Lines()
     replay_files([moved], out=custom, workers=2, chain_id=999_999, native_wrapper=BASE_WETH)  # type: ignore[arg-type]
     assert summary(custom) == want
+
+
+@pytest.mark.fast
+def test_the_wrapper_setting_reaches_the_mempool_rules_and_the_model_before_any_block():
+    """The native_wrapper setting (a chain mevwatch does not know) is what the mempool rules value pending
+    amounts in, and what the graph model's pending graphs call the native token, from the first pending
+    transaction on: not mainnet's WETH until a block names the setting."""
+    from mevwatch.monitor.engine import Engine
+
+    custom = "0x" + "ab" * 20
+    eng = Engine(chain_id=777_777, native_wrapper=custom)
+    assert eng.watcher._eth(custom, 2 * 10**18) == 2.0 and eng.watcher._eth(WETH_ADDRESS, 10**18) is None
+    scorer_mod = pytest.importorskip("mevwatch.models.scorer")
+    scorer = scorer_mod.Scorer.__new__(scorer_mod.Scorer)  # no model file needed: only the wrapper's path
+    scorer.native_wrapper = None
+    eng.scorers = [scorer]
+    eng.share_wrapper()
+    assert scorer.native_wrapper == custom
+    assert chains.native_wrapper(777_777, scorer.native_wrapper) == custom
+    # a known chain without the setting keeps its own wrapper
+    assert Engine(chain_id=BASE).watcher._eth(BASE_WETH, 10**18) == 1.0

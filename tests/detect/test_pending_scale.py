@@ -71,19 +71,21 @@ def test_attempts_equal_the_all_triples_definition(spec):
 
 
 def _copies(n: int) -> float:
+    """CPU seconds of this process (not wall time: under a loaded CI machine the wall clock also counts
+    the time others ran) to add ``n`` copies."""
     w = MempoolWatcher()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for i in range(n):  # copies of one router swap by distinct senders (a busy pool), one attacker pair among them
         it = _intent(i, 1000 + i, 0, True, 1 + i % 3, i, False)
         w.intents.setdefault(POOL, __import__("mevwatch.monitor.detect.pending", fromlist=["_PoolIntents"])._PoolIntents())
         w._attempts(it)
         w.intents[POOL].add(it)
         w.by_hash.setdefault(it.tx.hash, []).append(it)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def test_many_pending_swaps_on_one_pool_cost_near_linear_time():
-    small, big = _copies(400), _copies(3200)
+    small, big = min(_copies(400) for _ in range(3)), _copies(3200)  # the small run's best of three: it is short
     assert big < 15.0, f"3,200 pending swaps on one pool took {big:.1f}s (cubic: minutes)"
     assert big < small * 8 * 4, f"8x the swaps took {big / small:.0f}x the time (cubic took 512x)"
 

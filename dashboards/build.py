@@ -69,6 +69,7 @@ DATABASES_SQL = ("SELECT database FROM system.tables WHERE name IN ('alerts', 'b
                  "GROUP BY database HAVING count() = 3 ORDER BY database")
 CHAINS_PROMQL = "label_values(mevwatch_blocks_processed_total, chain)"
 CHAIN_ALL = ".*"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a database name (the store checks its own the same way)
 PROM = models.DataSourceRef(type_val="prometheus", uid="${prometheus}")
 CH = models.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="${clickhouse}")
 JSON_DIR = Path(__file__).resolve().parent / "json"
@@ -159,16 +160,16 @@ def _dashboard(uid: str, title: str, description: str, panels: list[PanelBuilder
     d = (dash.Dashboard(title).uid(uid).description(description).tags(["mevwatch"]).timezone("utc").editable()
          .version(1).refresh("30s").time(time_from, "now")
          .link(dash.DashboardLink("mevwatch").type(models.DashboardLinkType.DASHBOARDS).tags(["mevwatch"]).as_dropdown(True)))
+    reads = {getattr(p.build().datasource, "uid", None) for p in panels}  # only the data sources it reads get variables
     for name, (kind, label, text, uid) in DATASOURCE_VARIABLES.items():
-        if any(getattr(p.build().datasource, "uid", None) == f"${{{name}}}" for p in panels):  # only the data sources it reads
+        if f"${{{name}}}" in reads:
             d = d.with_variable(dash.DatasourceVariable(name).label(label).type(kind)
                                 .current(models.VariableOption(text=text, value=uid, selected=True)))
-    reads = {getattr(p.build().datasource, "uid", None) for p in panels}
     if CH.uid in reads:
         # no custom values: the value goes into the SQL as a name (a URL's ?var-database= is only ever a listed database)
         d = d.with_variable(dash.QueryVariable(DATABASE_VARIABLE).label("Chain (ClickHouse database)").datasource(CH)
                             .query(DATABASES_SQL).refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
-                            .allow_custom_value(False).regex("/^[A-Za-z_][A-Za-z0-9_]*$/")
+                            .allow_custom_value(False).regex(f"/^{_IDENTIFIER.pattern}$/")
                             .sort(models.VariableSort.ALPHABETICAL_ASC)
                             .current(models.VariableOption(text=DEFAULT_DATABASE, value=DEFAULT_DATABASE, selected=True))
                             .description("Each chain's rows are in a database of its own (docs/operations.md, Several chains)"))
@@ -343,9 +344,6 @@ def queries(d: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 _TIME_FILTER = re.compile(r"\$__timeFilter\((\w+)\)")
-
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def expand_sql(sql: str, from_s: int, to_s: int, database: str = DEFAULT_DATABASE) -> str:

@@ -441,8 +441,11 @@ def unit_name(unit: Unit) -> str:
 
 
 def cryo_units(cryo: CryoDataset) -> list[CryoUnit]:
-    return [("cryo", range_paths(r), i, k) for r in cryo.ranges
-            for k in (min(MAX_PARTS, max(1, math.ceil(r.files["blocks"].rows / PART_BLOCKS))),) for i in range(k)]
+    out: list[CryoUnit] = []
+    for r in cryo.ranges:
+        k = min(MAX_PARTS, max(1, math.ceil(r.files["blocks"].rows / PART_BLOCKS)))
+        out += [("cryo", range_paths(r), i, k) for i in range(k)]
+    return out
 
 
 def _range_key(paths: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
@@ -881,40 +884,34 @@ def _replay(files, *, rep_kw: dict, store: Any, workers: int | None, batch: int,
     chunk: list[tuple[Block, Analysed | None]] = []
     origins: list[Origin | None] = []
     reported: set[tuple[Any, ...]] = set()
+
+    def take(done: Analysed, origin: Origin) -> None:
+        """A worker's analysed block into the next batch (a bug unpacking it costs that block)."""
+        nonlocal chunk, origins
+        try:
+            done.unslim()
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one block
+            rep.problem(origin[0], origin[1], f"internal error while processing this block: {exc!r} (please report it)")
+            return
+        chunk.append((done.decoded.block, done))
+        origins.append(origin)
+        if len(chunk) >= step:
+            rep.blocks(chunk, origins)
+            chunk, origins = [], []
+
     try:
         for i, (kind, payload) in enumerate(source):
             if kind == "error":
                 rep.problem(*payload)
-                continue
-            if kind == "cryo":
+            elif kind == "cryo":
                 for got in payload:
-                    if got[0] == "error":
-                        if got[1] not in reported:  # a range's problem, met by each of its parts: reported once
-                            reported.add(got[1])
-                            rep.problem(*got[1])
-                        continue
-                    _, done, where, position = got
-                    try:
-                        done.unslim()
-                    except Exception as exc:  # noqa: BLE001 - a bug must cost one block
-                        rep.problem(where, position, f"internal error while processing this block: {exc!r} (please report it)")
-                        continue
-                    chunk.append((done.decoded.block, done))
-                    origins.append((where, position))
-                    if len(chunk) >= step:
-                        rep.blocks(chunk, origins)
-                        chunk, origins = [], []
-                continue
-            try:
-                payload.unslim()
-            except Exception as exc:  # noqa: BLE001 - a bug must cost one file
-                rep.problem(mev[i], None, f"internal error while processing this block: {exc!r} (please report it)")
-                continue
-            chunk.append((payload.decoded.block, payload))
-            origins.append((mev[i], None))
-            if len(chunk) >= step:
-                rep.blocks(chunk, origins)
-                chunk, origins = [], []
+                    if got[0] == "ok":
+                        take(got[1], (got[2], got[3]))
+                    elif got[1] not in reported:  # a range's problem, met by each of its parts: reported once
+                        reported.add(got[1])
+                        rep.problem(*got[1])
+            else:
+                take(payload, (mev[i], None))
     finally:
         source.close()  # the worker processes end now, also when the store stops the run
         _forget_range()  # a range read in this process (few units: no workers) is not kept

@@ -6,11 +6,13 @@ consecutively (cryo holds one row per block number), written by the converter (s
 cryo's 1,000-block files. Measured: full replay (read + decode + detect, replay_files), and reading
 alone (files -> Block objects).
 
-Run: .venv/bin/python bench/bench_cryo.py   (needs pyarrow: the embedded extra)
+Run: .venv/bin/python bench/bench_cryo.py [--reps N]   (needs pyarrow: the embedded extra; N defaults
+to 30: 510 blocks; more amortise the worker processes' start and each worker's reading of a range)
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import statistics
 import sys
@@ -31,19 +33,22 @@ BASE = 20_000_000
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=REPS, help="copies of the shared blocks (17 each)")
+    reps = ap.parse_args().reps
     files = sorted(DATA.glob("*.json.gz"))
     originals = [read_mev_inspect(p) for p in files]
-    paths = files * REPS
+    paths = files * reps
     n = len(paths)
     with tempfile.TemporaryDirectory() as tmp:
         ds = Path(tmp) / "cryo"
         copies = (dataclasses.replace(b, number=BASE + k * len(originals) + i)
-                  for k in range(REPS) for i, b in enumerate(originals))
+                  for k in range(reps) for i, b in enumerate(originals))
         t = time.perf_counter()
         written = write_cryo(copies, ds)
         write_s = time.perf_counter() - t
         size = sum(p.stat().st_size for p in ds.iterdir())
-        gz_size = sum(p.stat().st_size for p in files) * REPS
+        gz_size = sum(p.stat().st_size for p in files) * reps
 
         def rate(fn) -> float:
             return statistics.median(fn() for _ in range(3))
@@ -70,7 +75,7 @@ def main() -> None:
         f_pq, f_pq2 = rate(lambda: full([ds], 1)), rate(lambda: full([ds], 2))
 
     body = f"""
-Input: the {len(files)} recorded mainnet blocks in `shared/data/mainnet-traces` repeated {REPS} times ({n} blocks;
+Input: the {len(files)} recorded mainnet blocks in `shared/data/mainnet-traces` repeated {reps} times ({n} blocks;
 about 1,060 traces and 230 transactions a block). The parquet copy ({written.blocks} blocks, renumbered
 consecutively, {len(written.files)} files in cryo's 1,000-block ranges: blocks, transactions, traces) was written by
 the converter in {write_s:.1f} s ({written.blocks / write_s:,.0f} blocks/s); {size / 2**20:.1f} MiB of zstd parquet
@@ -83,7 +88,7 @@ vs {gz_size / 2**20:.1f} MiB of gzip JSON. Medians of 3 runs.
 | read only (files -> Block objects, no decode) | {r_json:,.0f} blocks/s | {r_pq:,.0f} blocks/s |
 """
     print(body)
-    write_section("cryo", "python bench/bench_cryo.py", body)
+    write_section("cryo", "python bench/bench_cryo.py" + (f" --reps {reps}" if reps != REPS else ""), body)
 
 
 if __name__ == "__main__":

@@ -471,12 +471,21 @@ def _u256(v: Any, name: str, ds: str, k: int) -> int:
 _TRACE_ADDRESS = re.compile(r"[0-9]{1,19}(?:_[0-9]{1,19})*")  # up to 19 digits: below 2^64, no range check needed
 
 
+_TRACE_ADDRESSES: dict[str, tuple[int, ...]] = {}  # the few distinct addresses a dataset has, parsed once each
+
+
 def _trace_address(v: Any, k: int) -> tuple[int, ...]:
     if isinstance(v, str):
+        known = _TRACE_ADDRESSES.get(v)
+        if known is not None:
+            return known
         if not v:
             return ()
         if _TRACE_ADDRESS.fullmatch(v) and v.count("_") < MAX_TRACE_DEPTH:  # the common case, checked at once
-            return tuple(map(int, v.split("_")))
+            if len(_TRACE_ADDRESSES) >= 100_000:
+                _TRACE_ADDRESSES.clear()
+            known = _TRACE_ADDRESSES[v] = tuple(map(int, v.split("_")))
+            return known
         parts = v.split("_")
         if not all(p.isascii() and p.isdigit() for p in parts):
             raise _Bad("traces", k, f"trace_address: {v[:80]!r} is not numbers joined by _")

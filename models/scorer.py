@@ -118,11 +118,11 @@ class Scorer:
         log.info("graph model loaded", model_hash=self.model_hash, device=device)
 
     def _probs(self, g) -> np.ndarray:
-        from mevwatch.models.model import ablate, to_data
+        from mevwatch.models.model import ablate, infer, to_data
 
         with self._torch.no_grad():
             x, ei = to_data(g, self.device)
-            logits = self.model(ablate(x, self.meta.get("ablate", [])), ei)
+            logits = infer(self.model, ablate(x, self.meta.get("ablate", [])), ei)
             return self._torch.softmax(logits, dim=1).cpu().numpy()
 
     def score_block(self, decoded) -> dict[str, np.ndarray]:

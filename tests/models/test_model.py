@@ -149,6 +149,34 @@ def test_batched_scoring_equals_per_block_and_replay_scores_with_the_model(decod
     assert {x["detector"] for x in b if x["kind"] == "sandwich"} == {"both"}
 
 
+@pytest.mark.fast
+def test_fast_inference_gives_the_modules_logits_bit_for_bit(decode_block, load_block, all_block_numbers):
+    """The scorer's forward pass (models.model.infer: the same operations without PyG's per-call machinery) gives
+    exactly the module's logits: on every shared mainnet block, on its batched graph, on a model with other
+    weights and on graphs missing relations (a block with one transaction)."""
+    import dataclasses
+
+    from mevwatch.models.graph import block_graph, merge
+    from mevwatch.models.model import MevGNN, infer, seed_all, to_data
+    from mevwatch.monitor.decode import BlockDecoder
+
+    sc = Scorer(device="cpu")
+    seed_all(3)
+    other = MevGNN(hidden=16, layers=3).eval()
+    graphs = [block_graph(decode_block(n)) for n in all_block_numbers]
+    first = load_block(all_block_numbers[0])  # a copy: the loaded block is shared by the session
+    one = BlockDecoder().decode(dataclasses.replace(first, transactions=first.transactions[:1]))
+    graphs += [merge(graphs[:5]), block_graph(one)]
+    for g in graphs:
+        x, ei = to_data(g)
+        for model in (sc.model, other):
+            with torch.no_grad():
+                want = model(x, {k: v for k, v in ei.items()})
+            got = infer(model, x, ei)
+            assert got.shape == (len(g.tx_hashes), 5) and torch.equal(got, want)
+    assert any(not v.numel() for v in to_data(graphs[-1])[1].values())  # the relations missing there
+
+
 def test_training_pins_its_threads_so_a_rerun_elsewhere_writes_the_same_model(traces_dir, tmp_path):
     """Two `mevwatch train` processes that the machine would give different thread counts (as a
     laptop and a server would) write the same model bytes: training pins its threads (--threads,

@@ -68,9 +68,10 @@ class MevGNN(nn.Module):
 def infer(model: nn.Module, x: dict, edge_index: dict) -> torch.Tensor:
     """The model's logits for inference (no gradients). A :class:`MevGNN` runs :func:`_gnn_infer`: its forward
     pass as the same tensor operations in the same order without PyTorch Geometric's per-call machinery
-    (argument routing, size checks, hooks), so the logits are bitwise those of ``model(x, edge_index)``
-    (tests/models/test_model.py checks it on every shared block and lab graphs) at about half the CPU time of a
-    block's forward pass (docs/benchmarks.md, gnn). Training keeps the module's own forward."""
+    (argument routing, size checks, hooks), so on a CPU the logits are bitwise those of ``model(x, edge_index)``
+    (tests/models/test_model.py checks it on every shared block, a batched graph, a block missing relations and
+    another model's weights) at about three quarters of the CPU time of a block's forward pass (docs/benchmarks.md,
+    gnn). On CUDA, scatter_add_ is not bitwise reproducible in either path. Training keeps the module's forward."""
     with torch.no_grad():
         if type(model) is MevGNN:
             return _gnn_infer(model, x, edge_index)

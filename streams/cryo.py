@@ -471,7 +471,7 @@ def _u256(v: Any, name: str, ds: str, k: int) -> int:
 _TRACE_ADDRESS = re.compile(r"[0-9]{1,19}(?:_[0-9]{1,19})*")  # up to 19 digits: below 2^64, no range check needed
 
 
-_TRACE_ADDRESSES: dict[str, tuple[int, ...]] = {}  # the few distinct addresses a dataset has, parsed once each
+_TRACE_ADDRESSES: dict[str, tuple[int, ...]] = {}  # the few distinct addresses a dataset has, parsed once each (bounded)
 
 
 def _trace_address(v: Any, k: int) -> tuple[int, ...]:
@@ -482,9 +482,11 @@ def _trace_address(v: Any, k: int) -> tuple[int, ...]:
         if not v:
             return ()
         if _TRACE_ADDRESS.fullmatch(v) and v.count("_") < MAX_TRACE_DEPTH:  # the common case, checked at once
-            if len(_TRACE_ADDRESSES) >= 100_000:
-                _TRACE_ADDRESSES.clear()
-            known = _TRACE_ADDRESSES[v] = tuple(map(int, v.split("_")))
+            known = tuple(map(int, v.split("_")))
+            if len(v) <= 64:  # real ones are short; a hostile dataset's long ones must not stay in memory
+                if len(_TRACE_ADDRESSES) >= 100_000:
+                    _TRACE_ADDRESSES.clear()
+                _TRACE_ADDRESSES[v] = known
             return known
         parts = v.split("_")
         if not all(p.isascii() and p.isdigit() for p in parts):

@@ -157,12 +157,13 @@ def test_fast_inference_gives_the_modules_logits_bit_for_bit(decode_block, load_
     import dataclasses
 
     from mevwatch.models.graph import block_graph, merge
-    from mevwatch.models.model import MevGNN, infer, seed_all, to_data
+    from mevwatch.models.model import MevGNN, infer, to_data
     from mevwatch.monitor.decode import BlockDecoder
 
     sc = Scorer(device="cpu")
-    seed_all(3)
-    other = MevGNN(hidden=16, layers=3).eval()
+    with torch.random.fork_rng():  # other weights, without touching the session's random state
+        torch.manual_seed(3)
+        other = MevGNN(hidden=16, layers=3).eval()
     graphs = [block_graph(decode_block(n)) for n in all_block_numbers]
     first = load_block(all_block_numbers[0])  # a copy: the loaded block is shared by the session
     one = BlockDecoder().decode(dataclasses.replace(first, transactions=first.transactions[:1]))

@@ -89,8 +89,8 @@ def test_no_implausible_model_only_alert_on_real_blocks(scored, scorer):
 def test_guard_rejects_the_audits_cases_whatever_the_model_says(scored, scorer):
     """The audit's implausible attackers, marked at p = 1 on the real blocks (what the model of the audit did;
     a retrained model may not, so the marks are forced): a transaction with no swap and no transfer of value
-    as an arbitrage or a lone front-run, a single-swap trade as an arbitrage. None is raised; a transaction
-    with two swaps or more marked arbitrage is (the guard does not reject everything)."""
+    as an arbitrage, a single-swap trade as an arbitrage, a lone front-run. None is raised; a transaction with
+    two swaps or more marked arbitrage is (the guard does not reject everything)."""
     cases = {"no swap, no transfer": 0, "single swap": 0, "two swaps": 0}
     for db, alerts, _probs in scored:
         facts = tx_facts(db)
@@ -100,9 +100,7 @@ def test_guard_rejects_the_audits_cases_whatever_the_model_says(scored, scorer):
                 continue
             swaps, transfers = facts.get(t.hash, (0, 0))
             for role in ("arbitrage", "frontrun"):
-                forced = {u.hash: np.eye(5)[ROLE_IDX["benign"]] for u in db.block.transactions}
-                forced[t.hash] = np.eye(5)[ROLE_IDX[role]]
-                raised = {u.hash for a in scorer.block_alerts(db, forced, alerts) for u in a.txs}
+                raised = _raised(scorer, db, alerts, {t.hash: role})
                 if role == "frontrun":
                     assert t.hash not in raised  # alone: no back-run, no victim
                 elif swaps == 0 and transfers == 0:
@@ -115,6 +113,37 @@ def test_guard_rejects_the_audits_cases_whatever_the_model_says(scored, scorer):
                     assert t.hash in raised
                     cases["two swaps"] += 1
     assert all(n > 0 for n in cases.values()), cases
+
+
+def test_guard_rejects_a_sandwich_whose_leg_moves_nothing(scored, scorer):
+    """Real transactions forced into a sandwich (front-run, a victim between, back-run to the same contract):
+    raised when both legs swap or move value, never when a leg moves nothing (an approval, a failed call)."""
+    cases = {"raised": 0, "rejected": 0}
+    for db, alerts, _probs in scored:
+        facts = tx_facts(db)
+        claimed = {t.hash for a in alerts for t in a.txs}
+        free = [t for t in db.block.transactions if t.hash not in claimed and t.to_address]
+        tried = 0
+        for i, f in enumerate(free):
+            for bk in free[i + 2:]:
+                if bk.to_address != f.to_address or bk.from_address == f.from_address or tried >= 30:
+                    continue
+                between = [v for v in free if f.position < v.position < bk.position and v.from_address != f.from_address]
+                if not between:
+                    continue
+                tried += 1
+                raised = _raised(scorer, db, alerts, {f.hash: "frontrun", between[0].hash: "victim", bk.hash: "backrun"})
+                moves = all(sum(facts.get(x.hash, (0, 0))) > 0 for x in (f, bk))
+                assert (f.hash in raised and bk.hash in raised) == moves, (db.block.number, f.hash, bk.hash)
+                cases["raised" if moves else "rejected"] += 1
+    assert all(n > 0 for n in cases.values()), cases
+
+
+def _raised(scorer, db, alerts, marks: dict[str, str]) -> set[str]:
+    """The transactions of the model-only block alerts raised when ``marks`` (tx -> role, at p = 1) are the
+    model's output and every other transaction is benign."""
+    forced = {u.hash: np.eye(5)[ROLE_IDX[marks.get(u.hash, "benign")]] for u in db.block.transactions}
+    return {u.hash for a in scorer.block_alerts(db, forced, alerts) for u in a.txs}
 
 
 def cli(*args) -> subprocess.CompletedProcess:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mevwatch.monitor import chains
 from mevwatch.monitor.alerts import Alert, AlertEvent, with_stage
@@ -112,10 +113,15 @@ class Engine:
         self.last_block: int | None = None
         self.last_offset: int | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "scorers" and "mempool_rules" in self.__dict__:  # scorers replaced after construction
+            self.share_wrapper()
+
     def share_wrapper(self) -> None:
         """The chain's wrapped native token (the setting, else the chain's known one) to every mempool rule
-        and scorer that values amounts or builds graphs with it (``native_wrapper``), from the start: not
-        only once the first block names it. Call again after replacing ``scorers``."""
+        and scorer that values amounts or builds graphs with it (a ``native_wrapper`` attribute), from the
+        start: not only once the first block names it. Run at construction and whenever ``scorers`` is set."""
         for part in [*self.mempool_rules, *self.scorers]:
             if hasattr(part, "native_wrapper"):
                 part.native_wrapper = self.wrapper

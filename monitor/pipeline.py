@@ -171,8 +171,7 @@ class DetectWorker:
 
     @scorer.setter
     def scorer(self, s: Scorer | None) -> None:
-        self.engine.scorers = [s] if s is not None else []
-        self.engine.share_wrapper()
+        self.engine.scorers = [s] if s is not None else []  # the engine shares its wrapper with it
 
     def restore(self, store: AlertStore) -> None:
         """Pick up where the last run stopped: open alerts and processed blocks from the store."""

@@ -87,8 +87,7 @@ def test_the_wrapper_setting_reaches_the_mempool_rules_and_the_model_before_any_
     scorer_mod = pytest.importorskip("mevwatch.models.scorer")
     scorer = scorer_mod.Scorer.__new__(scorer_mod.Scorer)  # no model file needed: only the wrapper's path
     scorer.native_wrapper = None
-    eng.scorers = [scorer]
-    eng.share_wrapper()
+    eng.scorers = [scorer]  # the engine shares its wrapper with scorers set after it was built
     assert scorer.native_wrapper == custom
     assert chains.native_wrapper(777_777, scorer.native_wrapper) == custom
     # a known chain without the setting keeps its own wrapper

@@ -214,6 +214,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, stream: TextIO 
     # kafka-python logs its whole client config at DEBUG, SASL password included: never below WARNING
     # (streams/bus.py reads its WARNING/ERROR records to name why a connection was refused)
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # the detect reader's librdkafka logs (connections, at info) likewise: warnings and errors only
+    logging.getLogger("mevwatch.kafka.reader").setLevel(logging.WARNING)
     resolved = resolve_format(fmt, stream)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

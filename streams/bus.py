@@ -1,4 +1,5 @@
-"""The message bus: Kafka (kafka-python) or an in-process bus with the same interface.
+"""The message bus: Kafka (kafka-python; the detect members' reader librdkafka, through
+confluent-kafka: :class:`FetchingReader`) or an in-process bus with the same interface.
 
 Topics (``TOPICS``): ``mevwatch.mempool.v1`` keyed by sender address, so one sender's
 nonces stay in order on one partition; ``mevwatch.blocks.v1`` (blocks and revert
@@ -438,6 +439,119 @@ class _KafkaConsumer:
         self._c.close()
 
 
+def librdkafka_settings(bootstrap: str, client_id: str, security: Mapping[str, Any] | None) -> dict[str, Any]:
+    """kafka-python's connection arguments (``KafkaSettings.client_kwargs``) as librdkafka settings,
+    for the clients made with confluent-kafka (:class:`FetchingReader`): the same broker, TLS files
+    and SASL login. Raises :class:`BusError` for an argument it cannot carry over (never its value)."""
+    sec = dict(security or {})
+    out: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": client_id,
+                           "security.protocol": str(sec.pop("security_protocol", "PLAINTEXT")).lower()}
+    names = {"ssl_cafile": "ssl.ca.location", "ssl_certfile": "ssl.certificate.location",
+             "ssl_keyfile": "ssl.key.location", "sasl_mechanism": "sasl.mechanism",
+             "sasl_plain_username": "sasl.username", "sasl_plain_password": "sasl.password"}
+    check = sec.pop("ssl_check_hostname", True)
+    if out["security.protocol"] in ("ssl", "sasl_ssl"):
+        out["ssl.endpoint.identification.algorithm"] = "https" if check else "none"
+    for key, value in sec.items():
+        if key not in names:
+            raise BusError(f"Kafka setting {key} has no librdkafka equivalent here (streams/bus.py librdkafka_settings)")
+        out[names[key]] = value
+    return out
+
+
+class FetchingReader:
+    """A group-less reader that fetches in the background (librdkafka, through confluent-kafka): its
+    threads keep fetching the assigned partitions while the caller runs a step and commits, so a
+    record waits at the member, not at the broker, and records are parsed in C. kafka-python's
+    consumer fetches only inside ``poll``: records waited at the broker through every step (bus
+    alone p50 20-25 ms at 1,000 tx/s, docs/benchmarks.md "Detect member latency").
+
+    Positions are the offsets after the records :meth:`poll` returned (what a commit of "everything
+    polled" commits); records fetched but not yet returned are not counted, and are dropped at close.
+    Positions, topics and partitions are Kafka's names; ``start`` maps (topic, partition) to the offset
+    to read from (None: the partition's beginning)."""
+
+    def __init__(self, settings: Mapping[str, Any], start: Mapping[tuple[str, int], int | None]):
+        from confluent_kafka import Consumer
+
+        self._errors: list[Any] = []
+        conf = dict(settings)
+        conf.update({"group.id": "mevwatch-reader-unused",  # required by the client; this reader never joins or commits
+                     "enable.auto.commit": False, "enable.auto.offset.store": False, "fetch.wait.max.ms": 10,
+                     "fetch.min.bytes": 1, "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                     "reconnect.backoff.max.ms": 2000, "logger": logging.getLogger("mevwatch.kafka.reader"),
+                     "error_cb": self._errors.append})
+        self._c = Consumer(conf)
+        self._pos: dict[tuple[str, int], int] = {}
+        self._start: dict[tuple[str, int], int | None] = {}
+        self.add(start)
+
+    def add(self, start: Mapping[tuple[str, int], int | None]) -> None:
+        """Read these partitions too, each from its offset (None: its beginning)."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        if not start:
+            return
+        self._start.update(start)
+        for tp, offset in start.items():
+            if offset is not None:
+                self._pos[tp] = offset
+        self._c.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING if off is None else off)
+                                    for (t, p), off in start.items()])
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[tuple[str, int, int, bytes | None, bytes, int]]:
+        """Up to ``max_records`` fetched records as (topic, partition, offset, key, value, time ms),
+        waiting up to ``timeout_ms`` for the first. Raises :class:`KafkaAccessError` once the brokers
+        refused this client's login or certificate."""
+        self._raise_refused()
+        # consume() waits for all num_messages or the whole timeout: wait for the first record only,
+        # then take what has already been fetched without waiting
+        first = self._c.poll(max(0, timeout_ms) / 1000)
+        if first is None:
+            return []
+        msgs = [first] + (self._c.consume(num_messages=max_records - 1, timeout=0) if max_records > 1 else [])
+        out = []
+        pos = self._pos
+        for m in msgs:
+            if m.error() is not None:  # a partition's fetch failed: librdkafka retries it; the reason is logged
+                logging.getLogger("mevwatch.kafka.reader").warning("fetch error: %s", m.error())
+                continue
+            t, p, o = m.topic(), m.partition(), m.offset()
+            if t is None or p is None or o is None:  # only events that are not records lack them
+                continue
+            out.append((t, p, o, m.key(), m.value() or b"", m.timestamp()[1]))
+            pos[(t, p)] = o + 1
+        return out
+
+    def _raise_refused(self) -> None:
+        from confluent_kafka import KafkaError
+
+        while self._errors:
+            err = self._errors.pop(0)
+            if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
+                raise KafkaAccessError(f"Kafka refused the reader: {err.str()}"[:400])
+            logging.getLogger("mevwatch.kafka.reader").warning("Kafka: %s", err.str()[:300])
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The offset after the last record :meth:`poll` returned from the partition (else its start
+        offset; None when it starts at its beginning and nothing was returned yet)."""
+        return self._pos.get((topic, partition))
+
+    def lag(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Per partition: records between the position and the partition's end (asks the broker)."""
+        from confluent_kafka import TopicPartition
+
+        out = {}
+        for t, p in parts:
+            low, high = self._c.get_watermark_offsets(TopicPartition(t, p), timeout=5.0, cached=False)
+            pos = self._pos.get((t, p))
+            out[(t, p)] = max(0, int(high) - int(low if pos is None else pos))
+        return out
+
+    def close(self) -> None:
+        self._c.close()
+
+
 class ReplicaConsumer:
     """A detect member's view of the bus (docs/operations.md, "Several detect members"): it reads
     every partition of its topics, so every member holds the whole state (every pending transaction,
@@ -445,10 +559,12 @@ class ReplicaConsumer:
     partitions it *owns*: it writes the output of those records and commits their offsets. N members
     then write exactly what one member writes, each a share of it.
 
-    - reader: a group-less consumer assigned every partition, starting at the group's committed offsets
-      (records before them are state only: ``Bus.history``).
-    - member: subscribed in the group, its partitions paused as soon as they are assigned (it fetches
-      nothing); its assignment is :meth:`owned`; it commits the reader's positions for those.
+    - reader: a :class:`FetchingReader` (librdkafka: it fetches while the member works) assigned every
+      partition, starting at the group's committed offsets (records before them are state only:
+      ``Bus.history``).
+    - member: a kafka-python consumer subscribed in the group, its partitions paused as soon as they
+      are assigned (it fetches nothing); its assignment is :meth:`owned`; it commits the reader's
+      positions for those.
     """
 
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
@@ -458,10 +574,11 @@ class ReplicaConsumer:
 
         self._name = dict(logical or {})
         self.commit_timeout_ms = int(commit_timeout_s * 1000)
-        common: dict[str, Any] = dict(bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False,
-                                      auto_offset_reset="earliest", reconnect_backoff_max_ms=2000, **(security or {}))
+        settings = librdkafka_settings(bootstrap, client_id, security)
         with diagnosed(bootstrap):
-            member = self._member = KafkaConsumer(group_id=group, **common)
+            member = self._member = KafkaConsumer(group_id=group, bootstrap_servers=bootstrap, client_id=client_id,
+                                                  enable_auto_commit=False, auto_offset_reset="earliest",
+                                                  reconnect_backoff_max_ms=2000, **(security or {}))
 
             class _Paused(ConsumerRebalanceListener):
                 def on_partitions_revoked(self, revoked: Any) -> None:
@@ -473,17 +590,16 @@ class ReplicaConsumer:
 
             member.subscribe(topics, listener=_Paused())
             try:
-                self._reader = KafkaConsumer(group_id=None, max_poll_records=10_000, fetch_max_wait_ms=10,
-                                             max_partition_fetch_bytes=8 * 1024 * 1024, **common)
+                self._tps = [TopicPartition(t, p) for t in topics for p in sorted(member.partitions_for_topic(t) or ())]
+                start = {(tp.topic, tp.partition): member.committed(tp) for tp in self._tps}
             except BaseException:
                 member.close()
                 raise
-        self._tps = [TopicPartition(t, p) for t in topics for p in sorted(self._reader.partitions_for_topic(t) or ())]
-        self._reader.assign(self._tps)
-        for tp in self._tps:
-            done = member.committed(tp)
-            if done is not None:
-                self._reader.seek(tp, done)
+        try:
+            self._reader = FetchingReader(settings, start)
+        except BaseException:
+            member.close()
+            raise
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         # heartbeats and rebalances (its own partitions stay paused): joining takes a few round trips,
@@ -494,35 +610,29 @@ class ReplicaConsumer:
         new = [tp for tp in self._member.assignment() if tp not in self._tps]
         if new:  # a topic gained partitions (more members): read them too, from the group's offsets
             self._add(new)
-        out = []
-        for _tp, msgs in self._reader.poll(timeout_ms=timeout_ms, max_records=max_records).items():
-            for m in msgs:
-                out.append(Record(self._name.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp))
-        return out
+        name = self._name
+        return [Record(name.get(t, t), p, o, k, v, ts) for t, p, o, k, v, ts in self._reader.poll(timeout_ms, max_records)]
 
     def _add(self, new: list[Any]) -> None:
-        keep = {tp: self._reader.position(tp) for tp in self._tps}
         self._tps = self._tps + list(new)
-        self._reader.assign(self._tps)
-        for tp, pos in keep.items():
-            self._reader.seek(tp, pos)
-        for tp in new:
-            done = self._member.committed(tp, timeout_ms=self.commit_timeout_ms)
-            if done is not None:
-                self._reader.seek(tp, done)
-            else:
-                self._reader.seek_to_beginning(tp)
+        self._reader.add({(tp.topic, tp.partition): self._member.committed(tp, timeout_ms=self.commit_timeout_ms) for tp in new})
 
     def owned(self) -> set[tuple[str, int]] | None:
         return {(self._name.get(tp.topic, tp.topic), tp.partition) for tp in self._member.assignment() if tp in self._tps}
 
     def commit(self, positions: Positions | None = None) -> None:
-        """Commit ``positions`` (else the reader's: everything polled) for the owned partitions."""
+        """Commit ``positions`` (else the reader's: everything polled) for the owned partitions (one
+        that nothing was read from yet, and no position given: left as it is)."""
         from kafka.structs import OffsetAndMetadata
 
         given = positions or {}
-        offsets = {tp: OffsetAndMetadata(given.get((self._name.get(tp.topic, tp.topic), tp.partition), self._reader.position(tp)), "", -1)
-                   for tp in self._member.assignment() if tp in self._tps}
+        offsets = {}
+        for tp in self._member.assignment():
+            if tp not in self._tps:
+                continue
+            pos = given.get((self._name.get(tp.topic, tp.topic), tp.partition), self._reader.position(tp.topic, tp.partition))
+            if pos is not None:
+                offsets[tp] = OffsetAndMetadata(pos, "", -1)
         if offsets:
             self._member.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
 
@@ -534,7 +644,11 @@ class ReplicaConsumer:
 
     def lag(self) -> dict[str, int]:
         """Records between the reader's positions and the ends of the owned partitions."""
-        return _lag(self._reader, [tp for tp in self._member.assignment() if tp in self._tps], self._name)
+        owned = [(tp.topic, tp.partition) for tp in self._member.assignment() if tp in self._tps]
+        out: dict[str, int] = {}
+        for (t, _p), n in self._reader.lag(owned).items():
+            out[self._name.get(t, t)] = out.get(self._name.get(t, t), 0) + n
+        return out
 
     def close(self) -> None:
         try:

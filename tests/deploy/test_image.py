@@ -123,7 +123,7 @@ def test_each_extra_the_image_and_the_setup_name_exists_and_pulls_what_it_should
     base = closure(set())
     heavy = {"chdb", "pyarrow", "pandas", "torch"}
     assert not base & heavy, base & heavy  # the default image: external ClickHouse, rules only
-    assert {"clickhouse-driver", "kafka-python", "web3"} <= base
+    assert {"clickhouse-driver", "kafka-python", "confluent-kafka", "web3"} <= base
     assert {"torch", "torch-geometric"} <= closure({"gnn"}) and not {"chdb"} & closure({"gnn"})
     assert {"chdb", "pyarrow", "pandas"} <= closure({"embedded"})
 

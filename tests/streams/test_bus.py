@@ -116,3 +116,44 @@ def test_envelope_survives_the_broker_byte_for_byte(bus, load_block):
     c = bus.consumer([busmod.BLOCKS], group)
     (r,) = [r for r in drain(c, 10**9, rounds=8) if r.key == tag]
     assert decode_envelope(r.value) == block
+
+
+def test_a_detect_members_reader_sees_every_partition_and_resumes_at_the_groups_offsets(kafka):
+    """The detect member's reader (librdkafka, fetching in the background): every partition's records,
+    byte for byte; "commit everything polled" commits its positions; a member starting later in the
+    group reads from there, nothing before."""
+    b = busmod.KafkaBus(kafka.bootstrap, partitions=3, topic_prefix=f"rd{uuid.uuid4().hex[:6]}")
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    try:
+        def send(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
+            for k, v in records.items():
+                b.produce(busmod.MEMPOOL, k, v)
+            b.flush(30)
+            return records
+
+        sent = send({f"0xsender{i:02d}".encode(): f"value {i} \u00e9".encode() for i in range(30)})
+        r = b.replica_consumer([busmod.MEMPOOL], group)
+        got = []
+        for _ in range(60):
+            got += r.poll(timeout_ms=500)
+            if len(got) >= 30 and r.owned():
+                break
+        assert {rec.key: rec.value for rec in got} == sent and len(got) == 30
+        assert {rec.partition for rec in got} == {0, 1, 2} and all(rec.topic == busmod.MEMPOOL for rec in got)
+        assert all(rec.timestamp_ms > 0 for rec in got)
+        assert r.owned() == {(busmod.MEMPOOL, p) for p in range(3)}  # the only member owns every partition
+        assert r.lag() == {busmod.MEMPOOL: 0}
+        r.commit()
+        r.close()
+        later = send({b"0xlate1": b"a", b"0xlate2": b"b"})
+        r2 = b.replica_consumer([busmod.MEMPOOL], group)
+        got2 = []
+        for _ in range(20):
+            got2 += r2.poll(timeout_ms=300)
+            if len(got2) >= 2:
+                break
+        got2 += r2.poll(timeout_ms=1000)  # nothing older may follow
+        assert {rec.key: rec.value for rec in got2} == later and len(got2) == 2
+        r2.close()
+    finally:
+        b.close()

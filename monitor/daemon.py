@@ -32,7 +32,7 @@ from mevwatch.monitor.errors import BusError, ConfigError, KafkaAccessError, Sto
 from mevwatch.monitor.kinds import NodeRole
 from mevwatch.monitor.log import get_logger, redact_url
 from mevwatch.monitor.health import Health
-from mevwatch.monitor.pipeline import DetectWorker, detect_worker
+from mevwatch.monitor.pipeline import DetectWorker, detect_worker, settle_for_latency
 from mevwatch.monitor.sinks.outbox import Outbox
 from mevwatch.monitor.sinks.webhooks import Deliverer
 from mevwatch.monitor.store.store import AlertStore, settings_store
@@ -183,6 +183,7 @@ def run_daemon(settings: Settings, *, role: str = "all", rpc: str | None = None,
             health.waiting("joining the consumer group, restoring state")
             worker.restore(store)
             worker.warm_up()
+            settle_for_latency()  # eth-abi imported, start-up objects out of the collector's way
             health.bus_ok = True  # the consumer read the bus's history
             log.info("detecting", group=worker.group, confirmations=worker.engine.confirmations)
         if role in ("all", "ingest"):

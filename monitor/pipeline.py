@@ -13,6 +13,7 @@ ones and collapse. The alerts topic is at-least-once: a consumer de-duplicates o
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -96,6 +97,8 @@ class FaultHook:
 
 TRIM_EVERY_S = 2.0  # how often held output of other members' partitions is checked against the group's commits
 REORDER_MS = 20  # a record waits this long for earlier records of other partitions (the ingest's clock)
+MAX_HOLD_MS = 2000  # a partition behind its end that shows nothing holds the others no longer than this
+HELD_POLL_MS = 20  # a step's poll wait while records are held for such a partition (not 0: no spinning)
 
 
 def _order(rec: busmod.Record, msg: Message | None) -> tuple:
@@ -111,6 +114,22 @@ def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[b
     it), and pending transactions by their first sight (ns), as a recording holds them."""
     return sorted(items, key=lambda it: (it[0].timestamp_ms, it[0].topic != busmod.MEMPOOL,
                                          it[1].first_seen_ns if isinstance(it[1], PendingTx) else 0))
+
+
+def settle_for_latency() -> None:
+    """Before a long-running detect loop (the daemon calls it once its worker is set up): pay now the one-off costs the first records would pay, and keep full
+    garbage collections short. The ABI decoder (eth-abi) is imported on first use, ~0.15-0.2 s, so the
+    first router swap of a process stalled the member and every record queued behind it; and a full
+    collection scanned every object made since start (web3, pydantic, the model): 66-93 ms pauses
+    every few seconds at 1,000 tx/s (bench/bench_member_latency.py, docs/benchmarks.md). What exists now
+    is collected once and then frozen (``gc.freeze``: never scanned again); cycles made later are
+    collected as before."""
+    from mevwatch.monitor.decode.pending import abi_decode
+
+    word = (0).to_bytes(32, "big")
+    abi_decode(["uint256", "address[]"], word + (64).to_bytes(32, "big") + word)  # 0, []: imports eth-abi
+    gc.collect()
+    gc.freeze()
 
 
 class DetectWorker:
@@ -139,6 +158,9 @@ class DetectWorker:
         # runs the same sequence whatever its polls returned
         self._queue: list[tuple[tuple, busmod.Record, Message | None, float]] = []
         self._max_ts = 0  # the newest record time seen (ms)
+        self._last_ts: dict[tuple[str, int], int] = {}  # per partition: the newest record time polled (ms)
+        self._horizon_held = False  # the last step held due records for a partition behind its end
+        self._hold_warned = False  # the hold's time limit was reached once (logged once)
         self._done: dict[tuple[str, int], int] = {}  # per partition: the offset after the last processed record
         self.engine = Engine(chain_id=chain_id, confirmations=confirmations, scorers=list(scorers), pending_ttl_s=pending_ttl_s,
                              decoders=decoders, oracle=oracle, registry=registry or REGISTRY, native_wrapper=native_wrapper)
@@ -208,7 +230,8 @@ class DetectWorker:
         """One batch through the pipeline; None when stopped before the sinks took it (offsets not committed)."""
         if self._queue:  # wake up when the oldest queued record is due
             due = REORDER_MS - (time.monotonic() - min(q[3] for q in self._queue)) * 1000
-            timeout_ms = max(0, min(timeout_ms, int(due) + 1))
+            # held for a partition behind its end: wait for its records (a poll returns on the first)
+            timeout_ms = max(HELD_POLL_MS if self._horizon_held else 0, min(timeout_ms, int(due) + 1))
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=5000)
         self.last_poll = len(records)
         batch = Batch()
@@ -267,6 +290,9 @@ class DetectWorker:
             self.fault.begin(batch)
             if broken:  # the deliberately broken test-only variant (FaultHook): offsets first
                 self._commit()
+                landed = getattr(self.consumer, "wait_committed", None)
+                if landed is not None:  # an asynchronous commit: landed before the kill, or nothing is lost
+                    landed(10.0)
                 self.fault.reached("after_commit")
         if not self.sinks.write(batch):
             return None
@@ -283,22 +309,51 @@ class DetectWorker:
     def _due(self, records: list[busmod.Record], good: list[tuple[busmod.Record, Message]]) -> list[tuple[busmod.Record, Message | None]]:
         """The queued records now due, in production order (:func:`production_order`; bad records with
         no message, so that their offsets are passed). A record is due once a record REORDER_MS newer
-        has been seen, or it has waited REORDER_MS, or a poll came back empty."""
+        has been seen, or it has waited REORDER_MS, or a poll came back empty; and, where the consumer
+        knows which partitions it has not read to their end (``behind``), only once every such
+        partition has shown a record at least as new (:meth:`_horizon`): a member catching up a
+        backlog gets one partition's records in large runs before another's, and would otherwise run
+        them in another order than a member reading live."""
         now = time.monotonic()
         decoded = {id(r): m for r, m in good}
+        last_ts = self._last_ts
         for r in records:
             m = decoded.get(id(r))
             self._queue.append((_order(r, m), r, m, now))
             self._max_ts = max(self._max_ts, r.timestamp_ms)
+            tp = (r.topic, r.partition)
+            if r.timestamp_ms > last_ts.get(tp, -1):
+                last_ts[tp] = r.timestamp_ms
         if not self._queue:
             return []
         self._queue.sort(key=lambda q: q[0])
+        horizon = self._horizon()
         last = -1
+        self._horizon_held = False
         for i, (key, _r, _m, arrived) in enumerate(self._queue):
+            if key[0] >= horizon:
+                if (now - arrived) * 1000 < MAX_HOLD_MS:
+                    self._horizon_held = True
+                    break  # an earlier record (or one of the same millisecond) may still come from a partition not read to its end
+                if not self._hold_warned:
+                    self._hold_warned = True
+                    log.warning("a partition behind its end showed no record for MAX_HOLD_MS; running newer records "
+                                "without waiting for it", max_hold_ms=MAX_HOLD_MS, horizon_ms=horizon, record_ms=key[0])
             if not records or key[0] <= self._max_ts - REORDER_MS or (now - arrived) * 1000 >= REORDER_MS:
                 last = i
         due, self._queue = self._queue[:last + 1], self._queue[last + 1:]
         return [(r, m) for _k, r, m, _a in due]
+
+    def _horizon(self) -> float:
+        """Records older than this (ms) can no longer be undercut by any partition: the oldest of the
+        newest record times polled from each partition not yet read to its end (streams/bus.py
+        ``ReplicaConsumer.behind``; such a partition may still deliver more records of that
+        millisecond); infinite when every partition is read to its end, or the consumer cannot tell."""
+        behind = getattr(self.consumer, "behind", None)
+        parts = behind() if behind is not None else ()
+        if not parts:
+            return float("inf")
+        return min(self._last_ts.get(tp, -1) for tp in parts)
 
     def _positions(self) -> dict[tuple[str, int], int]:
         """Per partition, the offset to commit: the first record not yet processed (one still queued),
@@ -346,15 +401,16 @@ class DetectWorker:
                 del self._held[tp]
 
     def drain(self, timeout_ms: int = 0) -> list[AlertEvent]:
-        """Steps until a poll comes back empty (waiting up to ``timeout_ms`` each: a Kafka consumer
-        needs a positive wait) or the sinks stop; the events of all of them."""
+        """Steps until a poll comes back empty with nothing held for a partition behind its end (at
+        most MAX_HOLD_MS more), waiting up to ``timeout_ms`` each (a Kafka consumer needs a positive
+        wait), or the sinks stop; the events of all of them."""
         events: list[AlertEvent] = []
         while True:
             got = self.step(timeout_ms)
             if got is None:
                 return events
             events += got
-            if self.last_poll == 0:
+            if self.last_poll == 0 and not (self._horizon_held and self._queue):
                 return events
 
     def _beat(self) -> None:

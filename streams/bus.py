@@ -23,6 +23,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -116,8 +117,6 @@ class InProcessBus:
         return self._logs[topic]
 
     def produce(self, topic: str, key: bytes | None, value: bytes, errors: list[Exception] | None = None) -> None:
-        import time
-
         with self._cond:
             parts = self._topic(topic)
             p = zlib.crc32(key) % len(parts) if key is not None else 0
@@ -324,7 +323,6 @@ class KafkaBus:
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
         (read without joining the group, so nothing is committed or rebalanced)."""
-        import time
 
         from kafka import KafkaConsumer, TopicPartition
 
@@ -478,6 +476,8 @@ class FetchingReader:
         conf = dict(settings)
         conf.update({"group.id": "mevwatch-reader-unused",  # required by the client; this reader never joins or commits
                      "enable.auto.commit": False, "enable.auto.offset.store": False, "fetch.wait.max.ms": 10,
+                     # a start offset the broker no longer has (deleted by retention): from the first it has
+                     "auto.offset.reset": "earliest",
                      "fetch.min.bytes": 1, "max.partition.fetch.bytes": 8 * 1024 * 1024,
                      "reconnect.backoff.max.ms": 2000, "logger": logging.getLogger("mevwatch.kafka.reader"),
                      "error_cb": self._errors.append})
@@ -494,8 +494,14 @@ class FetchingReader:
             return
         self._start.update(start)
         for tp, offset in start.items():
-            if offset is not None:
-                self._pos[tp] = offset
+            # where reading starts: the offset, but never before the partition's first (records before it
+            # are deleted, and the reader starts from the first: auto.offset.reset)
+            try:
+                first = int(self._c.get_watermark_offsets(TopicPartition(*tp), timeout=10.0)[0])
+            except Exception as exc:  # noqa: BLE001 - unknown until its first record: counted as behind till then
+                logging.getLogger("mevwatch.kafka.reader").warning("first offset of %s unknown: %s", tp, exc)
+                continue
+            self._pos[tp] = first if offset is None else max(offset, first)
         self._c.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING if off is None else off)
                                     for (t, p), off in start.items()])
 
@@ -532,20 +538,39 @@ class FetchingReader:
                 raise KafkaAccessError(f"Kafka refused the reader: {err.str()}"[:400])
             logging.getLogger("mevwatch.kafka.reader").warning("Kafka: %s", err.str()[:300])
 
+    def behind(self) -> list[tuple[str, int]]:
+        """The partitions with records not yet returned by :meth:`poll`: fetched and waiting here, or
+        still at the broker, as far as the last fetch response told (librdkafka's cached ends: no
+        request); a partition no fetch has answered yet counts as behind."""
+        from confluent_kafka import TopicPartition
+
+        out = []
+        for tp in self._start:
+            _low, high = self._c.get_watermark_offsets(TopicPartition(*tp), cached=True) or (-1, -1)
+            pos = self._pos.get(tp)
+            if high < 0 or pos is None or pos < high:
+                out.append(tp)
+        return out
+
     def position(self, topic: str, partition: int) -> int | None:
-        """The offset after the last record :meth:`poll` returned from the partition (else its start
-        offset; None when it starts at its beginning and nothing was returned yet)."""
+        """The offset after the last record :meth:`poll` returned from the partition, else where it
+        starts reading (None: a partition read from its beginning whose first offset was unknown)."""
         return self._pos.get((topic, partition))
 
     def lag(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Per partition: records between the position and the partition's end (asks the broker)."""
+        """Per partition: records between the position and the partition's end, as of the last fetch
+        response (librdkafka keeps each partition's end from its fetches: no request to the broker,
+        so the member never waits for it; asking took ~13 ms per partition, every 5 s, on the
+        detect path). A partition with no fetch answered yet is left out."""
         from confluent_kafka import TopicPartition
 
         out = {}
         for t, p in parts:
-            low, high = self._c.get_watermark_offsets(TopicPartition(t, p), timeout=5.0, cached=False)
-            pos = self._pos.get((t, p))
-            out[(t, p)] = max(0, int(high) - int(low if pos is None else pos))
+            low, high = self._c.get_watermark_offsets(TopicPartition(t, p), cached=True) or (-1, -1)
+            pos = self._pos.get((t, p), low)
+            if high < 0 or pos < 0:
+                continue
+            out[(t, p)] = max(0, int(high) - int(pos))
         return out
 
     def close(self) -> None:
@@ -600,13 +625,21 @@ class ReplicaConsumer:
         except BaseException:
             member.close()
             raise
+        self._next: dict[Any, Any] | None = None  # offsets to send once the commit in flight is answered
+        self._latest: dict[Any, Any] | None = None  # the newest offsets asked for (committed at close)
+        self._sent: int | None = None  # the commit in flight (its number), None: none
+        self._sent_at = 0.0
+        self._sent_offsets: dict[Any, Any] | None = None  # what the commit in flight carries
+        self._seq = 0
+        self._failure: BaseException | None = None  # an answered commit's error, raised at the next commit
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         # heartbeats and rebalances (its own partitions stay paused): joining takes a few round trips,
         # which kafka-python makes only while poll waits; once the group is stable, no wait
         coordinator = getattr(self._member, "_coordinator", None)
         settled = coordinator is not None and not coordinator.need_rejoin() and bool(self._member.assignment())
-        self._member.poll(timeout_ms=0 if settled else MEMBER_POLL_MS)
+        self._member.poll(timeout_ms=0 if settled else MEMBER_POLL_MS)  # answers commits too
+        self._send(report=False)  # offsets held back while a commit was in flight
         new = [tp for tp in self._member.assignment() if tp not in self._tps]
         if new:  # a topic gained partitions (more members): read them too, from the group's offsets
             self._add(new)
@@ -620,9 +653,24 @@ class ReplicaConsumer:
     def owned(self) -> set[tuple[str, int]] | None:
         return {(self._name.get(tp.topic, tp.topic), tp.partition) for tp in self._member.assignment() if tp in self._tps}
 
+    def behind(self) -> list[tuple[str, int]]:
+        """The (topic, partition)s, by the code's topic names, not yet read to their end
+        (:meth:`FetchingReader.behind`): the detect worker holds newer records until each has shown
+        one at least as new (monitor/pipeline.py ``DetectWorker._horizon``)."""
+        return [(self._name.get(t, t), p) for t, p in self._reader.behind()]
+
     def commit(self, positions: Positions | None = None) -> None:
         """Commit ``positions`` (else the reader's: everything polled) for the owned partitions (one
-        that nothing was read from yet, and no position given: left as it is)."""
+        that nothing was read from yet, and no position given: left as it is).
+
+        Asynchronous, one commit in flight: the offsets are sent at once when no earlier commit awaits
+        its answer, else as soon as it has one (the newest offsets only: a commit covers every
+        earlier one). The member never waits for the broker's OffsetCommit (8-10 ms on the test
+        broker, now and then 30-60 ms: docs/benchmarks.md "Detect member latency"). A commit that
+        failed, or was not answered within the commit timeout, raises here, at the next commit,
+        so the caller's retry policy backs off, logs and counts as before; the offsets are only ever
+        those of records whose output the sinks took, so a commit that never lands means re-delivery
+        (rows collapse), never loss."""
         from kafka.structs import OffsetAndMetadata
 
         given = positions or {}
@@ -634,7 +682,62 @@ class ReplicaConsumer:
             if pos is not None:
                 offsets[tp] = OffsetAndMetadata(pos, "", -1)
         if offsets:
-            self._member.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
+            self._next = self._latest = offsets
+        self._send(report=True)
+
+    def wait_committed(self, timeout_s: float) -> bool:
+        """Wait until every offset asked for has been answered (True), or ``timeout_s`` passed; a failed
+        commit raises as at :meth:`commit`."""
+        deadline = time.monotonic() + timeout_s
+        while self._sent is not None or self._next:
+            if time.monotonic() > deadline:
+                return False
+            self._member.poll(timeout_ms=10)  # the answer is read here
+            self._send(report=True)
+        return True
+
+    def _send(self, report: bool) -> None:
+        """Send the newest offsets unless a commit is in flight; ``report``: raise an earlier commit's
+        failure (else it waits for the next :meth:`commit`). Failed or unanswered offsets are sent again
+        unless newer ones wait; only partitions this member owns now are sent (a partition that went
+        to another member is that member's to commit)."""
+        if self._sent is not None and time.monotonic() - self._sent_at >= self.commit_timeout_ms / 1000:
+            self._sent = None  # unanswered: its answer, if one comes, is ignored
+            self._failure = BusError(f"offset commit not answered within {self.commit_timeout_ms / 1000:g} s")
+            if self._next is None:
+                self._next = self._sent_offsets
+        if self._failure is not None:
+            if not report:
+                return
+            exc, self._failure = self._failure, None
+            raise exc
+        if self._sent is not None or not self._next:
+            return
+        owned = self._member.assignment()
+        offsets = {tp: o for tp, o in self._next.items() if tp in owned}
+        self._next = None
+        if not offsets:
+            return
+        self._seq += 1
+        seq = self._seq
+
+        def answered(_offsets: Any, response: Any) -> None:  # on this thread, in a later call into the member
+            if self._sent != seq:
+                return
+            self._sent = None
+            if isinstance(response, Exception):
+                self._failure = response
+                if self._next is None:
+                    self._next = offsets
+
+        self._sent, self._sent_at, self._sent_offsets = seq, time.monotonic(), offsets
+        try:
+            self._member.commit_async(offsets=offsets, callback=answered)
+        except BaseException:
+            self._sent = None
+            if self._next is None:
+                self._next = offsets
+            raise
 
     def committed(self, topic: str, partition: int) -> int | None:
         from kafka import TopicPartition
@@ -652,6 +755,13 @@ class ReplicaConsumer:
 
     def close(self) -> None:
         try:
+            owned = self._member.assignment()
+            latest = {tp: o for tp, o in (self._latest or {}).items() if tp in owned}
+            if latest and (self._sent is not None or self._next or self._failure is not None):
+                try:  # the newest offsets, not yet known to have landed: committed before leaving
+                    self._member.commit(offsets=latest, timeout_ms=min(self.commit_timeout_ms, 5000))
+                except Exception as exc:  # noqa: BLE001 - leaving anyway: their records come again (rows collapse)
+                    logging.getLogger("mevwatch.kafka").warning("last offset commit at close failed: %r", exc)
             self._member.close()  # leaves the group: the others take its partitions at once
         finally:
             self._reader.close()

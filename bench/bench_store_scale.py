@@ -255,8 +255,8 @@ def main() -> None:
 Load average (1 min) at the start and the end of the run: {load0:.2f} / {os.getloadavg()[0]:.2f} (other processes on
 the machine share its 2 cores).
 
-chDB serialises statements on its one session (ChdbBackend's lock), so a write waits for a batcher query in flight:
-the p99 while polling is bounded by the batcher queries' times above.
+The store's statements run on up to three chDB sessions of the process (monitor/store/backend.py `_Pool`): the
+write does not wait for a batcher query in flight; the two share the machine's two cores.
 """
     print(body)
     if not args.no_report:

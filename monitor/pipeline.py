@@ -118,16 +118,16 @@ def production_order(items: list[tuple[busmod.Record, Message]]) -> list[tuple[b
 
 def settle_for_latency() -> None:
     """Before a long-running detect loop (the daemon calls it once its worker is set up): pay now the one-off costs the first records would pay, and keep full
-    garbage collections short. The ABI decoder (eth-abi) is imported on first use, ~0.15-0.2 s, so the
+    garbage collections short. eth-abi (which decodes the router calls the fast decoder refuses) is imported on first use, ~0.15-0.2 s, so the
     first router swap of a process stalled the member and every record queued behind it; and a full
     collection scanned every object made since start (web3, pydantic, the model): 66-93 ms pauses
     every few seconds at 1,000 tx/s (bench/bench_member_latency.py, docs/benchmarks.md). What exists now
     is collected once and then frozen (``gc.freeze``: never scanned again); cycles made later are
     collected as before."""
-    from mevwatch.monitor.decode.pending import abi_decode
+    from mevwatch.monitor.decode.pending import eth_abi_decode
 
     word = (0).to_bytes(32, "big")
-    abi_decode(["uint256", "address[]"], word + (64).to_bytes(32, "big") + word)  # 0, []: imports eth-abi
+    eth_abi_decode(["uint256", "address[]"], word + (64).to_bytes(32, "big") + word)  # 0, []: imports eth-abi
     gc.collect()
     gc.freeze()
 

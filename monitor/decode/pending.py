@@ -20,6 +20,8 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from mevwatch.monitor.decode import abi
+
 
 def _sel(sig: str) -> str:
     return "0x" + keccak(sig.encode())[:4].hex()
@@ -29,9 +31,27 @@ class DecodingError(ValueError):
     """Calldata the ABI decoder refused."""
 
 
+_SPECS: dict[tuple[str, ...], list[abi.Spec]] = {}
+
+
 def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
-    """``eth_abi.decode``, imported on first use: eth-abi takes ~0.25 s to import (it builds its type
-    grammar), which every command and every replay of files without pending transactions would pay."""
+    """The arguments ``types`` encoded in ``data``: by the fast strict decoder (monitor/decode/abi.py), or
+    where it refuses them, by ``eth_abi.decode`` (which decides: it refuses too, or decodes what the
+    fast one does not take). eth-abi is imported on first use: it takes ~0.25 s to import (it builds its
+    type grammar), which every command and every replay of files without pending transactions would pay."""
+    key = tuple(types)
+    specs = _SPECS.get(key)
+    if specs is None:
+        specs = _SPECS[key] = [abi.spec(t) for t in types]
+    try:
+        return abi.decode(specs, data)
+    except abi.AbiError:
+        pass
+    return eth_abi_decode(types, data)
+
+
+def eth_abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
+    """``eth_abi.decode``, its errors as :class:`DecodingError`."""
     from eth_abi import decode
     from eth_abi.exceptions import DecodingError as AbiDecodingError
 

@@ -55,6 +55,9 @@ COMPILED = [
     "monitor/detect/displacement.py",
     "streams/mevinspect.py",
     "streams/cryo.py",
+    "streams/envelope.py",
+    "monitor/detect/opaque.py",
+    "monitor/fates.py",
 ]
 PACKAGE_DATA = {
     "mevwatch.sim": ["artifacts/*.json"],

@@ -23,8 +23,11 @@ def decode_records(records: list[Record], bus: Bus, chain_id: int | None = None,
     their owner committed them)."""
     out = []
     physical = getattr(bus, "physical", None)  # the Kafka topic a record came from (kafka.topic_prefix)
+    names: dict[tuple[str, int], str] = {}
     for r in records:
-        where = f"{physical(r.topic) if physical is not None else r.topic}/{r.partition}"
+        where = names.get((r.topic, r.partition))
+        if where is None:
+            where = names[(r.topic, r.partition)] = f"{physical(r.topic) if physical is not None else r.topic}/{r.partition}"
         try:
             msg = envelope.decode(r.value, source=where, position=f"offset {r.offset}")
         except EnvelopeError as exc:

@@ -173,7 +173,51 @@ def decode(data: bytes | str, *, source: str = "<message>", position: int | str 
     raise EnvelopeError(f"unknown schema {schema!r} (expected one of {', '.join(SCHEMAS)})", source=source, position=position)
 
 
+def _quantity(v: Any, limit: int) -> int:
+    """A quantity as :meth:`_Reader.quantity` reads it, where it is plainly one (an int, or a string of
+    ASCII digits) and in range; -1 for anything else (the reader then decides, naming the field)."""
+    if type(v) is int:
+        return v if 0 <= v < limit else -1
+    if type(v) is str and v.isascii() and v.isdigit():
+        n = int(v)
+        return n if n < limit else -1
+    return -1
+
+
+def _hex(v: Any) -> bool:
+    return type(v) is str and _HEX.fullmatch(v) is not None
+
+
+def _pending_at_a_glance(obj: dict) -> PendingTx | None:
+    """The pending transaction of a well-formed envelope, checked as the field-by-field reader checks it
+    but in one pass (a member reads tens of thousands a second); None where any field is not plainly
+    valid: then :func:`_decode_pending`'s reader reads it again and names what is wrong."""
+    try:
+        chain_id, h, frm, inp = obj["chain_id"], obj["hash"], obj["from_address"], obj["input"]
+        typ, seen, src = obj["type"], obj["first_seen_ns"], obj["source_node"]
+        nonce, value, gas = obj["nonce"], obj["value"], obj["gas"]
+    except KeyError:
+        return None
+    to, rep = obj.get("to_address"), obj.get("replaces")
+    gp, mf, mp = obj.get("gas_price"), obj.get("max_fee_per_gas"), obj.get("max_priority_fee_per_gas")
+    if not (type(chain_id) is int and type(typ) is int and type(seen) is int and type(src) is str
+            and 0 <= chain_id < U64 and 0 <= typ < U64 and 0 <= seen < U64
+            and _hex(h) and _hex(frm) and _hex(inp) and (to is None or _hex(to)) and (rep is None or _hex(rep))):
+        return None
+    n, v, g = _quantity(nonce, U64), _quantity(value, U256), _quantity(gas, U64)
+    fees = [None if x is None else _quantity(x, U256) for x in (gp, mf, mp)]
+    if n < 0 or v < 0 or g < 0 or -1 in fees:
+        return None
+    return PendingTx(chain_id, h.lower(), frm.lower(), to.lower() if to is not None else None, n, inp.lower(), v, g,
+                     fees[0], fees[1], fees[2], typ, seen, src, rep.lower() if rep is not None else None)
+
+
 def _decode_pending(obj: dict, r: _Reader) -> PendingTx:
+    fast = _pending_at_a_glance(obj)
+    return fast if fast is not None else _read_pending(obj, r)
+
+
+def _read_pending(obj: dict, r: _Reader) -> PendingTx:
     return PendingTx(
         chain_id=r.get(obj, "chain_id", "", int), hash=r.hexstr(obj, "hash", ""),
         from_address=r.hexstr(obj, "from_address", ""), to_address=r.hexstr(obj, "to_address", "", optional=True),

@@ -46,6 +46,24 @@ class _Seen:
     tokens: tuple[str, ...] = ()
 
 
+def _seq(s: _Seen) -> int:
+    return s.seq
+
+
+def _newest(calls: dict[str, _Seen] | None) -> dict[str, _Seen]:
+    """The newest MAX_FRONTS of an index's calls (kept in arrival order), by hash."""
+    if not calls:
+        return {}
+    if len(calls) <= MAX_FRONTS:
+        return dict(calls)
+    out: dict[str, _Seen] = {}
+    for h in reversed(calls):
+        out[h] = calls[h]
+        if len(out) == MAX_FRONTS:
+            break
+    return out
+
+
 class OpaqueSandwichWatcher:
     """Follows pending swaps (possible victims) and opaque calls (possible legs)."""
 
@@ -107,6 +125,8 @@ class OpaqueSandwichWatcher:
                 self.swaps[p.hash] = _Seen(p, self._seq, tokens)
             return []
         new = _Seen(p, self._seq)
+        if p.hash in self.opaque:  # seen again: counted once, and placed last in arrival order
+            self.forget(p.hash)
         alerts = self._attempts(new)
         self.opaque[p.hash] = new
         self.by_from.setdefault(p.from_address, {})[p.hash] = new
@@ -121,13 +141,17 @@ class OpaqueSandwichWatcher:
     def _attempts(self, back: _Seen) -> list[Alert]:
         """Every earlier opaque call F of the same attacker as ``back`` with victims between them."""
         b = back.tx
-        fronts = dict(self.by_from.get(b.from_address, {}))
+        # each index holds its calls in arrival order (on_pending re-inserts a call seen again), so the
+        # newest MAX_FRONTS of both together are among the newest MAX_FRONTS of each: only those are sorted
+        fronts = _newest(self.by_from.get(b.from_address))
         senders = self.to_senders.get(b.to_address or "", {})
         if len(senders) + (b.from_address not in senders) <= PUBLIC_SENDERS:
-            fronts.update(self.by_to.get(b.to_address or "", {}))
-        alerts = []
+            fronts.update(_newest(self.by_to.get(b.to_address or "")))
+        alerts: list[Alert] = []
+        if not fronts:
+            return alerts
         pb = self._prio(back)
-        for f in sorted(fronts.values(), key=lambda s: s.seq)[-MAX_FRONTS:]:
+        for f in sorted(fronts.values(), key=_seq)[-MAX_FRONTS:]:
             ft = f.tx
             if ft.from_address == b.from_address and ft.nonce >= b.nonce:
                 continue  # B would not run after F (or replaces it)

@@ -46,6 +46,21 @@ ROUTER_FACTORIES: dict[str, tuple[str, str]] = {
 
 
 def pair_address(factory: str, init_code_hash: str, token_a: str, token_b: str) -> str:
+    """The CREATE2 address of a V2 pair (two keccaks: remembered, up to ``_PAIRS_MAX`` pairs)."""
+    key = (factory, init_code_hash, token_a, token_b)
+    addr = _PAIRS.get(key)
+    if addr is None:
+        if len(_PAIRS) >= _PAIRS_MAX:
+            _PAIRS.clear()
+        addr = _PAIRS[key] = _pair_address(factory, init_code_hash, token_a, token_b)
+    return addr
+
+
+_PAIRS: dict[tuple[str, str, str, str], str] = {}
+_PAIRS_MAX = 100_000
+
+
+def _pair_address(factory: str, init_code_hash: str, token_a: str, token_b: str) -> str:
     t0, t1 = sorted((token_a.lower(), token_b.lower()))
     salt = keccak(bytes.fromhex(t0[2:] + t1[2:]))
     raw = keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + bytes.fromhex(init_code_hash[2:]))

@@ -178,7 +178,7 @@ def _quantity(v: Any, limit: int) -> int:
     ASCII digits) and in range; -1 for anything else (the reader then decides, naming the field)."""
     if type(v) is int:
         return v if 0 <= v < limit else -1
-    if type(v) is str and v.isascii() and v.isdigit():
+    if type(v) is str and len(v) <= 78 and v.isascii() and v.isdigit():  # 2^256 has 78 digits; int() refuses 4,300+
         n = int(v)
         return n if n < limit else -1
     return -1

@@ -31,7 +31,7 @@ class DecodingError(ValueError):
     """Calldata the ABI decoder refused."""
 
 
-_SPECS: dict[tuple[str, ...], list[abi.Spec]] = {}
+_SPECS: dict[tuple[str, ...], list[abi.Spec] | None] = {}  # None: a type the fast decoder does not know
 
 
 def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
@@ -40,13 +40,17 @@ def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
     fast one does not take). eth-abi is imported on first use: it takes ~0.25 s to import (it builds its
     type grammar), which every command and every replay of files without pending transactions would pay."""
     key = tuple(types)
-    specs = _SPECS.get(key)
-    if specs is None:
-        specs = _SPECS[key] = [abi.spec(t) for t in types]
-    try:
-        return abi.decode(specs, data)
-    except abi.AbiError:
-        pass
+    if key not in _SPECS:
+        try:
+            _SPECS[key] = [abi.spec(t) for t in types]
+        except ValueError:  # a type outside its set: eth-abi decodes every call of this kind
+            _SPECS[key] = None
+    specs = _SPECS[key]
+    if specs is not None:
+        try:
+            return abi.decode(specs, data)
+        except abi.AbiError:
+            pass
     return eth_abi_decode(types, data)
 
 

@@ -57,8 +57,8 @@ CONNECTIONS = 3
 class _Pool(Generic[C]):
     """Connections handed out one to a statement: a thread takes a free one, or opens one while fewer
     than ``size`` are open, or waits for one to come back. The first is opened at once (its errors are
-    the backend's open errors); where a later one cannot be opened (a chDB before 4 admits one session
-    a process) the pool stays at what it has and the threads take turns, as with one lock."""
+    the backend's open errors); where a later one cannot be opened the pool stays at what it has and
+    the threads take turns, as with one lock."""
 
     def __init__(self, make: Callable[[], C], size: int):
         self._make, self._size = make, size
@@ -68,7 +68,10 @@ class _Pool(Generic[C]):
         self._opening = 0
 
     @contextmanager
-    def take(self) -> Iterator[C]:
+    def take(self, retire: Callable[[C], None] | None = None) -> Iterator[C]:
+        """A connection for one statement (or a few in a row). ``retire``: the connection is not given
+        back but closed with it (one a statement left changed, such as read-only), unless it is the
+        only one open."""
         conn = None
         with self._cv:
             while not self._free and len(self.opened) + self._opening >= self._size:
@@ -78,25 +81,36 @@ class _Pool(Generic[C]):
             else:
                 self._opening += 1
         if conn is None:
+            made = False
             try:
                 conn = self._make()
-            except Exception:  # noqa: BLE001 - cannot open another: share the ones open
+                made = True
+            except Exception:  # noqa: BLE001 - cannot open another: share the ones open (below)
+                pass
+            finally:  # whatever happened (KeyboardInterrupt included), the slot is no longer being opened
                 with self._cv:
                     self._opening -= 1
-                    self._size = len(self.opened)
+                    if conn is not None:  # made
+                        self.opened.append(conn)
+                    else:
+                        self._size = len(self.opened)
                     self._cv.notify_all()
-                with self.take() as shared:
+            if not made:
+                with self.take(retire) as shared:
                     yield shared
                 return
-            with self._cv:
-                self._opening -= 1
-                self.opened.append(conn)
+        assert conn is not None
         try:
             yield conn
         finally:
             with self._cv:
-                self._free.append(conn)
+                if retire is not None and len(self.opened) > 1:
+                    self.opened.remove(conn)
+                else:
+                    self._free.append(conn)
                 self._cv.notify_all()
+            if retire is not None and conn not in self.opened:
+                retire(conn)
 
     def close_all(self, close: Callable[[C], None]) -> None:
         """Close every connection once none is in use (a statement in flight ends first), the first last."""
@@ -130,6 +144,25 @@ SHARED_QUERY_SETTINGS = ("max_execution_time = 30, max_rows_to_read = 100000000,
                          "max_result_bytes = 64000000, result_overflow_mode = 'throw', readonly = 1")
 
 
+def _close_quietly(s: Any) -> None:
+    try:
+        s.close()
+    except Exception:  # noqa: BLE001 - closing twice is harmless
+        pass
+
+
+def _chdb_sessions_apart() -> bool:
+    """Whether chDB gives each session on one store its own connection (chDB 4: statements of two
+    sessions run side by side, each with its own settings and its own partial output after an error).
+    chDB 3 hands every session on a folder the one global connection, so the pool keeps one session."""
+    import chdb
+
+    try:
+        return int(str(chdb.__version__).split(".")[0]) >= 4
+    except ValueError:
+        return False
+
+
 class ChdbBackend:
     """Embedded ClickHouse (chDB). One per process (chDB opens one store a process), with up to
     :data:`CONNECTIONS` sessions on it, so that statements of different threads run side by side."""
@@ -149,12 +182,16 @@ class ChdbBackend:
 
         def make() -> Any:
             s = session.Session(str(self.path))
-            s.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            s.query(f"USE {self.database}")
+            try:
+                s.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+                s.query(f"USE {self.database}")
+            except BaseException:
+                _close_quietly(s)
+                raise
             return s
 
         try:
-            self._pool: _Pool[Any] = _Pool(make, CONNECTIONS)
+            self._pool: _Pool[Any] = _Pool(make, CONNECTIONS if _chdb_sessions_apart() else 1)
         except Exception as exc:  # noqa: BLE001 - chDB raises its own error types
             hint = ""
             if "EmbeddedServer" in str(exc):  # what chDB says when another process holds the folder
@@ -173,8 +210,9 @@ class ChdbBackend:
 
     def read_only(self, sql: str) -> tuple[list[str], list[list[Any]]]:
         """A user's statement (``mevwatch db query``) with ClickHouse's ``readonly`` on: column names and
-        rows. The session it ran on stays read-only afterwards (the command's process ends there)."""
-        with self._pool.take() as s:
+        rows. The session it ran on is closed afterwards; where it is the process's only one, it stays
+        read-only (the command's process ends there)."""
+        with self._pool.take(retire=_close_quietly) as s:  # closed afterwards (unless it is the only one)
             self._on(s, "SET readonly = 1", "CSV", None)
             out = self._on(s, sql, "JSONCompact", None)
         if not out:
@@ -258,13 +296,7 @@ class ChdbBackend:
             return False
 
     def close(self) -> None:
-        def close(s: Any) -> None:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001 - closing twice is harmless
-                pass
-
-        self._pool.close_all(close)
+        self._pool.close_all(_close_quietly)
 
 
 # TLS failures that retrying cannot mend: a certificate the client does not trust (or for another

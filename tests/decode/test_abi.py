@@ -181,3 +181,9 @@ def test_pending_intents_are_the_same_with_either_decoder(real_calls, monkeypatc
     slow = [pending.decode_pending(to, data, value) for to, data, value in calls]
     assert sum(len(x) for x in fast) >= 50
     assert fast == slow
+
+
+def test_an_argument_type_the_fast_decoder_does_not_know_goes_to_eth_abi():
+    types = ["uint256[]", "int24"]  # not among the fast decoder's types
+    body = encode(types, [[1, 2], -5])
+    assert pending.abi_decode(types, body) == ((1, 2), -5)

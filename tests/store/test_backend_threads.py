@@ -68,3 +68,43 @@ def test_close_waits_for_a_statement_in_flight(tmp_path):
     b.close()
     assert slow_done, "close() returned while a statement was running on another session"
     th.join()
+
+
+def test_a_read_only_statement_leaves_no_read_only_session_behind(tmp_path):
+    """`mevwatch db query` runs the user's statement on a session set read-only; that session is closed
+    afterwards, so a write of the same process (on whichever session) still works."""
+    b = ChdbBackend(tmp_path / "chdb")
+    try:
+        th, _done = _slow_query_in_a_thread(b)  # a second session opens while the first is busy
+        assert b.read_only("SELECT 41 + 1") == (["plus(41, 1)"], [[42]])
+        th.join()
+        b.execute("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
+        for i in range(CONNECTIONS + 1):
+            b.insert("t", ("x",), [(i,)])
+        assert b.query("SELECT count() FROM t") == [[CONNECTIONS + 1]]
+    finally:
+        b.close()
+
+
+def test_a_connection_that_fails_to_open_frees_its_slot_whatever_the_failure():
+    """An interrupt while a further connection opens (KeyboardInterrupt, SystemExit) must not leave the slot
+    counted as opening: closing would then wait for it forever."""
+    from mevwatch.monitor.store.backend import _Pool
+
+    made = []
+
+    def make():
+        if made:
+            raise KeyboardInterrupt
+        made.append(object())
+        return made[-1]
+
+    pool = _Pool(make, 2)
+    with pool.take():  # the first connection is busy, so the next take opens another
+        with pytest.raises(KeyboardInterrupt):
+            with pool.take():
+                pass
+    closing = threading.Thread(target=pool.close_all, args=(lambda c: None,))
+    closing.start()
+    closing.join(2.0)
+    assert not closing.is_alive(), "close_all waits for a connection that will never open"

@@ -60,7 +60,7 @@ def _pending_fields() -> dict:
 
 # what each field may hold in hostile or sloppy envelopes: well-formed values and near misses
 ODD_VALUES = [None, True, False, 0, -1, 7, 2**64 - 1, 2**64, 2**256 - 1, 2**256, 1.5, "", "0", "12", "0x1f", "0X1F", " 12",
-              "1_000", "١٢", "²", "-3", "0x", "0xzz", "0xAbC", "abc", [], {}, "9" * 78, "1" + "0" * 77]
+              "1_000", "١٢", "²", "-3", "0x", "0xzz", "0xAbC", "abc", [], {}, "9" * 78, "1" + "0" * 77, "1" * 5000]
 
 
 def test_the_fast_pending_reader_reads_exactly_as_the_field_reader():

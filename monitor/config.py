@@ -42,6 +42,9 @@ class KafkaSettings(_Section):
                                    "acknowledgements before it backs off and waits again (for the records already sent)")
     commit_timeout_s: float = Field(30.0, gt=0, description="how long one offset commit waits for the broker before it "
                                     "backs off and tries again")
+    session_timeout_s: float = Field(10.0, ge=6, le=1800, description="a consumer-group member (detect) silent this "
+                                     "long is dropped and its partitions go to the others (the broker's group.min/max."
+                                     "session.timeout.ms bound it: 6 s-30 min by default); heartbeats every third of it")
     # security (helm/mevwatch/README.md, "Kafka over TLS and SASL"): Strimzi's TLS listeners with KafkaUsers, MSK, Confluent
     security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
                                    description="PLAINTEXT, SSL (TLS; with ssl_cert_file/ssl_key_file: mutual TLS), "

@@ -267,7 +267,7 @@ def _make_bus_retrying(settings: Settings, role: str, stop: threading.Event, hea
     def make() -> busmod.Bus:
         return busmod.make_bus(bootstrap, client_id=settings.kafka.client_id, partitions=settings.kafka.partitions,
                                replication=settings.kafka.replication_factor, commit_timeout_s=settings.kafka.commit_timeout_s,
-                               **kw)
+                               session_timeout_s=settings.kafka.session_timeout_s, **kw)
 
     def on_retry(exc: BaseException, wait_s: float) -> None:
         health.bus_ok = False

@@ -39,6 +39,20 @@ BLOCKS = "mevwatch.blocks.v1"
 ALERTS = "mevwatch.alerts.v1"
 DEADLETTER = "mevwatch.deadletter.v1"
 TOPICS = (MEMPOOL, BLOCKS, ALERTS, DEADLETTER)
+
+# A group member silent this long (its process gone: killed, its machine lost) is dropped from the group
+# and its partitions go to the others: kafka-python's 45 s default would leave a crashed detect member's
+# partitions unwritten for most of a minute. Heartbeats run on the client's own thread every third of
+# it, so a member busy with a long batch is not dropped (a stuck one is, by max_poll_interval_ms).
+SESSION_TIMEOUT_S = 10.0
+
+
+def group_timeouts(session_timeout_s: float = SESSION_TIMEOUT_S) -> dict[str, int]:
+    """kafka-python's group-membership settings for a session timeout of ``session_timeout_s``."""
+    ms = int(session_timeout_s * 1000)
+    return {"session_timeout_ms": ms, "heartbeat_interval_ms": max(500, ms // 3)}
+
+
 SINGLE_PARTITION = {BLOCKS}
 MEMBER_POLL_MS = 50  # a ReplicaConsumer's group poll: long enough for kafka-python to make progress joining
 DEFAULT_PREFIX = "mevwatch"
@@ -250,7 +264,7 @@ class KafkaBus:
 
     def __init__(self, bootstrap: str, *, client_id: str = "mevwatch", partitions: int = 6, replication: int = 1,
                  create_topics: bool = True, commit_timeout_s: float = 30.0, security: Mapping[str, Any] | None = None,
-                 topic_prefix: str = DEFAULT_PREFIX):
+                 topic_prefix: str = DEFAULT_PREFIX, session_timeout_s: float = SESSION_TIMEOUT_S):
         from kafka import KafkaProducer
 
         self.bootstrap = bootstrap
@@ -259,6 +273,7 @@ class KafkaBus:
         self._logical = {v: k for k, v in self._physical.items()}
         self.client_id = client_id
         self.commit_timeout_s = commit_timeout_s
+        self._group = group_timeouts(session_timeout_s)
         self._security = dict(security or {})  # kafka-python TLS/SASL arguments (KafkaSettings.client_kwargs): holds the password
         with diagnosed(bootstrap):
             if create_topics:
@@ -312,13 +327,13 @@ class KafkaBus:
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
         return _KafkaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
-                              self.commit_timeout_s, self._security, self._logical)
+                              self.commit_timeout_s, self._security, self._logical, self._group)
 
     def replica_consumer(self, topics: list[str], group: str) -> ReplicaConsumer:
         """Every partition of ``topics`` read by this member, and the group's assignment as what it
         owns (:class:`ReplicaConsumer`: the detect role, docs/operations.md "Several detect members")."""
         return ReplicaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
-                               self.commit_timeout_s, self._security, self._logical)
+                               self.commit_timeout_s, self._security, self._logical, self._group)
 
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
@@ -385,7 +400,8 @@ class _KafkaConsumer:
     """``topics`` are Kafka's names; records and lag name them by ``logical`` (the code's names)."""
 
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
-                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None):
+                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None,
+                 group_settings: Mapping[str, int] | None = None):
         from kafka import KafkaConsumer
 
         self._name = dict(logical or {})
@@ -394,7 +410,7 @@ class _KafkaConsumer:
             self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
                                     enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=10_000,
                                     fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
-                                    reconnect_backoff_max_ms=2000, **(security or {}))
+                                    reconnect_backoff_max_ms=2000, **(group_settings or group_timeouts()), **(security or {}))
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -593,7 +609,8 @@ class ReplicaConsumer:
     """
 
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
-                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None):
+                 security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None,
+                 group_settings: Mapping[str, int] | None = None):
         from kafka import KafkaConsumer, TopicPartition
         from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
@@ -603,7 +620,8 @@ class ReplicaConsumer:
         with diagnosed(bootstrap):
             member = self._member = KafkaConsumer(group_id=group, bootstrap_servers=bootstrap, client_id=client_id,
                                                   enable_auto_commit=False, auto_offset_reset="earliest",
-                                                  reconnect_backoff_max_ms=2000, **(security or {}))
+                                                  reconnect_backoff_max_ms=2000, **(group_settings or group_timeouts()),
+                                                  **(security or {}))
 
             class _Paused(ConsumerRebalanceListener):
                 def on_partitions_revoked(self, revoked: Any) -> None:

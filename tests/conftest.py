@@ -82,7 +82,7 @@ def fresh_kafka(tmp_path):
     """A broker of this test's own: fault tests kill it, and stage versions follow blocks-topic offsets."""
     from services import Kafka
 
-    k = Kafka(tmp_path / "kafka").start()
+    k = Kafka(tmp_path / "kafka", fsync_each=True).start()
     yield k
     k.stop()
 

@@ -60,8 +60,12 @@ class Kafka(LocalProcess):
     name = "kafka"
 
     def __init__(self, data_dir: Path, port: int | None = None, libs: Path | None = None, *, certs: Any = None,
-                 users: dict[str, str] | None = None):
+                 users: dict[str, str] | None = None, fsync_each: bool = False):
         super().__init__(data_dir)
+        # fsync_each: write every message to disk before acknowledging it (the crash tests' broker, which
+        # they kill -9). Off, the broker keeps Kafka's defaults (the OS writes the log back; durability
+        # comes from replication), as a production broker runs: the session broker and the benches.
+        self.fsync_each = fsync_each
         self.libs = Path(libs or SERVICES / "kafka" / "libs")
         self.port = port or free_port()
         self.controller_port = free_port()
@@ -132,7 +136,7 @@ class Kafka(LocalProcess):
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "log.flush.interval.messages=1",
+            *(["log.flush.interval.messages=1"] if self.fsync_each else []),
             "",
         ]))
         return cfg

@@ -26,15 +26,20 @@ class AbiError(ValueError):
 
 
 class Spec:
-    """One ABI type: ``kind`` is uint | address | bool | bytes32 | bytes | address[] | bytes[] | tuple."""
+    """One ABI type: ``kind`` is uint | address | bool | bytes32 | bytes | address[] | bytes[] | tuple.
 
-    __slots__ = ("kind", "bits", "items", "dynamic")
+    Worked out once, when the spec is built: ``dynamic``; ``words``, the head words it takes where it is
+    an item (1 for a dynamic type, its pointer); and for a tuple, ``head``, the bytes of its items' head."""
+
+    __slots__ = ("kind", "bits", "items", "dynamic", "words", "head")
 
     def __init__(self, kind: str, bits: int = 256, items: list[Spec] | None = None):
         self.kind = kind
         self.bits = bits
         self.items: list[Spec] = items if items is not None else []
         self.dynamic: bool = kind in ("bytes", "address[]", "bytes[]") or any(i.dynamic for i in self.items)
+        self.head: int = _WORD * sum(i.words for i in self.items)
+        self.words: int = self.head // _WORD if kind == "tuple" and not self.dynamic else 1
 
 
 def _split(inner: str) -> list[str]:
@@ -64,9 +69,15 @@ def spec(name: str) -> Spec:
     raise ValueError(f"unsupported ABI type {name}")
 
 
-def decode(specs: list[Spec], data: bytes) -> tuple[Any, ...]:
-    """The values of ``specs`` (a top-level argument list) encoded in ``data``."""
-    return tuple(_tuple(specs, data, 0))
+def arguments(types: list[str]) -> Spec:
+    """The spec of a function's argument list (encoded as a tuple of them); raises ValueError for a type
+    this decoder does not know."""
+    return Spec("tuple", items=[spec(t) for t in types])
+
+
+def decode(args: Spec, data: bytes) -> tuple[Any, ...]:
+    """The values of ``args`` (an argument list, :func:`arguments`) encoded in ``data``."""
+    return tuple(_tuple(args, data, 0))
 
 
 def _word(data: bytes, at: int) -> int:
@@ -84,27 +95,21 @@ def _pointer(data: bytes, at: int, base: int, head_end: int) -> int:
     return base + off
 
 
-def _tuple(specs: list[Spec], data: bytes, start: int) -> list[Any]:
+def _tuple(t: Spec, data: bytes, start: int) -> list[Any]:
     out: list[Any] = []
     at = start
-    head_end = start + _WORD * sum(1 if s.dynamic else _static_words(s) for s in specs)
-    for s in specs:
+    head_end = start + t.head
+    for s in t.items:
         if s.dynamic:
             out.append(_dynamic(s, data, _pointer(data, at, start, head_end)))
             at += _WORD
         elif s.kind == "tuple":
-            out.append(tuple(_tuple(s.items, data, at)))
-            at += _WORD * _static_words(s)
+            out.append(tuple(_tuple(s, data, at)))
+            at += _WORD * s.words
         else:
             out.append(_static(s, _word(data, at)))
             at += _WORD
     return out
-
-
-def _static_words(s: Spec) -> int:
-    if s.kind != "tuple":
-        return 1
-    return sum(_static_words(i) for i in s.items)
 
 
 def _static(s: Spec, w: int) -> Any:
@@ -154,7 +159,7 @@ def _dynamic(s: Spec, data: bytes, at: int) -> Any:
         base = at + _WORD
         return [_bytes(data, _pointer(data, base + _WORD * i, base, base + _WORD * n)) for i in range(n)]
     if k == "tuple":
-        return tuple(_tuple(s.items, data, at))
+        return tuple(_tuple(s, data, at))
     raise AbiError(f"not a dynamic type: {k}")
 
 

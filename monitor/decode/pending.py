@@ -31,7 +31,7 @@ class DecodingError(ValueError):
     """Calldata the ABI decoder refused."""
 
 
-_SPECS: dict[tuple[str, ...], list[abi.Spec] | None] = {}  # None: a type the fast decoder does not know
+_SPECS: dict[tuple[str, ...], abi.Spec | None] = {}  # None: a type the fast decoder does not know
 
 
 def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
@@ -42,7 +42,7 @@ def abi_decode(types: list[str], data: bytes) -> tuple[Any, ...]:
     key = tuple(types)
     if key not in _SPECS:
         try:
-            _SPECS[key] = [abi.spec(t) for t in types]
+            _SPECS[key] = abi.arguments(types)
         except ValueError:  # a type outside its set: eth-abi decodes every call of this kind
             _SPECS[key] = None
     specs = _SPECS[key]

@@ -46,12 +46,13 @@ ROUTER_FACTORIES: dict[str, tuple[str, str]] = {
 
 
 def pair_address(factory: str, init_code_hash: str, token_a: str, token_b: str) -> str:
-    """The CREATE2 address of a V2 pair (two keccaks: remembered, up to ``_PAIRS_MAX`` pairs)."""
+    """The CREATE2 address of a V2 pair (two keccaks: remembered, up to ``_PAIRS_MAX`` pairs; past that
+    the first remembered is forgotten, one per new pair, rather than all at once)."""
     key = (factory, init_code_hash, token_a, token_b)
     addr = _PAIRS.get(key)
     if addr is None:
         if len(_PAIRS) >= _PAIRS_MAX:
-            _PAIRS.clear()
+            del _PAIRS[next(iter(_PAIRS))]
         addr = _PAIRS[key] = _pair_address(factory, init_code_hash, token_a, token_b)
     return addr
 

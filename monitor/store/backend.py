@@ -103,13 +103,15 @@ class _Pool(Generic[C]):
         try:
             yield conn
         finally:
+            retired = False
             with self._cv:
                 if retire is not None and len(self.opened) > 1:
                     self.opened.remove(conn)
+                    retired = True
                 else:
                     self._free.append(conn)
                 self._cv.notify_all()
-            if retire is not None and conn not in self.opened:
+            if retire is not None and retired:
                 retire(conn)
 
     def close_all(self, close: Callable[[C], None]) -> None:

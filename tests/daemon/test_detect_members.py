@@ -207,7 +207,15 @@ def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages
         assert any(e[1] != "pending" for e in uncommitted), "the stopped member wrote no block event uncommitted: nothing tested"
         feed(kafka.bootstrap, prefix, lab_messages, half + (len(lab_messages) - half) // 3)
         survivors = [m for m in members if m is not victim]
-        run_until(survivors, last)
+        run_until(survivors, last, settle_s=0)
+        # the group has given the survivors every partition, and each has run a step since (the step that
+        # wrote what the victim had not committed); a fixed wait was too short on a loaded machine
+        every = {(busmod.BLOCKS, 0)} | {(busmod.MEMPOOL, p) for p in range(6)}
+        deadline = time.monotonic() + 60
+        while set().union(*(m.worker._owned for m in survivors)) != every and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert set().union(*(m.worker._owned for m in survivors)) == every
+        time.sleep(2.0)  # their commits
     finally:
         for m in members:
             if m is not victim:

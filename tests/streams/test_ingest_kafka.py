@@ -43,7 +43,7 @@ def consume_all(bootstrap: str, want_blocks: set[int], timeout: float = 90) -> t
 @pytest.fixture
 def pipeline(tmp_path):
     """Own broker (so it can be killed), own anvil, and `mevwatch ingest` between them."""
-    kafka = Kafka(tmp_path / "kafka").start()
+    kafka = Kafka(tmp_path / "kafka", fsync_each=True).start()
     anvil = Anvil(tmp_path / "anvil").start()
     proc = start_ingest(anvil.ws_url, kafka.bootstrap, tmp_path / "ingest.log")
     time.sleep(3)

@@ -23,7 +23,12 @@ def test_record_then_replay(anvil, rpc, tmp_path):
     me = rpc("eth_accounts")[2]
 
     def drive() -> None:
-        time.sleep(2)
+        # record subscribes to heads and pending transactions, then writes the node's head block: once the
+        # file holds it, record is following (its start-up takes seconds on a loaded machine; a fixed
+        # wait of 2 s lost the first transaction in a CI run)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size):
+            time.sleep(0.1)
         for i in range(3):
             rpc("eth_sendTransaction", {"from": me, "to": me, "value": hex(i + 1)})
             time.sleep(0.2)

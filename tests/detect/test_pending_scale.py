@@ -86,7 +86,18 @@ def _copies(n: int) -> float:
 
 
 def test_many_pending_swaps_on_one_pool_cost_near_linear_time():
-    small, big = min(_copies(400) for _ in range(3)), _copies(3200)  # the small run's best of three: it is short
+    # measured in a fresh interpreter: in the CI's pytest process, after ~600 tests, the 3,200-swap run
+    # twice took 0.63 s of its own thread's CPU against 0.06 s alone (state left by earlier tests; not
+    # reproduced outside it), and this guard is about the rule's cost, not that state
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path[:0] = [sys.argv[1]]; import test_pending_scale as t; "
+            "print(min(t._copies(400) for _ in range(3)), t._copies(3200))")
+    here = str(__import__("pathlib").Path(__file__).parent)
+    r = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    small, big = map(float, r.stdout.split())  # the small run's best of three: it is short
     assert big < 15.0, f"3,200 pending swaps on one pool took {big:.1f}s (cubic: minutes)"
     assert big < small * 8 * 4, f"8x the swaps took {big / small:.0f}x the time (cubic took 512x)"
 

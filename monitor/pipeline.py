@@ -184,6 +184,11 @@ class DetectWorker:
         return self.engine.watcher
 
     @property
+    def owned(self) -> frozenset[tuple[str, int]]:
+        """The (topic, partition) pairs this member wrote for at its last step (the group's assignment)."""
+        return frozenset(self._owned)
+
+    @property
     def last_block(self) -> int | None:
         return self.engine.last_block
 

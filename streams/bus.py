@@ -327,13 +327,13 @@ class KafkaBus:
 
     def consumer(self, topics: list[str], group: str) -> _KafkaConsumer:
         return _KafkaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
-                              self.commit_timeout_s, self._security, self._logical, self._group)
+                              self.commit_timeout_s, self._security, self._logical, group_settings=self._group)
 
     def replica_consumer(self, topics: list[str], group: str) -> ReplicaConsumer:
         """Every partition of ``topics`` read by this member, and the group's assignment as what it
         owns (:class:`ReplicaConsumer`: the detect role, docs/operations.md "Several detect members")."""
         return ReplicaConsumer(self.bootstrap, [self._physical.get(t, t) for t in topics], group, self.client_id,
-                               self.commit_timeout_s, self._security, self._logical, self._group)
+                               self.commit_timeout_s, self._security, self._logical, group_settings=self._group)
 
     def history(self, topics: list[str], group: str, window: dict[str, int]) -> list[Record]:
         """Up to ``window[topic]`` records per partition just before ``group``'s committed offsets
@@ -401,7 +401,7 @@ class _KafkaConsumer:
 
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
                  security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None,
-                 group_settings: Mapping[str, int] | None = None):
+                 *, group_settings: Mapping[str, int]):
         from kafka import KafkaConsumer
 
         self._name = dict(logical or {})
@@ -410,7 +410,7 @@ class _KafkaConsumer:
             self._c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
                                     enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=10_000,
                                     fetch_max_wait_ms=10, max_partition_fetch_bytes=8 * 1024 * 1024,
-                                    reconnect_backoff_max_ms=2000, **(group_settings or group_timeouts()), **(security or {}))
+                                    reconnect_backoff_max_ms=2000, **group_settings, **(security or {}))
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -610,7 +610,7 @@ class ReplicaConsumer:
 
     def __init__(self, bootstrap: str, topics: list[str], group: str, client_id: str, commit_timeout_s: float = 30.0,
                  security: Mapping[str, Any] | None = None, logical: Mapping[str, str] | None = None,
-                 group_settings: Mapping[str, int] | None = None):
+                 *, group_settings: Mapping[str, int]):
         from kafka import KafkaConsumer, TopicPartition
         from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
@@ -620,7 +620,7 @@ class ReplicaConsumer:
         with diagnosed(bootstrap):
             member = self._member = KafkaConsumer(group_id=group, bootstrap_servers=bootstrap, client_id=client_id,
                                                   enable_auto_commit=False, auto_offset_reset="earliest",
-                                                  reconnect_backoff_max_ms=2000, **(group_settings or group_timeouts()),
+                                                  reconnect_backoff_max_ms=2000, **group_settings,
                                                   **(security or {}))
 
             class _Paused(ConsumerRebalanceListener):

@@ -212,9 +212,9 @@ def test_a_member_that_stops_before_committing_loses_nothing(kafka, lab_messages
         # wrote what the victim had not committed); a fixed wait was too short on a loaded machine
         every = {(busmod.BLOCKS, 0)} | {(busmod.MEMPOOL, p) for p in range(6)}
         deadline = time.monotonic() + 60
-        while set().union(*(m.worker._owned for m in survivors)) != every and time.monotonic() < deadline:
+        while set().union(*(m.worker.owned for m in survivors)) != every and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert set().union(*(m.worker._owned for m in survivors)) == every
+        assert set().union(*(m.worker.owned for m in survivors)) == every
         time.sleep(2.0)  # their commits
     finally:
         for m in members:

@@ -5,12 +5,13 @@ one pool cost near-linear time; intents of never-mined transactions expire."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mevwatch.monitor.decode.pending import IntendedSwap
-from mevwatch.monitor.detect.pending import MempoolWatcher, _Intent, _same_attacker, priority_fee
+from mevwatch.monitor.detect.pending import MempoolWatcher, _Intent, _PoolIntents, _same_attacker, priority_fee
 from mevwatch.monitor.types import PendingTx
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
@@ -63,7 +64,6 @@ def test_attempts_equal_the_all_triples_definition(spec):
         for f, v, b in _reference(seen + [new], new, w.base_fee) if seen else []:
             want.setdefault(w._attempt_alert(f, v, b).alert_id, (f.tx.hash, v.tx.hash, b.tx.hash))
         assert got == list(want.values())
-        from mevwatch.monitor.detect.pending import _PoolIntents
 
         w.intents.setdefault(POOL, _PoolIntents()).add(new)
         w.by_hash.setdefault(new.tx.hash, []).append(new)
@@ -78,7 +78,7 @@ def _copies(n: int) -> float:
     t0 = time.thread_time()
     for i in range(n):  # copies of one router swap by distinct senders (a busy pool), one attacker pair among them
         it = _intent(i, 1000 + i, 0, True, 1 + i % 3, i, False)
-        w.intents.setdefault(POOL, __import__("mevwatch.monitor.detect.pending", fromlist=["_PoolIntents"])._PoolIntents())
+        w.intents.setdefault(POOL, _PoolIntents())
         w._attempts(it)
         w.intents[POOL].add(it)
         w.by_hash.setdefault(it.tx.hash, []).append(it)
@@ -94,7 +94,7 @@ def test_many_pending_swaps_on_one_pool_cost_near_linear_time():
 
     code = ("import sys; sys.path[:0] = [sys.argv[1]]; import test_pending_scale as t; "
             "print(min(t._copies(400) for _ in range(3)), t._copies(3200))")
-    here = str(__import__("pathlib").Path(__file__).parent)
+    here = str(Path(__file__).parent)
     r = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     small, big = map(float, r.stdout.split())  # the small run's best of three: it is short
@@ -104,8 +104,6 @@ def test_many_pending_swaps_on_one_pool_cost_near_linear_time():
 
 def test_intents_of_never_mined_transactions_expire():
     w = MempoolWatcher()
-    from mevwatch.monitor.detect.pending import _PoolIntents
-
     for i in range(10):
         it = _intent(i, 1000 + i, 0, True, 1, i * 1_000, False)
         w.intents.setdefault(POOL, _PoolIntents()).add(it)
